@@ -1,0 +1,26 @@
+# Two entry points: `make demo` and `make test`. Both create or reuse .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements-installed
+
+.PHONY: demo test setup clean-outputs
+
+setup: $(STAMP)
+
+# Reinstall only when requirements.txt changes.
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m scripts.demo
+
+# pytest exits 5 when it collects no tests; say so loudly instead of failing obscurely.
+test: $(STAMP)
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+
+clean-outputs:
+	rm -rf runs cache splits submissions reports wandb registry.yaml registry.yaml.lock

@@ -1,0 +1,1 @@
+"""Shared building blocks: errors, atomic writes, hashing, settings, the registry."""

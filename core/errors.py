@@ -1,0 +1,39 @@
+"""User-facing errors and the one place that turns them into a clean exit."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """A mistake the user can fix; shown as one line, never as a traceback."""
+
+
+def cli_entry(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
+    """Wrap a script's main so a UserError prints one line and exits 2.
+
+    `--debug` anywhere on the command line lets the traceback through, because
+    the people who hit a real bug need it and everyone else does not.
+    """
+
+    @functools.wraps(main)
+    def run(argv: list[str] | None = None) -> int:
+        args = list(sys.argv[1:] if argv is None else argv)
+        debug = "--debug" in args
+        if debug:
+            args.remove("--debug")
+        try:
+            return int(main(args) or 0)
+        except UserError as err:
+            if debug:
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    return run

@@ -1,0 +1,68 @@
+"""Machine-local settings: where data and outputs live, and the wandb entity.
+
+They come from environment variables or an untracked `local.yaml` at the repo
+root, so one tracked config works on every machine and OS.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from core.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV = {"data_root": "VOTE_DATA_ROOT", "output_root": "VOTE_OUTPUT_ROOT", "wandb_entity": "VOTE_WANDB_ENTITY"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: Path
+    output_root: Path
+    wandb_entity: str | None = None
+
+    @property
+    def registry(self) -> Path:
+        return self.output_root / "registry.yaml"
+
+    @property
+    def runs(self) -> Path:
+        return self.output_root / "runs"
+
+    @property
+    def predictions(self) -> Path:
+        return self.output_root / "cache" / "predictions"
+
+    @property
+    def image_cache(self) -> Path:
+        return self.output_root / "cache" / "images"
+
+    @property
+    def splits(self) -> Path:
+        return self.output_root / "splits"
+
+
+def _local_file() -> dict:
+    path = Path(os.environ.get("VOTE_LOCAL_CONFIG", REPO_ROOT / "local.yaml"))
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path} is not valid YAML: {err.__class__.__name__}") from err
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must be a mapping of settings")
+    unknown = sorted(set(data) - set(ENV))
+    if unknown:
+        raise UserError(f"{path}: unknown setting '{unknown[0]}' (known: {', '.join(ENV)})")
+    return data
+
+
+def load_settings() -> Settings:
+    local = _local_file()
+    values = {key: os.environ.get(var) or local.get(key) for key, var in ENV.items()}
+    output_root = Path(values["output_root"] or Path.cwd()).expanduser()
+    data_root = Path(values["data_root"] or output_root / "data").expanduser()
+    return Settings(data_root=data_root, output_root=output_root, wandb_entity=values["wandb_entity"])

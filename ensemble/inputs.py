@@ -1,0 +1,80 @@
+"""Member predictions gathered for voting, keyed by member name and checked for compatibility."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import UserError
+from predict.cache import Prediction
+
+
+@dataclass
+class VoteInputs:
+    names: list[str]
+    classes: list[str]
+    val_ids: np.ndarray
+    val_labels: np.ndarray
+    val_probs: np.ndarray     # [members, rows, classes], members in `names` order
+    test_ids: np.ndarray | None
+    test_probs: np.ndarray | None
+
+    def by_name(self, split: str = "val") -> dict[str, np.ndarray]:
+        probs = self.val_probs if split == "val" else self.test_probs
+        return {name: probs[i] for i, name in enumerate(self.names)}
+
+
+def check_compatible(entries: list[dict]) -> None:
+    """Refuse to vote members that disagree on classes or on the validation split they were scored on."""
+    first = entries[0]
+    for entry in entries[1:]:
+        if entry["classes"] != first["classes"]:
+            raise UserError(f"members '{first['name']}' and '{entry['name']}' have different class lists "
+                            f"({len(first['classes'])} vs {len(entry['classes'])} classes, or a different order)")
+        a, b = first["split"], entry["split"]
+        if (a["name"], a["sha256"], a.get("fold")) != (b["name"], b["sha256"], b.get("fold")):
+            raise UserError(f"members '{first['name']}' and '{entry['name']}' were validated on different splits "
+                            f"({a['name']} fold {a.get('fold')} vs {b['name']} fold {b.get('fold')}); "
+                            f"weights tuned on one would be scored on the other's training rows")
+
+
+def parse_weights(items: list[str] | None, names: list[str]) -> np.ndarray:
+    """`name=weight` pairs; members not named get weight 1. Never positional, never file order."""
+    weights = dict.fromkeys(names, 1.0)
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"weight '{item}' must look like member=weight")
+        if name not in weights:
+            raise UserError(f"weight given for '{name}', which is not among the voting members ({', '.join(names)})")
+        try:
+            weights[name] = float(value)
+        except ValueError as err:
+            raise UserError(f"weight for '{name}' is '{value}', not a number") from err
+        if weights[name] < 0:
+            raise UserError(f"weight for '{name}' is negative")
+    if sum(weights.values()) <= 0:
+        raise UserError("all member weights are zero")
+    return np.array([weights[n] for n in names], dtype=np.float64)
+
+
+def _same_rows(preds: dict[str, Prediction], split: str, names: list[str]) -> np.ndarray:
+    ids = preds[names[0]].ids
+    for name in names[1:]:
+        if not np.array_equal(preds[name].ids, ids):
+            raise UserError(f"members '{names[0]}' and '{name}' have different {split} rows in their predictions")
+    return ids
+
+
+def gather(names: list[str], entries: list[dict], predictions: dict[str, dict[str, Prediction]],
+           with_test: bool = True) -> VoteInputs:
+    check_compatible(entries)
+    val = {n: predictions[n]["val"] for n in names}
+    val_ids = _same_rows(val, "val", names)
+    test_ids = test_probs = None
+    if with_test and all("test" in predictions[n] for n in names):
+        test = {n: predictions[n]["test"] for n in names}
+        test_ids = _same_rows(test, "test", names)
+        test_probs = np.stack([test[n].probs for n in names])
+    return VoteInputs(list(names), list(entries[0]["classes"]), val_ids, val[names[0]].labels,
+                      np.stack([val[n].probs for n in names]), test_ids, test_probs)

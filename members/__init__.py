@@ -1,0 +1,1 @@
+"""Train one ensemble member: config → data → model → trainer → run folder → registry entry."""

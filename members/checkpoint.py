@@ -1,0 +1,65 @@
+"""Weights on disk: safetensors only, with a plain JSON sidecar for metadata. Nothing pickled."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from core import atomic
+from core.errors import UserError
+from core.hashing import sha256_file
+
+
+def _plain_state(module_or_state) -> dict[str, torch.Tensor]:
+    state = module_or_state.state_dict() if hasattr(module_or_state, "state_dict") else module_or_state
+    # Clone so views that share storage (tied or sliced tensors) are saved as independent arrays.
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def save_weights(module_or_state, path: str | Path, meta: dict | None = None) -> str:
+    """Write `path` (safetensors) and `path.json` atomically; return the weights' sha256."""
+    path = Path(path)
+    with atomic.atomic_path(path) as tmp:
+        save_file(_plain_state(module_or_state), str(tmp), metadata={"format": "pt"})
+    digest = sha256_file(path)
+    sidecar = dict(meta or {}, sha256=digest)
+    atomic.write_text(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=True))
+    return digest
+
+
+def sidecar_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Load safetensors, or a torch file with weights_only=True; a pickle that runs code is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file {path} does not exist")
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise UserError(f"weights file {path} has sha256 {actual[:12]}…, registry says {expected_sha256[:12]}…; refusing to load")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise UserError(f"weights file {path} is not a valid safetensors file") from err
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... for unsafe or broken files
+        raise UserError(f"weights file {path} was refused: it is not a plain tensor file that loads with weights_only=True") from err
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"weights file {path} does not hold a mapping of tensors")
+    return state
+
+
+def read_sidecar(path: str | Path) -> dict:
+    side = sidecar_path(path)
+    return json.loads(side.read_text(encoding="utf-8")) if side.exists() else {}

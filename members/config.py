@@ -1,0 +1,236 @@
+"""Typed member configuration: YAML plus `key=value` overrides, with unknown keys refused."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from core.errors import UserError
+
+
+@dataclass
+class SplitConfig:
+    name: str = "holdout-s42"
+    n_folds: int = 5          # holdout = fold 0 of a stratified group k-fold (val ≈ 1/n_folds)
+    fold: int = 0             # which fold this member validates on
+    seed: int = 42
+
+
+@dataclass
+class DataConfig:
+    source: str = "digits"    # digits | folder | csv | mask
+    root: str = "digits"      # relative to the machine's data root, or absolute
+    test: str | None = None   # info.csv-style file or image folder; sources may supply a default
+    image_size: list[int] = field(default_factory=lambda: [32, 32])
+    on_bad_image: str = "error"  # error | skip
+    composite: dict | None = None
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet18"    # a timm name, or torchvision:<name>
+    pretrained_file: str | None = None  # local weights only; nothing is fetched from a hub
+    drop_rate: float = 0.0
+
+
+@dataclass
+class AugmentConfig:
+    hflip: float = 0.0        # digits are not mirror-symmetric, so flips are opt-in
+    crop_scale: list[float] = field(default_factory=lambda: [0.85, 1.0])
+    color_jitter: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"      # auto | cpu | cuda | cuda:N
+    num_workers: int = 0
+    deterministic: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    monitor: str = "val_f1_macro"
+    mode: str = "max"         # max | min
+    patience: int = 5
+    min_delta: float = 0.0
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "disabled"    # online | offline | disabled
+    project: str = "ensemble-vote"
+    entity: str | None = None
+
+
+@dataclass
+class TrackingConfig:
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class MemberConfig:
+    name: str = "member"
+    ensemble: str = "default"   # the wandb group and the ensemble this member belongs to
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+CHOICES = {
+    "data.source": {"digits", "folder", "csv", "mask"},
+    "data.on_bad_image": {"error", "skip"},
+    "train.optimizer": {"adamw", "sgd"},
+    "early_stopping.mode": {"max", "min"},
+    "tracking.wandb.mode": {"online", "offline", "disabled"},
+}
+
+
+def _unknown_key(key: str, known: list[str], origin: str) -> UserError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+    return UserError(f"unknown config key '{key}' in {origin}{hint}")
+
+
+def _coerce(value: Any, hint: Any, key: str, origin: str) -> Any:
+    text = str(hint)
+    if value is None:
+        if "None" in text:
+            return None
+        raise UserError(f"config key '{key}' in {origin} may not be empty")
+    if hint is bool or text == "bool":
+        if isinstance(value, bool):
+            return value
+    elif hint is int or text == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float or text == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif text.startswith("list"):
+        if isinstance(value, list):
+            return value
+    elif text.startswith("dict"):
+        if isinstance(value, dict):
+            return value
+    elif "str" in text:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise UserError(f"config key '{key}' in {origin} has value {value!r}, expected {text.replace('typing.', '')}")
+
+
+def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"config section '{prefix.rstrip('.') or 'top level'}' in {origin} must be a mapping")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise _unknown_key(full, names, origin)
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{full}.", origin)
+        else:
+            kwargs[key] = _coerce(value, hint, full, origin)
+            if full in CHOICES and kwargs[key] not in CHOICES[full]:
+                raise UserError(
+                    f"config key '{full}' in {origin} is {value!r}; choose one of {', '.join(sorted(CHOICES[full]))}"
+                )
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise UserError(f"override '{dotted}': '{key}' is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """Turn `train.epochs=3 model.arch=resnet18` into a nested dict, values parsed as YAML."""
+    tree: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"override '{item}' must look like key=value (for example train.epochs=3)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(tree, key.strip(), value)
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML") from err
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping")
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> MemberConfig:
+    """Merge the YAML file with the command-line overrides and validate every key."""
+    raw = read_yaml(Path(path)) if path else {}
+    origin = str(path) if path else "defaults"
+    if overrides:
+        try:
+            _build(MemberConfig, parse_overrides(overrides), "", "the command-line overrides")
+        except UserError:
+            raise
+        raw = _merge(raw, parse_overrides(overrides))
+    config = _build(MemberConfig, raw, "", origin)
+    _check_values(config, origin)
+    return config
+
+
+def _check_values(config: MemberConfig, origin: str) -> None:
+    size = config.data.image_size
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise UserError(f"config key 'data.image_size' in {origin} must be two positive integers [height, width]")
+    split = config.data.split
+    if split.n_folds < 2 or not 0 <= split.fold < split.n_folds:
+        raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        raise UserError(f"config keys 'train.epochs' and 'train.batch_size' in {origin} must be >= 1")
+    if not config.name or any(ch in config.name for ch in "/\\: "):
+        raise UserError(f"config key 'name' in {origin} must be non-empty, without spaces, slashes or colons")
+
+
+def to_dict(config: MemberConfig) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,1 @@
+"""Load members from the registry, decode each image once, run every member, cache probabilities."""

@@ -1,0 +1,67 @@
+"""Rebuild a registered member: verify its weights' hash, build the architecture, load strictly."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.errors import UserError
+from core.registry import Registry
+from members.checkpoint import load_state_dict
+from members.config import MemberConfig, load_config
+from members.models import build_model
+from members.trainer import Normalize
+
+
+@dataclass
+class LoadedMember:
+    name: str
+    entry: dict
+    model: nn.Module
+    normalize: Normalize
+    config: MemberConfig
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.entry["input"]["size"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.entry["classes"])
+
+
+def member_config(registry: Registry, entry: dict) -> MemberConfig:
+    path = registry.resolve(entry["config"])
+    if not path.exists():
+        raise UserError(f"member '{entry['name']}': its config {path} is missing")
+    return load_config(path)
+
+
+def load_member(registry: Registry, entry: dict) -> LoadedMember:
+    weights = registry.resolve(entry["weights"])
+    if not weights.exists():
+        raise UserError(f"member '{entry['name']}': weights file {weights} is missing")
+    state = load_state_dict(weights, expected_sha256=entry["sha256"])
+    try:
+        built = build_model(entry["arch"], len(entry["classes"]))
+    except UserError as err:
+        raise UserError(f"member '{entry['name']}': {err}") from err
+    try:
+        built.model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise UserError(f"member '{entry['name']}': weights {weights} do not fit {entry['arch']}") from err
+    built.model.eval()
+    return LoadedMember(entry["name"], entry, built.model, Normalize(entry["input"]["mean"], entry["input"]["std"]),
+                        member_config(registry, entry))
+
+
+def weights_path(registry: Registry, entry: dict) -> Path:
+    return registry.resolve(entry["weights"])
+
+
+def best_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,1 @@
+"""Command-line entry points: run them as `python -m scripts.<name>` from the repo root."""
