@@ -209,11 +209,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     raw = read_yaml(Path(path)) if path else {}
     origin = str(path) if path else "defaults"
     if overrides:
-        try:
-            _build(MemberConfig, parse_overrides(overrides), "", "the command-line overrides")
-        except UserError:
-            raise
-        raw = _merge(raw, parse_overrides(overrides))
+        extra = parse_overrides(overrides)
+        # Validate the overrides on their own first so a typo is blamed on the command line, not the file.
+        _build(MemberConfig, extra, "", "the command-line overrides")
+        raw = _merge(raw, extra)
     config = _build(MemberConfig, raw, "", origin)
     _check_values(config, origin)
     return config
