@@ -1,0 +1,1 @@
+"""Datasets as tables of image files, persisted splits and a decode-once image cache."""

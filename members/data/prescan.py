@@ -1,0 +1,120 @@
+"""Find every undecodable image before training or prediction starts, not one per crash.
+
+The scan fully decodes each file (JPEGs at 1/8 scale, see `core.images.probe`)
+on a thread pool and collects every failure. Its verdict is cached by the data
+fingerprint (paths, sizes, mtimes), so the members trained one after another
+on the same data scan it once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from core import atomic
+from core.errors import UserError
+from core.hashing import sha256_file, sha256_text
+from core.images import BadImageError, probe
+from members.data.image_cache import data_fingerprint
+
+log = logging.getLogger("members")
+SCAN_VERSION = "scan-v1"
+LISTED = 5  # bad files named in a one-line message; the rest are counted
+
+
+@dataclass
+class ScanResult:
+    paths: list[str]
+    sizes: list[tuple[int, int] | None]   # upright (width, height); None for a bad file
+    bad: dict[str, str]                   # path -> reason, in the order of `paths`
+    sha256: list[str | None]              # of the file's bytes, when asked for
+
+
+def _inspect(path: str, with_hash: bool) -> tuple[tuple[int, int] | None, str | None, str | None]:
+    # Hash and decode in one visit, so each file is read from disk once while the cache is warm.
+    digest = sha256_file(path) if with_hash and os.path.isfile(path) else None
+    try:
+        return probe(path), None, digest
+    except BadImageError as err:
+        return None, err.reason, digest
+
+
+def scan(paths: list[str], desc: str = "scan images", with_hash: bool = False) -> ScanResult:
+    """Decode every file on a thread pool (Pillow and hashlib release the GIL) and collect all failures."""
+    workers = max(1, min(8, os.cpu_count() or 1))
+    result = ScanResult(list(paths), [], {}, [])
+    with ThreadPoolExecutor(workers) as pool:
+        found = pool.map(lambda p: _inspect(p, with_hash), paths)
+        for path, (size, reason, digest) in zip(paths, tqdm(found, total=len(paths), desc=desc, unit="img",
+                                                            leave=False)):
+            result.sizes.append(size)
+            result.sha256.append(digest)
+            if reason is not None:
+                result.bad[path] = reason
+    return result
+
+
+def _cache_file(paths: list[str], cache_dir: Path) -> Path | None:
+    try:
+        key = sha256_text(f"{SCAN_VERSION}|{data_fingerprint(paths)}")[:24]
+    except OSError:
+        return None  # a missing file: scan it uncached, so the scan can name it
+    return Path(cache_dir) / "scans" / f"{key}.json"
+
+
+def bad_images(paths: list[str], cache_dir: Path | None, desc: str = "scan images") -> dict[str, str]:
+    """path -> reason for every file that cannot be decoded; reuses an earlier verdict on the same files."""
+    cached = _cache_file(paths, cache_dir) if cache_dir is not None else None
+    if cached is not None and cached.exists():
+        try:
+            return dict(json.loads(cached.read_text(encoding="utf-8"))["bad"])
+        except (ValueError, KeyError, TypeError):
+            pass  # an unreadable verdict is only a cache miss
+    bad = scan(paths, desc).bad
+    if cached is not None:
+        atomic.write_text(cached, json.dumps({"n": len(paths), "bad": [[p, r] for p, r in bad.items()]}))
+    return bad
+
+
+def describe(bad: dict[str, str], limit: int = LISTED) -> str:
+    """'a.jpg (truncated file), b.png (empty file (0 bytes)) and 3 more' on one line."""
+    named = [f"{path} ({reason})" for path, reason in list(bad.items())[:limit]]
+    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+    return ", ".join(named) + more
+
+
+def apply_policy(train: pd.DataFrame, policy: str, cache_dir: Path | None,
+                 where: str = "the training data") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (rows to keep, skipped rows with a `reason` column) under `data.on_bad_image`.
+
+    "error" refuses to start while any file is bad; "skip" drops the bad rows
+    here, before a split is made or checked, so every member sees the same pool.
+    """
+    bad = bad_images(train["path"].tolist(), cache_dir, desc="scan training images")
+    is_bad = train["path"].isin(bad)
+    skipped = train.loc[is_bad, ["id", "path"]].assign(reason=lambda t: t["path"].map(bad))
+    if not bad:
+        return train, skipped
+    if policy != "skip":
+        raise UserError(f"{len(bad)} of {len(train)} images in {where} cannot be decoded: {describe(bad)}. "
+                        f"Fix or remove them, or set data.on_bad_image=skip "
+                        f"(python -m scripts.check_data lists them all)")
+    if is_bad.all():
+        raise UserError(f"every one of the {len(train)} images in {where} is bad, e.g. {describe(bad, 1)}")
+    log.warning("data.on_bad_image=skip: skipping %d of %d images that cannot be decoded: %s",
+                len(bad), len(train), describe(bad))
+    return train.loc[~is_bad].reset_index(drop=True), skipped.reset_index(drop=True)
+
+
+def require_readable(paths: list[str], where: str, cache_dir: Path | None) -> None:
+    """A test list must decode in full: a submission needs a prediction for every row."""
+    bad = bad_images(paths, cache_dir, desc="scan test images")
+    if bad:
+        raise UserError(f"{len(bad)} of {len(paths)} images in {where} cannot be decoded: {describe(bad)}; "
+                        f"a submission needs every row, so fix or replace them")
