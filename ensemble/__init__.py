@@ -12,12 +12,21 @@ from ensemble.honest import (
     crossfit_predictions,
     make_folds,
     paired_bootstrap_gain,
+    paired_bootstrap_gains,
 )
 from ensemble.metrics import macro_f1
 from ensemble.recipe import Recipe
 from ensemble.recipe import apply as apply_recipe
 from ensemble.selection import caruana_selection, fit_simplex_weights
-from ensemble.voting import geometric_vote, hard_vote, logit_vote, soft_vote, vote_counts, vote_shares
+from ensemble.voting import (
+    geometric_vote,
+    hard_vote,
+    hard_vote_with_shares,
+    logit_vote,
+    soft_vote,
+    vote_counts,
+    vote_shares,
+)
 
 __all__ = [
     "CompositeSpec",
@@ -37,12 +46,14 @@ __all__ = [
     "fit_temperatures",
     "geometric_vote",
     "hard_vote",
+    "hard_vote_with_shares",
     "logit_vote",
     "macro_f1",
     "make_folds",
     "member_accuracy",
     "oracle_rate",
     "paired_bootstrap_gain",
+    "paired_bootstrap_gains",
     "plot_heatmap",
     "soft_vote",
     "vote_counts",

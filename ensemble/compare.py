@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ensemble._checks import as_labels, stack_members
+from ensemble._math import one_blas_thread
 from ensemble.calibration import fit_temperatures
 from ensemble.composite import CompositeSpec
-from ensemble.honest import Predictor, choose_best_member, crossfit_many, make_folds, paired_bootstrap_gain
-from ensemble.metrics import macro_f1
+from ensemble.honest import Predictor, choose_best_member, crossfit_many, make_folds, paired_bootstrap_gains
+from ensemble.metrics import macro_f1_many
 from ensemble.recipe import Recipe, apply_stacked
 from ensemble.selection import caruana_selection, fit_simplex_weights
 
@@ -43,36 +44,48 @@ def _equal(names: list[str]) -> dict[str, float]:
     return {n: 1.0 for n in names}
 
 
-def _methods(names: list[str], composite: CompositeSpec | None, seed: int, caruana: Mapping[str, Any]) -> list[_Method]:
+def _fixed_rule(rule: str, composite: dict[str, Any] | None = None) -> Fit:
+    """A rule with equal weights: nothing is learned from the rows."""
+    return lambda probs, y, names: Recipe(rule, _equal(names), composite=composite)
+
+
+def _single(name: str) -> Fit:
+    return lambda probs, y, names: Recipe("soft", {name: 1.0})
+
+
+def _best_member(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+    return Recipe("soft", {choose_best_member(probs, y, names): 1.0})
+
+
+def _temperature_soft(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+    return Recipe("soft", _equal(names), temperatures=fit_temperatures(probs, y, names))
+
+
+def _simplex(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+    return Recipe("soft", fit_simplex_weights(probs, y, names))
+
+
+def _caruana(seed: int, options: Mapping[str, Any]) -> Fit:
+    return lambda probs, y, names: Recipe("soft", caruana_selection(probs, y, names, seed=seed, **options))
+
+
+def _methods(
+    names: list[str], composite: CompositeSpec | None, seed: int, caruana: Mapping[str, Any]
+) -> list[_Method]:
     """Every method, simplest first, so that ties in honest F1 favour the simpler one."""
-    methods = [
-        _Method(f"member:{name}", "member", lambda p, y, n, name=name: Recipe("soft", {name: 1.0}), False)
-        for name in names
-    ]
-    methods += [
-        _Method("best_member", "baseline", lambda p, y, n: Recipe("soft", {choose_best_member(p, y, n): 1.0}), True),
-        _Method("hard", "ensemble", lambda p, y, n: Recipe("hard", _equal(n)), False),
-        _Method("soft", "ensemble", lambda p, y, n: Recipe("soft", _equal(n)), False),
-        _Method("geometric", "ensemble", lambda p, y, n: Recipe("geometric", _equal(n)), False),
-        _Method("logit", "ensemble", lambda p, y, n: Recipe("logit", _equal(n)), False),
-    ]
+    methods = [_Method(f"member:{name}", "member", _single(name), False) for name in names]
+    methods.append(_Method("best_member", "baseline", _best_member, True))
+    methods += [_Method(rule, "ensemble", _fixed_rule(rule), False) for rule in ("hard", "soft", "geometric", "logit")]
     if composite is not None:
         spec = composite.to_dict()
         methods += [
-            _Method("per_task_hard", "ensemble", lambda p, y, n: Recipe("per_task_hard", _equal(n), composite=spec), False),
-            _Method("per_task_soft", "ensemble", lambda p, y, n: Recipe("per_task_soft", _equal(n), composite=spec), False),
+            _Method(rule, "ensemble", _fixed_rule(rule, spec), False) for rule in ("per_task_hard", "per_task_soft")
         ]
     methods += [
-        _Method(
-            "soft+temperature", "ensemble",
-            lambda p, y, n: Recipe("soft", _equal(n), temperatures=fit_temperatures(p, y, n)), True,
-        ),
-        _Method("simplex", "ensemble", lambda p, y, n: Recipe("soft", fit_simplex_weights(p, y, n)), True),
-        _Method(
-            "caruana", "ensemble",
-            lambda p, y, n: Recipe("soft", caruana_selection(p, y, n, seed=seed, **caruana)), True,
-        ),
-    ]  # fmt: skip
+        _Method("soft+temperature", "ensemble", _temperature_soft, True),
+        _Method("simplex", "ensemble", _simplex, True),
+        _Method("caruana", "ensemble", _caruana(seed, caruana), True),
+    ]
     return methods
 
 
@@ -105,6 +118,21 @@ def _compare(
     if composite is not None and composite.n_classes != n_classes:
         raise ValueError(f"composite {composite.names} has {composite.n_classes} classes, not {n_classes}")
 
+    with one_blas_thread():
+        return _compare_stacked(names, probs, y, n_classes, composite, seed, n_splits, n_boot, caruana)
+
+
+def _compare_stacked(
+    names: list[str],
+    probs: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    composite: CompositeSpec | None,
+    seed: int,
+    n_splits: int,
+    n_boot: int,
+    caruana: Mapping[str, Any] | None,
+) -> tuple[pd.DataFrame, dict[str, Recipe]]:
     methods = _methods(names, composite, seed, dict(caruana or {}))
     labels = range(n_classes)
     recipes: dict[str, Recipe] = {}
@@ -118,19 +146,26 @@ def _compare(
     honest = dict(in_sample)
     honest.update(crossfit_many(learned, probs, y, names, folds))
 
+    ensembles = [m.name for m in methods if m.kind == "ensemble"]
+    boot = paired_bootstrap_gains(
+        y, {name: honest[name] for name in ensembles}, honest["best_member"], n_boot, seed, labels
+    )
+    order = [m.name for m in methods]
+    f1_honest = macro_f1_many(y, np.stack([honest[k] for k in order]), n_classes)
+    f1_val = macro_f1_many(y, np.stack([in_sample[k] for k in order]), n_classes)
     rows = []
-    for m in methods:
+    for i, m in enumerate(methods):
         row: dict[str, Any] = {
             "method": m.name,
             "kind": m.kind,
-            "f1_macro_honest": macro_f1(y, honest[m.name], labels),
+            "f1_macro_honest": float(f1_honest[i]),
             "acc_honest": float(np.mean(honest[m.name] == y)),
-            "f1_macro_val": macro_f1(y, in_sample[m.name], labels),
+            "f1_macro_val": float(f1_val[i]),
             "gain": np.nan, "ci_low": np.nan, "ci_high": np.nan, "excludes_zero": pd.NA,
         }  # fmt: skip
-        if m.kind == "ensemble":
-            boot = paired_bootstrap_gain(y, honest[m.name], honest["best_member"], n_boot, seed, labels)
-            row.update(gain=boot["gain"], ci_low=boot["low"], ci_high=boot["high"], excludes_zero=boot["excludes_zero"])
+        if m.name in boot:
+            b = boot[m.name]
+            row.update(gain=b["gain"], ci_low=b["low"], ci_high=b["high"], excludes_zero=b["excludes_zero"])
         rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["excludes_zero"] = table["excludes_zero"].astype("boolean")
@@ -154,7 +189,8 @@ def compare_rules(
 
     Columns: method, kind, f1_macro_honest, acc_honest (cross-fitted), f1_macro_val
     (fitted and scored on the same rows) and, for ensembles, the paired-bootstrap macro-F1
-    gain over the cross-fitted best member with its 95% CI and whether it excludes zero.
+    gain over the cross-fitted best member with its 95% CI and whether it excludes zero
+    (all ensembles on the same bootstrap resamples).
     """
     return _compare(probs_by_name, y, n_classes, composite, seed, n_splits, n_boot, caruana)[0]
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ensemble._checks import as_labels, as_probs, as_weights
-from ensemble.voting import Weights, soft_vote, vote_counts
+from ensemble._math import one_blas_thread
+from ensemble.voting import Weights, hard_vote_with_shares, soft_vote
 
 Rule = Literal["hard", "soft"]
 
@@ -83,12 +84,14 @@ class CompositeSpec:
         """Marginal probabilities of each task, [..., size_t] each, from flat probs [..., classes]."""
         probs = np.asarray(probs, dtype=np.float64)
         self._check_classes(probs.shape[-1])
-        lead = probs.ndim - 1
-        grid = probs.reshape(probs.shape[:-1] + self.sizes)
-        return [
-            grid.sum(axis=tuple(lead + j for j in range(len(self.tasks)) if j != t))
-            for t in range(len(self.tasks))
-        ]
+        # One 2-D matrix product with 0/1 "digit t equals v" columns sums every
+        # marginal at once: ~10x faster than summing a reshaped grid over small
+        # axes, and than a stacked 3-D matmul (many small BLAS calls).
+        digits = self.decode(np.arange(self.n_classes))
+        indicator = np.concatenate([np.eye(size)[digits[:, t]] for t, size in enumerate(self.sizes)], axis=1)
+        with one_blas_thread():
+            marginals = (probs.reshape(-1, self.n_classes) @ indicator).reshape(probs.shape[:-1] + (-1,))
+        return np.split(marginals, np.cumsum(self.sizes)[:-1], axis=-1)
 
     def combine(self, task_dists: Sequence[np.ndarray]) -> np.ndarray:
         """Outer product of per-task distributions [rows, size_t] -> flat [rows, classes]."""
@@ -97,17 +100,17 @@ class CompositeSpec:
             flat = (flat[:, :, None] * np.asarray(dist)[:, None, :]).reshape(flat.shape[0], -1)
         return flat
 
-    def _task_votes(self, probs: np.ndarray, weights: Weights, rule: Rule) -> list[np.ndarray]:
-        """Per task, the vote table [rows, size_t]: vote shares (hard) or mean marginals (soft)."""
+    def _task_votes(self, probs: np.ndarray, weights: Weights, rule: Rule) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per task, (labels [rows], table [rows, size_t]): vote shares (hard) or mean marginals (soft)."""
         probs = as_probs(probs)
         self._check_classes(probs.shape[2])
         w = as_weights(weights, probs.shape[0])
         if rule == "hard":
             # Each member's flat prediction, split into its task digits, votes in every task.
             digits = np.unravel_index(probs.argmax(axis=2), self.sizes)
-            return [vote_counts(np.eye(size)[d], w) / w.sum() for d, size in zip(digits, self.sizes)]
+            return [hard_vote_with_shares(np.eye(size)[digit], w) for digit, size in zip(digits, self.sizes)]
         if rule == "soft":
-            return [soft_vote(marginal, w)[1] for marginal in self.task_probs(probs)]
+            return [soft_vote(marginal, w) for marginal in self.task_probs(probs)]
         raise ValueError(f"rule must be 'hard' or 'soft'; got {rule!r}")
 
     def per_task_vote(self, probs: np.ndarray, weights: Weights = None, rule: Rule = "hard") -> np.ndarray:
@@ -124,11 +127,11 @@ class CompositeSpec:
         self, probs: np.ndarray, weights: Weights = None, rule: Rule = "hard"
     ) -> tuple[np.ndarray, np.ndarray]:
         """`per_task_vote` plus a flat [rows, classes] table: the product of the per-task tables."""
-        tables = self._task_votes(probs, weights, rule)
-        # Labels come from each task's own argmax, not from the product table,
+        votes = self._task_votes(probs, weights, rule)
+        # Labels come from each task's own vote, not from the product table,
         # so rounding in the product can never change a decision.
-        labels = self.encode(np.stack([t.argmax(axis=1) for t in tables], axis=1))
-        return labels, self.combine(tables)
+        labels = self.encode(np.stack([task_labels for task_labels, _ in votes], axis=1))
+        return labels, self.combine([table for _, table in votes])
 
     def _check_classes(self, n_classes: int) -> None:
         if n_classes != self.n_classes:

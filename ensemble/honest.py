@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from ensemble._checks import as_labels, as_probs, check_names
+from ensemble._math import one_blas_thread
 from ensemble.metrics import f1_from_counts, label_positions, macro_f1_many, resolve_labels
 
 # predictor(probs[members, rows, classes]) -> labels[rows]
@@ -59,7 +60,10 @@ def crossfit_many(
             raise ValueError("a fold's training and test rows overlap")
         train_probs, test_probs, train_y = probs[:, train], probs[:, test], y[train]
         for key, method in methods.items():
-            out[key][test] = method(train_probs, train_y, list(names))(test_probs)
+            labels = np.asarray(method(train_probs, train_y, list(names))(test_probs))
+            if labels.shape != (len(test),):
+                raise ValueError(f"method {key!r} returned labels of shape {labels.shape} for {len(test)} rows")
+            out[key][test] = labels
     missing = [key for key, labels in out.items() if (labels < 0).any()]
     if missing:
         raise ValueError(f"the folds do not cover every row (methods {missing})")
@@ -107,6 +111,129 @@ def best_member_method(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Pr
     return predict
 
 
+# Patterns seen at least this often are drawn with a multinomial (one binomial per
+# pattern and resample); rarer ones by drawing rows (one integer per drawn row),
+# whichever is cheaper. Both are exact; see `_resample_pattern_counts`.
+_COMMON_PATTERN = 8
+
+
+def _resample_pattern_counts(pattern: np.ndarray, n_patterns: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Counts [n_boot, n_patterns] of each row pattern in `n_boot` resamples of all rows with replacement.
+
+    Drawing n rows with replacement and counting their patterns is a
+    multinomial(n, pattern frequencies). It is sampled exactly in two parts: a
+    binomial splits each resample between common and rare patterns; common
+    patterns then get a multinomial, and the rare part draws that many rows
+    uniformly among the rows of rare patterns.
+    """
+    n_rows = len(pattern)
+    counts = np.bincount(pattern, minlength=n_patterns)
+    common = counts >= _COMMON_PATTERN
+    n_common = int(counts[common].sum())
+    draws = np.zeros((n_boot, n_patterns))
+    in_common = rng.binomial(n_rows, n_common / n_rows, size=n_boot)
+    if n_common:
+        draws[:, common] = rng.multinomial(in_common, counts[common] / n_common)
+    rare_rows = pattern[~common[pattern]]
+    if len(rare_rows):
+        in_rare = n_rows - in_common
+        picked = rare_rows[rng.integers(0, len(rare_rows), size=int(in_rare.sum()))]
+        resample = np.repeat(np.arange(n_boot), in_rare)
+        draws += np.bincount(resample * n_patterns + picked, minlength=n_boot * n_patterns).reshape(n_boot, n_patterns)
+    return draws
+
+
+def _row_patterns(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Number each distinct row of the given label columns: (pattern per row, first row of each pattern)."""
+    pattern = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        # Re-number after every column so the combined code never overflows.
+        _, pattern = np.unique(pattern * (int(col.max()) + 1) + col, return_inverse=True)
+        pattern = pattern.ravel()
+    _, first = np.unique(pattern, return_index=True)
+    return pattern, first
+
+
+def paired_bootstrap_gains(
+    y: np.ndarray,
+    preds: Mapping[str, np.ndarray],
+    pred_best_member: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    labels: Sequence[int] | None = None,
+    level: float = 0.95,
+) -> dict[str, dict[str, float | bool]]:
+    """`paired_bootstrap_gain` for several prediction vectors at once, on the SAME resamples.
+
+    All vectors and the baseline are resampled with the same rows, so their
+    gains are directly comparable. Only the joint pattern (true label, baseline
+    prediction, each method's prediction) of a row matters to any of the F1
+    scores, so the resampling draws pattern counts (see
+    `_resample_pattern_counts`) and every F1 is computed from class counts with
+    one matrix product. Because the patterns are joint, a method's interval can
+    differ by Monte Carlo noise depending on which other methods share the call.
+    """
+    y = as_labels(y)
+    if len(y) == 0:
+        raise ValueError("no rows to bootstrap")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1; got {n_boot}")
+    base = as_labels(pred_best_member, len(y), "pred_best_member")
+    methods = {name: as_labels(pred, len(y), f"predictions of {name!r}") for name, pred in preds.items()}
+    seen = np.unique(np.concatenate([y, base, *methods.values()]))
+    lab = resolve_labels(y, seen, labels)
+    n_lab = len(lab)
+    # Positions in `lab`; values outside it get position n_lab, which no class column counts.
+    y_pos, base_pos = label_positions(y, lab), label_positions(base, lab)
+    method_pos = {name: label_positions(pred, lab) for name, pred in methods.items()}
+    pattern, first = _row_patterns([y_pos, base_pos, *method_pos.values()])
+    n_patterns = len(first)
+
+    def class_columns(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One-hot [patterns, classes] of predictions, and of correct predictions."""
+        p, t = pos[first], y_pos[first]
+        predicted = np.zeros((n_patterns, n_lab + 1), dtype=np.float32)
+        predicted[np.arange(n_patterns), p] = 1.0
+        correct = predicted * (p == t)[:, None]
+        return predicted[:, :n_lab], correct[:, :n_lab]
+
+    blocks = [class_columns(y_pos)[0], *class_columns(base_pos)]
+    for pos in method_pos.values():
+        blocks += class_columns(pos)
+    design = np.concatenate(blocks, axis=1)
+    # float32 products are exact for counts below 2**24.
+    dtype = np.float32 if len(y) < 2**24 else np.float64
+
+    def all_f1(draws: np.ndarray) -> np.ndarray:
+        """Macro F1 [1 + methods, resamples]: baseline first, then the methods in order."""
+        stats = (draws.astype(dtype) @ design.astype(dtype)).astype(np.float64)
+        n_true = stats[:, :n_lab]
+        return np.stack(
+            [
+                f1_from_counts(n_true, stats[:, s : s + n_lab], stats[:, s + n_lab : s + 2 * n_lab])
+                for s in range(n_lab, stats.shape[1], 2 * n_lab)
+            ]
+        )
+
+    draws = _resample_pattern_counts(pattern, n_patterns, n_boot, np.random.default_rng(seed))
+    with one_blas_thread():
+        point = all_f1(np.bincount(pattern, minlength=n_patterns)[None].astype(np.float64))[:, 0]
+        boot = all_f1(draws)
+    alpha = (1 - level) / 2
+    out: dict[str, dict[str, float | bool]] = {}
+    for i, name in enumerate(methods, start=1):
+        low, high = np.quantile(boot[i] - boot[0], [alpha, 1 - alpha])
+        out[name] = {
+            "gain": float(point[i] - point[0]),
+            "low": float(low),
+            "high": float(high),
+            "excludes_zero": bool(low > 0 or high < 0),
+        }
+    return out
+
+
 def paired_bootstrap_gain(
     y: np.ndarray,
     pred_ensemble: np.ndarray,
@@ -116,53 +243,14 @@ def paired_bootstrap_gain(
     labels: Sequence[int] | None = None,
     level: float = 0.95,
 ) -> dict[str, float | bool]:
-    """Macro-F1 gain of the ensemble over the best member with a paired percentile bootstrap CI.
+    """Macro-F1 gain of the ensemble over the best member, with a paired percentile bootstrap CI.
 
-    Both prediction vectors are resampled with the same rows. Only the triple
-    (true, ensemble, member) of a row matters to either F1, so rather than
-    resampling row indices we draw, per bootstrap, how many rows of each
-    distinct triple are taken: a multinomial with the triples' frequencies,
-    which is the same distribution as drawing n rows with replacement and
-    costs (distinct triples) instead of (rows) per resample.
-
-    `labels` are the classes averaged over (default: those present, as sklearn).
-    Returns {gain, low, high, excludes_zero}.
+    Both prediction vectors are scored on the same resampled rows (drawn with
+    replacement, `n_boot` times, seeded). `labels` are the classes averaged over
+    (default: those present, as sklearn). Returns {gain, low, high,
+    excludes_zero}: the full-sample gain, the `level` interval of the resampled
+    gains, and whether that interval excludes 0.
     """
-    y = as_labels(y)
-    pe = as_labels(pred_ensemble, len(y), "pred_ensemble")
-    pb = as_labels(pred_best_member, len(y), "pred_best_member")
-    if len(y) == 0:
-        raise ValueError("no rows to bootstrap")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level}")
-    lab = resolve_labels(y, np.union1d(pe, pb), labels)
-    width = len(lab) + 1  # the extra position collects values outside `labels`
-    yi, ei, bi = (label_positions(v, lab) for v in (y, pe, pb))
-    triples, counts = np.unique((yi * width + ei) * width + bi, return_counts=True)
-    ty, te, tb = triples // (width * width), (triples // width) % width, triples % width
-
-    def onehot(pos: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
-        m = np.zeros((len(triples), width))
-        m[np.arange(len(triples)), pos] = 1.0 if keep is None else keep
-        return m[:, : len(lab)]
-
-    true_m, ens_m, mem_m = onehot(ty), onehot(te), onehot(tb)
-    ens_tp, mem_tp = onehot(te, (te == ty).astype(float)), onehot(tb, (tb == ty).astype(float))
-
-    def gains(draws: np.ndarray) -> np.ndarray:
-        n_true = draws @ true_m
-        return f1_from_counts(n_true, draws @ ens_m, draws @ ens_tp) - f1_from_counts(
-            n_true, draws @ mem_m, draws @ mem_tp
-        )
-
-    point = float(gains(counts[None].astype(float))[0])
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(len(y), counts / len(y), size=n_boot).astype(float)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(gains(draws), [alpha, 1 - alpha])
-    return {
-        "gain": point,
-        "low": float(low),
-        "high": float(high),
-        "excludes_zero": bool(low > 0 or high < 0),
-    }
+    return paired_bootstrap_gains(y, {"ensemble": pred_ensemble}, pred_best_member, n_boot, seed, labels, level)[
+        "ensemble"
+    ]

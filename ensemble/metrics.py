@@ -62,6 +62,10 @@ def macro_f1(
 def macro_f1_many(y: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
     """Macro F1 (labels 0..n_classes-1) of each row of preds [sets, rows] against y [rows]."""
     preds = np.asarray(preds, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    for arr in (y, preds):
+        if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+            raise ValueError(f"labels must lie in [0, {n_classes})")
     n_sets = preds.shape[0]
     offsets = (np.arange(n_sets) * n_classes)[:, None]
     n_true = np.bincount(y, minlength=n_classes)[:n_classes]

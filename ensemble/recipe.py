@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ensemble._checks import stack_members
 from ensemble.calibration import apply_temperatures
 from ensemble.composite import CompositeSpec
-from ensemble.voting import geometric_vote, hard_vote, logit_vote, soft_vote, vote_shares
+from ensemble.voting import geometric_vote, hard_vote_with_shares, logit_vote, soft_vote
 
 FLAT_RULES = ("hard", "soft", "geometric", "logit")
 PER_TASK_RULES = ("per_task_hard", "per_task_soft")
@@ -104,8 +105,7 @@ def apply(recipe: Recipe, probs_by_name: Mapping[str, np.ndarray]) -> tuple[np.n
     missing = sorted(set(recipe.members) - set(probs_by_name))
     if missing:
         raise ValueError(f"recipe member(s) missing from the probabilities: {', '.join(missing)}")
-    names = sorted(recipe.members)
-    probs = np.stack([np.asarray(probs_by_name[n], dtype=np.float64) for n in names])
+    names, probs = stack_members({name: probs_by_name[name] for name in recipe.members})
     return apply_stacked(recipe, probs, names)
 
 
@@ -123,7 +123,7 @@ def apply_stacked(recipe: Recipe, probs: np.ndarray, names: list[str]) -> tuple[
     if recipe.rule not in ("hard", "per_task_hard") and recipe.temperatures:
         probs = apply_temperatures(probs, chosen, recipe.temperatures)
     if recipe.rule == "hard":
-        return hard_vote(probs, weights), vote_shares(probs, weights)
+        return hard_vote_with_shares(probs, weights)
     if recipe.rule in PER_TASK_RULES:
         spec = CompositeSpec.from_dict(recipe.composite or {})
         return spec.per_task_vote_with_probs(probs, weights, rule=recipe.rule.removeprefix("per_task_"))

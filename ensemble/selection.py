@@ -12,52 +12,143 @@ from typing import Literal
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import softmax
 
 from ensemble._checks import LOG_EPS, as_labels, as_probs, check_names
-from ensemble.metrics import f1_from_counts
+from ensemble._math import one_blas_thread
+from ensemble.metrics import f1_from_counts, macro_f1_many
 
 Metric = Literal["f1", "nll"]
 
-# A row whose summed-probability margin exceeds 1 cannot change its argmax when one
-# more probability vector (entries in [0, 1]) is added; the slack absorbs rounding.
+# Rounding slack for the margin tests below; margins are sums of at most a few
+# hundred probabilities, so accumulated rounding stays far below this.
 _MARGIN_SLACK = 1e-9
 
 
-class _F1Scorer:
-    """Macro F1 of the running soft vote plus each candidate, rescoring only rows that can flip."""
+def _signed_counts(plus: np.ndarray, minus: np.ndarray, size: int) -> np.ndarray:
+    """bincount(plus) - bincount(minus), both of length `size`."""
+    return np.bincount(plus, minlength=size) - np.bincount(minus, minlength=size)
 
-    def __init__(self, probs: np.ndarray, y: np.ndarray) -> None:
+
+class _F1Scorer:
+    """Macro F1 of the running soft vote plus each candidate, recomputing only the rows that can flip.
+
+    Adding member m to the running sum S can change row r's prediction only if
+    m's favourite class there is not the current prediction AND its edge over
+    the current prediction, gap = max_c p_m[c] - p_m[pred], reaches the row's
+    current lead of pred over the runner-up. (A member that agrees with the
+    prediction can never move it: both sums grow at least as much for pred, and
+    equal sums keep the lower index.) `lower` holds a lower bound on that lead,
+    exact for rows recomputed at the last step, so testing lower <= gap never
+    skips a row that could flip. All other rows keep their class, so each
+    candidate's F1 counts are the current counts plus a few corrections.
+    `gap` depends on the current prediction only, so it is refreshed just for
+    the rows whose prediction changed.
+    """
+
+    def __init__(self, probs: np.ndarray, y: np.ndarray, favourite: np.ndarray, favourite_p: np.ndarray) -> None:
         self.probs, self.y = probs, y
+        self.favourite, self.favourite_p = favourite, favourite_p  # per member: argmax, max [members, rows]
         n_rows, self.n_classes = probs.shape[1], probs.shape[2]
+        # Row-major views: np.take on a flat index is several times faster than 2-D fancy indexing.
+        self.member_rows = probs.reshape(-1, self.n_classes)
+        self.rows = np.arange(n_rows)
         self.total = np.zeros((n_rows, self.n_classes))
-        self.pred = np.zeros(n_rows, dtype=np.int64)
+        self.pred = np.zeros(n_rows, dtype=np.int64)  # argmax of an all-zero sum
+        self.lower = np.zeros(n_rows)  # ... whose lead is exactly 0
         self.size = 0
         self.n_true = np.bincount(y, minlength=self.n_classes)
+        self.n_pred = np.bincount(self.pred, minlength=self.n_classes)
+        self.tp = np.bincount(self.pred[self.pred == y], minlength=self.n_classes)
+        # Filled by the first add(); until then (and for a single class) no row can move.
+        self.gap = np.full(favourite.shape, -np.inf)
+        self.gap_max = np.full(n_rows, -np.inf)  # per row, the largest gap of any member
+        self._runner_up: dict[int, np.ndarray] = {}
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _refresh_gap(self, rows: np.ndarray | slice) -> None:
+        """gap[m, r] (+ slack) where member m disagrees with the prediction, -inf where it agrees."""
+        pred = self.pred[rows]
+        p_at_pred = self.probs[:, self.rows[rows], pred]
+        disagrees = self.favourite[:, rows] != pred[None]
+        gap = np.where(disagrees, self.favourite_p[:, rows] - p_at_pred + _MARGIN_SLACK, -np.inf)
+        self.gap[:, rows] = gap
+        self.gap_max[rows] = gap.max(axis=0)
 
     def scores(self, candidates: np.ndarray) -> np.ndarray:
-        c = self.n_classes
+        c, n_members = self.n_classes, self.probs.shape[0]
+        # Scoring every member in storage order avoids copying the [members, rows]
+        # tables; the scores are put in the candidates' order at the end.
+        every = len(candidates) == n_members
+        scored = np.arange(n_members) if every else candidates
         if self.size == 0:
-            active = np.ones(len(self.y), dtype=bool)
-        else:
-            top2 = np.partition(self.total, c - 2, axis=1)[:, -2:] if c > 1 else np.zeros((len(self.y), 2))
-            active = (top2[:, 1] - top2[:, 0]) <= 1.0 + _MARGIN_SLACK * (self.size + 1)
-        fixed_pred = self.pred[~active]
-        base_pred = np.bincount(fixed_pred, minlength=c)
-        base_tp = np.bincount(fixed_pred[fixed_pred == self.y[~active]], minlength=c)
+            # From an empty sum each candidate alone decides every row.
+            self._last = None
+            return macro_f1_many(self.y, self.favourite[candidates], c)
+        # Most rows are settled (no member can move them); test only the others.
+        live = np.flatnonzero(self.lower <= self.gap_max)
+        gap = self.gap[:, live] if every else self.gap[np.ix_(candidates, live)]
+        cand_i, live_i = np.nonzero(self.lower[live][None] <= gap)
+        row_i = live[live_i]
+        member_i = scored[cand_i]
+        picked = self.member_rows.take(member_i * len(self.y) + row_i, axis=0)
+        new = (picked + self.total.take(row_i, axis=0)).argmax(axis=1)
+        self._last = (scored, cand_i, row_i, new)
 
-        cand = self.probs[np.ix_(candidates, np.flatnonzero(active))] + self.total[active][None]
-        cand_pred = cand.argmax(axis=2)
-        offsets = (np.arange(len(candidates)) * c)[:, None]
-        bins = cand_pred + offsets
-        n_pred = np.bincount(bins.ravel(), minlength=len(candidates) * c).reshape(-1, c)
-        tp = np.bincount(bins[cand_pred == self.y[active][None]], minlength=len(candidates) * c).reshape(-1, c)
-        return f1_from_counts(self.n_true[None], n_pred + base_pred, tp + base_tp)
+        # Each row that moves takes one prediction (and maybe one hit) from its old
+        # class and gives it to the new one, for that candidate only.
+        old = self.pred[row_i]
+        moved = new != old
+        base = cand_i[moved] * c
+        new_m, old_m, y_m = new[moved], old[moved], self.y[row_i[moved]]
+        k = len(scored)
+        n_pred = self.n_pred + _signed_counts(base + new_m, base + old_m, k * c).reshape(k, c)
+        hits = _signed_counts((base + new_m)[y_m == new_m], (base + old_m)[y_m == old_m], k * c)
+        scores = f1_from_counts(self.n_true[None], n_pred, self.tp + hits.reshape(k, c))
+        return scores[candidates] if every else scores
+
+    def _start_from(self, member: int) -> None:
+        """The sum is one member: its own predictions, with exact leads."""
+        self.pred = self.favourite[member].copy()
+        self.lower = self.favourite_p[member] - self._runner_up_of(member)
+        self.n_pred = np.bincount(self.pred, minlength=self.n_classes)
+        self.tp = np.bincount(self.pred[self.pred == self.y], minlength=self.n_classes)
+        self._refresh_gap(slice(None))  # a slice, not an index array: every row, without fancy indexing
+
+    def _runner_up_of(self, member: int) -> np.ndarray:
+        """Second-largest probability of each row of one member, computed once per member."""
+        if member not in self._runner_up:
+            p = self.probs[member]
+            self._runner_up[member] = np.partition(p, p.shape[1] - 2, axis=1)[:, -2]
+        return self._runner_up[member]
 
     def add(self, member: int) -> None:
-        self.total += self.probs[member]
+        p = self.probs[member]
+        self.total += p
         self.size += 1
-        self.pred = self.total.argmax(axis=1)
+        if self.n_classes == 1:
+            return
+        if self.size == 1:
+            self._start_from(member)
+            return
+        # Rows that keep their class: lead grows by p[pred] - max_{c != pred} p[c].
+        agrees = self.favourite[member] == self.pred
+        best_other = np.where(agrees, self._runner_up_of(member), self.favourite_p[member])
+        self.lower += p.ravel().take(self.rows * self.n_classes + self.pred) - best_other
+
+        # Rows that were rescored for this member take their new class and an exact lead.
+        if self._last is None:
+            raise RuntimeError("scores() must run before add()")
+        scored, cand_i, row_i, new = self._last
+        pick = cand_i == int(np.flatnonzero(scored == member)[0])
+        rows, new = row_i[pick], new[pick]
+        old, y_rows = self.pred[rows], self.y[rows]
+        self.n_pred += _signed_counts(new, old, self.n_classes)
+        self.tp += _signed_counts(new[new == y_rows], old[old == y_rows], self.n_classes)
+        self.pred[rows] = new
+        top_two = np.partition(self.total[rows], self.n_classes - 2, axis=1)[:, -2:]
+        self.lower[rows] = top_two[:, 1] - top_two[:, 0]
+        self._refresh_gap(rows[new != old])
+        self._last = None
 
 
 class _NLLScorer:
@@ -79,15 +170,24 @@ class _NLLScorer:
 
 
 def _greedy_counts(
-    probs: np.ndarray, y: np.ndarray, pool: np.ndarray, metric: Metric, n_iterations: int, init_best_n: int
+    probs: np.ndarray,
+    y: np.ndarray,
+    pool: np.ndarray,
+    metric: Metric,
+    n_iterations: int,
+    init_best_n: int,
+    favourites: tuple[np.ndarray, np.ndarray] | None,
 ) -> np.ndarray:
-    """How many times each member of `pool` is picked by greedy forward selection with replacement."""
-    scorer = _F1Scorer(probs, y) if metric == "f1" else _NLLScorer(probs, y)
+    """How many times each member of `pool` (member indices in name order) is picked by greedy
+    forward selection with replacement; argmax ties go to the earlier name."""
+    scorer = _F1Scorer(probs, y, *favourites) if favourites is not None else _NLLScorer(probs, y)
     counts = np.zeros(probs.shape[0], dtype=np.int64)
     if init_best_n > 0:
         single = scorer.scores(pool)
         # Stable sort on -score keeps name order among equals.
         for m in pool[np.argsort(-single, kind="stable")[:init_best_n]]:
+            if counts.any():
+                scorer.scores(pool)  # the F1 scorer updates from the scores of the current sum
             scorer.add(m)
             counts[m] += 1
     for _ in range(n_iterations):
@@ -134,8 +234,13 @@ def caruana_selection(
     by_name = np.argsort(names)
     n_members = len(names)
 
+    favourites = None
+    if metric == "f1":
+        # Each member's favourite class and its probability, shared by every bag.
+        favourite = probs.argmax(axis=2)
+        favourites = (favourite, np.take_along_axis(probs, favourite[:, :, None], axis=2)[:, :, 0])
     if not bagging:
-        weights = _greedy_counts(probs, y, by_name, metric, n_iterations, init_best_n)
+        weights = _greedy_counts(probs, y, by_name, metric, n_iterations, init_best_n, favourites)
         weights = weights / weights.sum()
     else:
         if n_bags < 1 or not 0 < bag_fraction <= 1:
@@ -146,26 +251,25 @@ def caruana_selection(
         for _ in range(n_bags):
             # Bags are drawn over name ranks, so a seed picks the same names in any input order.
             pool = by_name[np.sort(rng.choice(n_members, size=bag_size, replace=False))]
-            counts = _greedy_counts(probs, y, pool, metric, n_iterations, min(init_best_n, bag_size))
+            counts = _greedy_counts(probs, y, pool, metric, n_iterations, min(init_best_n, bag_size), favourites)
             weights += counts / counts.sum()
         weights /= n_bags
     return {names[i]: float(weights[i]) for i in by_name if weights[i] > 0}
 
 
-def _mixture_nll_and_grad(theta: np.ndarray, p_true: np.ndarray) -> tuple[float, np.ndarray]:
-    w = softmax(theta)
+def _mixture_nll_and_grad(w: np.ndarray, p_true: np.ndarray) -> tuple[float, np.ndarray]:
     mix = np.maximum(w @ p_true, LOG_EPS)
-    grad_w = -(p_true / mix).mean(axis=1)
-    # Chain rule through softmax: d/dtheta_j = w_j * (g_j - sum_k w_k g_k).
-    return float(-np.log(mix).mean()), w * (grad_w - w @ grad_w)
+    return float(-np.log(mix).mean()), -(p_true / mix).mean(axis=1)
 
 
 def fit_simplex_weights(probs: np.ndarray, y: np.ndarray, names: Sequence[str]) -> dict[str, float]:
     """Weights on the simplex (>= 0, sum 1) minimising the validation NLL of the soft vote.
 
-    Weights are softmax(theta) and theta is fitted with L-BFGS-B and the exact
-    gradient; only each member's probability of the true class is needed,
-    because a weighted mixture of distributions is already normalised.
+    Solved with SLSQP on the explicit constraints (bounds [0, 1], sum = 1) and
+    the exact gradient, so weights can reach exactly 0 (a softmax
+    parameterisation cannot). Only each member's probability of the true class
+    is needed, because a weighted mixture of distributions is already
+    normalised; the NLL is convex in the weights, so the optimum is global.
     Returns {name: weight} for every member.
     """
     probs = as_probs(probs)
@@ -175,13 +279,20 @@ def fit_simplex_weights(probs: np.ndarray, y: np.ndarray, names: Sequence[str]) 
         raise ValueError(f"label {int(y.max())} is out of range for {probs.shape[2]} classes")
     order = np.argsort(names)
     p_true = probs[:, np.arange(len(y)), y][order]
-    result = minimize(
-        _mixture_nll_and_grad,
-        np.zeros(len(names)),
-        args=(p_true,),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 500},
-    )
-    w = softmax(result.x)
-    return {names[i]: float(wi) for i, wi in zip(order, w / w.sum())}
+    n = len(names)
+    with one_blas_thread():
+        result = minimize(
+            _mixture_nll_and_grad,
+            np.full(n, 1.0 / n),
+            args=(p_true,),
+            jac=True,
+            method="SLSQP",
+            bounds=[(0.0, 1.0)] * n,
+            constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}],
+            options={"maxiter": 500, "ftol": 1e-12},
+        )
+    w = result.x
+    # Values within 1e-9 of the bound are solver noise on weights that are truly 0.
+    w = np.where(w > 1e-9, w, 0.0)
+    w /= w.sum()
+    return {names[i]: float(wi) for i, wi in zip(order, w)}

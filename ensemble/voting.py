@@ -10,35 +10,57 @@ permutation of the first axis.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import softmax
 
-from ensemble._checks import LOG_EPS, as_probs, as_weights
+from ensemble._checks import as_probs, as_weights
+from ensemble._math import log_probs, softmax_inplace
 
 Weights = Sequence[float] | np.ndarray | None
 
 
-def _canonical_order(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Member order sorted by (weight, content fingerprints).
+@functools.lru_cache(maxsize=4)
+def _fingerprint_vector(size: int) -> np.ndarray:
+    # Fixed pseudo-random weights: equal dot products for different members are
+    # practically impossible, and the vector is the same in every process.
+    vec = np.random.default_rng(20040704).standard_normal(size)
+    vec.flags.writeable = False
+    return vec
+
+
+def _canonical_order(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Member order sorted by (weight, fingerprint of the member's `values`).
 
     Identical members get identical keys, and swapping identical members cannot
     change a sum, so any input order yields the same summation sequence. Two
-    different members colliding on both fingerprints would fall back to input
-    order, which can only move results by rounding.
+    different members with equal weight and equal fingerprint would fall back
+    to input order, which could only move results by rounding.
     """
-    flat = probs.reshape(probs.shape[0], -1)
-    ramp = np.arange(1, flat.shape[1] + 1, dtype=np.float64)
-    fp1 = flat @ np.sqrt(ramp)
-    fp2 = flat @ np.cos(ramp)
+    if len(np.unique(weights)) == len(weights):
+        return np.argsort(weights, kind="stable")
+    flat = values.reshape(values.shape[0], -1).astype(np.float64, copy=False)
+    # einsum runs single-threaded: BLAS worker threads cost more than this
+    # 1 ms product on a busy machine.
+    fingerprint = np.einsum("mk,k->m", flat, _fingerprint_vector(flat.shape[1]))
     # np.lexsort sorts by the LAST key first.
-    return np.lexsort((fp2, fp1, weights))
+    return np.lexsort((fingerprint, weights))
+
+
+def _total_weight(weights: np.ndarray) -> float:
+    # Summed in sorted order so that the divisor, too, ignores member order.
+    return float(np.sort(weights).sum())
 
 
 def _weighted_sum(values: np.ndarray, weights: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Sum of weights[m] * values[m], accumulated in `order` without copying the stack."""
     acc = values[order[0]] * weights[order[0]]
+    if (weights == 1.0).all():
+        # x * 1.0 is exact, so skipping the products changes nothing but the time.
+        for m in order[1:]:
+            acc += values[m]
+        return acc
     tmp = np.empty_like(acc)
     for m in order[1:]:
         np.multiply(values[m], weights[m], out=tmp)
@@ -52,22 +74,33 @@ def vote_counts(probs: np.ndarray, weights: Weights = None) -> np.ndarray:
     A class that no member votes for keeps its column (with 0 votes).
     """
     probs = as_probs(probs)
-    w = as_weights(weights, probs.shape[0])
-    n_members, n_rows, n_classes = probs.shape
-    order = _canonical_order(probs, w)
-    preds = probs.argmax(axis=2)[order]  # ties inside a member also go to the lowest class
+    return _counts(probs, as_weights(weights, probs.shape[0]))
+
+
+def _counts(probs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    _, n_rows, n_classes = probs.shape
+    preds = probs.argmax(axis=2)  # ties inside a member also go to the lowest class
+    # Only the votes matter here, so members are told apart by their votes.
+    order = _canonical_order(preds, w)
     # One bincount over (row, class) bins replaces a per-row loop; flattening
     # member-major makes each bin accumulate its votes in the canonical order.
-    bins = (preds + (np.arange(n_rows) * n_classes)[None, :]).ravel()
+    bins = (preds[order] + (np.arange(n_rows) * n_classes)[None, :]).ravel()
     counts = np.bincount(bins, weights=np.repeat(w[order], n_rows), minlength=n_rows * n_classes)
     return counts.reshape(n_rows, n_classes)
 
 
 def vote_shares(probs: np.ndarray, weights: Weights = None) -> np.ndarray:
     """Vote counts divided by the total weight: a [rows, classes] table that sums to 1 per row."""
+    return hard_vote_with_shares(probs, weights)[1]
+
+
+def hard_vote_with_shares(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarray, np.ndarray]:
+    """`hard_vote` labels together with the vote shares; labels come from the raw counts, so a
+    rounding collision in the division can never break a tie differently."""
     probs = as_probs(probs)
     w = as_weights(weights, probs.shape[0])
-    return vote_counts(probs, w) / w.sum()
+    counts = _counts(probs, w)
+    return counts.argmax(axis=1).astype(np.int64), counts / _total_weight(w)
 
 
 def hard_vote(probs: np.ndarray, weights: Weights = None) -> np.ndarray:
@@ -92,16 +125,17 @@ def soft_vote(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarray, n
     """
     probs = as_probs(probs)
     w = as_weights(weights, probs.shape[0])
-    mean = _weighted_sum(probs, w, _canonical_order(probs, w)) / w.sum()
+    mean = _weighted_sum(probs, w, _canonical_order(probs, w)) / _total_weight(w)
     return mean.argmax(axis=1).astype(np.int64), mean
 
 
 def _log_pool(log_scores: np.ndarray, probs: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = _weighted_sum(log_scores, w, _canonical_order(probs, w)) / w.sum()
-    pooled = softmax(mean, axis=-1)
+    mean = _weighted_sum(log_scores, w, _canonical_order(probs, w))
+    mean /= _total_weight(w)
     # Labels come from the pooled scores, not the softmax output, so that a
     # rounding collision after exp cannot break a tie differently.
-    return mean.argmax(axis=1).astype(np.int64), pooled
+    labels = mean.argmax(axis=1).astype(np.int64)
+    return labels, softmax_inplace(mean)
 
 
 def geometric_vote(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +147,7 @@ def geometric_vote(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarr
     """
     probs = as_probs(probs)
     w = as_weights(weights, probs.shape[0])
-    return _log_pool(np.log(np.maximum(probs, LOG_EPS)), probs, w)
+    return _log_pool(log_probs(probs), probs, w)
 
 
 def logit_vote(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarray, np.ndarray]:
