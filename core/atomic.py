@@ -10,15 +10,54 @@ from typing import Iterator
 
 from core.errors import UserError
 
+TEMP_SUFFIX = ".tmp"
 
-def _explain(path: Path, err: OSError) -> UserError:
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = "no write permission; choose another output folder or fix its permissions"
-    elif err.errno == errno.ENOSPC:
-        hint = "the disk is full; free space and run again"
-    else:
-        hint = err.strerror or str(err)
+# What the user can do about each way a write fails; anything else falls back to the OS's own words.
+_HINTS = {
+    errno.EACCES: "no write permission; choose another output folder (VOTE_OUTPUT_ROOT) or fix its permissions",
+    errno.EPERM: "no write permission; choose another output folder (VOTE_OUTPUT_ROOT) or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose another output folder (VOTE_OUTPUT_ROOT)",
+    errno.ENOSPC: "the disk is full; free space and run again",
+    errno.EDQUOT: "the disk quota is used up; free space and run again",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another output folder or move that file",
+    errno.EEXIST: "a part of the path is a file, not a folder; choose another output folder or move that file",
+    errno.EISDIR: "it is a folder; choose a file name",
+    errno.ENAMETOOLONG: "the path is too long; choose a shorter output folder or name",
+    errno.EFBIG: "the file is larger than this system allows (see `ulimit -f`); raise the limit or write elsewhere",
+}
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path`, if it is a file rather than a folder."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def explain_write_error(path: str | os.PathLike, err: OSError) -> UserError:
+    """Turn an OSError from writing `path` into one line that says what to do."""
+    hint = _HINTS.get(err.errno) or err.strerror or str(err)
+    if err.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocker = _file_in_the_way(Path(path))
+        if blocker is not None:
+            hint = f"{blocker} is a file, not a folder; choose another output folder or move that file"
     return UserError(f"cannot write {path}: {hint} (nothing was changed)")
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create a folder (and its parents) or explain in one line why it cannot be created."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise explain_write_error(path, err) from err
+    return path
+
+
+def temp_name_pattern(path: Path) -> str:
+    """Glob for the temporary siblings `atomic_path` makes for `path`."""
+    return f".{path.name}.*{TEMP_SUFFIX}"
 
 
 @contextlib.contextmanager
@@ -31,10 +70,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as err:
-        raise _explain(path, err) from err
+        raise explain_write_error(path, err) from err
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -42,15 +81,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise _explain(path, err) from err
+        raise explain_write_error(path, err) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
 
 
 def _fsync(path: Path) -> None:
+    # Data must be on disk before the rename, or a power cut can leave a renamed but empty file.
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable; folders cannot be opened for fsync on Windows, where NTFS journals it anyway.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete temporary files that writers of `path` left when they were killed mid-write.
+
+    Call it only while holding a lock that every writer of `path` takes: a live
+    writer's temporary file would otherwise be deleted under it.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(temp_name_pattern(path)):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -10,6 +10,11 @@ class UserError(Exception):
     """A mistake the user can fix; shown as one line, never as a traceback."""
 
 
+def one_line(message: str) -> str:
+    """Join a message that spans lines (e.g. one quoting a library's error) into the promised single line."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def cli_entry(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
     """Wrap a script's main so a UserError prints one line and exits 2.
 
@@ -28,7 +33,7 @@ def cli_entry(main: Callable[[list[str] | None], int | None]) -> Callable[[list[
         except UserError as err:
             if debug:
                 raise
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {one_line(str(err))}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             if debug:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from core import atomic
@@ -35,15 +35,35 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Load safetensors, or a torch file with weights_only=True; a pickle that runs code is refused."""
+def check_file(path: str | Path, expected_sha256: str | None = None) -> Path:
+    """The file exists and, when a hash is given, its bytes are the ones that were registered."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
     if expected_sha256 is not None:
         actual = sha256_file(path)
-        if actual != expected_sha256:
-            raise UserError(f"weights file {path} has sha256 {actual[:12]}…, registry says {expected_sha256[:12]}…; refusing to load")
+        if actual != expected_sha256.lower():
+            raise UserError(f"weights file {path} has sha256 {actual[:12]}…, registry says {expected_sha256[:12]}…; "
+                            f"refusing to load (the file was changed or replaced after it was registered)")
+    return path
+
+
+def inspect_safetensors(path: str | Path, expected_sha256: str | None = None) -> int:
+    """Check hash and header of a safetensors file without loading its tensors; return the tensor count."""
+    path = check_file(path, expected_sha256)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return len(list(handle.keys()))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"weights file {path} is not a valid safetensors file") from err
+
+
+def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Load safetensors, or a torch file with weights_only=True; a pickle that runs code is refused.
+
+    The hash is checked before a single byte is parsed, so a swapped file never reaches a parser.
+    """
+    path = check_file(path, expected_sha256)
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))

@@ -3,18 +3,21 @@
     python -m scripts.registry list
     python -m scripts.registry show NAME
     python -m scripts.registry remove NAME [--yes]
+    python -m scripts.registry verify [NAME]    # every entry's files and hashes; exits non-zero if any is broken
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from core.errors import UserError, cli_entry
+from core.hashing import sha256_file
 from core.registry import Registry
-from core.settings import load_settings
+from core.settings import Settings, load_settings
 
 
 def _list(registry: Registry) -> None:
@@ -39,22 +42,103 @@ def _remove(registry: Registry, name: str, yes: bool) -> None:
     print(f"removed {name} (its run folder is kept)")
 
 
+def _missing(path: Path, kind: str = "file") -> None:
+    raise UserError(f"{kind} {path} is missing")
+
+
+def _check_weights(path: Path, sha256: str) -> None:
+    # Imported here so list/show/remove stay quick: only verify needs torch and safetensors.
+    from members.checkpoint import inspect_safetensors, load_state_dict
+
+    (inspect_safetensors if path.suffix == ".safetensors" else load_state_dict)(path, expected_sha256=sha256)
+
+
+def _check_config(path: Path) -> None:
+    from members.config import load_config
+
+    if not path.is_file():
+        _missing(path)
+    load_config(path)
+
+
+def _check_run(path: Path) -> None:
+    from members.run_folder import INCOMPLETE
+
+    if not path.is_dir():
+        _missing(path, "folder")
+    if path.name.endswith(INCOMPLETE):
+        raise UserError(f"run folder {path} is marked incomplete")
+
+
+def _check_split(path: Path, sha256: str) -> None:
+    if not path.is_file():
+        _missing(path)
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise UserError(f"split file {path} has sha256 {actual[:12]}…, registry says {sha256[:12]}…")
+
+
+def _problems(registry: Registry, entry: dict, settings: Settings) -> list[str]:
+    """Everything wrong with one entry's files; an empty list means it can be loaded and voted."""
+    checks = [("weights", lambda: _check_weights(registry.resolve(entry["weights"]), entry["sha256"])),
+              ("config", lambda: _check_config(registry.resolve(entry["config"]))),
+              ("split", lambda: _check_split(settings.splits / f"{entry['split']['name']}.csv",
+                                             entry["split"]["sha256"]))]
+    if entry.get("ema"):
+        checks.append(("ema", lambda: _check_weights(registry.resolve(entry["ema"]["weights"]), entry["ema"]["sha256"])))
+    if "run" in entry:
+        checks.append(("run", lambda: _check_run(registry.resolve(entry["run"]))))
+    if "val_probs" in entry:
+        path = registry.resolve(entry["val_probs"])
+        checks.append(("val_probs", lambda: None if path.is_file() else _missing(path)))
+    found = []
+    for what, check in checks:
+        try:
+            check()
+        except UserError as err:
+            found.append(f"{what}: {err}")
+        except OSError as err:
+            found.append(f"{what}: cannot read {err.filename or ''} ({err.strerror})")
+    return found
+
+
+def _verify(registry: Registry, settings: Settings, name: str | None) -> None:
+    entries = [registry.get(name)] if name else registry.members()
+    broken = {}
+    for entry in entries:
+        problems = _problems(registry, entry, settings)
+        if problems:
+            broken[entry["name"]] = problems
+            print(f"BROKEN {entry['name']}")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            print(f"ok     {entry['name']}")
+    if broken:
+        raise UserError(f"{len(broken)} of {len(entries)} member(s) in {registry.path} are broken: "
+                        f"{', '.join(broken)} (details above)")
+    print(f"{len(entries)} member(s) verified: weights hashes, configs, run folders and split files match")
+
+
 @cli_entry
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.registry", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["list", "show", "remove"])
+    parser.add_argument("command", choices=["list", "show", "remove", "verify"])
     parser.add_argument("name", nargs="?")
-    parser.add_argument("--yes", action="store_true")
+    parser.add_argument("--yes", action="store_true", help="remove without asking")
     parser.add_argument("--registry", help="registry file (default: <output root>/registry.yaml)")
     args = parser.parse_args(argv)
-    registry = Registry(args.registry or load_settings().registry)
-    if args.command != "list" and not args.name:
+    settings = load_settings()
+    registry = Registry(args.registry or settings.registry)
+    if args.command in ("show", "remove") and not args.name:
         raise UserError(f"'{args.command}' needs a member name")
     if args.command == "list":
         _list(registry)
     elif args.command == "show":
         print(yaml.safe_dump(registry.get(args.name), sort_keys=False), end="")
+    elif args.command == "verify":
+        _verify(registry, settings, args.name)
     else:
         _remove(registry, args.name, args.yes)
     return 0
