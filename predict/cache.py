@@ -1,12 +1,16 @@
-"""The prediction cache: <root>/<member>/<split>.npz.
+"""The prediction cache: <root>/<member>/<split>.npz, one file per member and split.
 
-Format (documented in the README so predictions made elsewhere can be voted too):
-  ids       str   [N]     row ids (val: split ids; test: ImageID in info.csv order)
-  probs     f32   [N, C]  class probabilities, rows sum to 1
-  logits    f32   [N, C]  log-probabilities (after TTA merging)
-  labels    i64   [N]     true labels, -1 where unknown (test)
-  classes   str   [C]     class names, in column order
-  key       str   []      sha256 of (weights sha256, data fingerprint, TTA, split) — the cache key
+Format (the README's "Prediction cache format" is the reference, so predictions made
+elsewhere can be imported and voted too):
+  ids        str   [N]     row ids (val: split ids in split order; test: ImageID in info.csv order)
+  probs      f32   [N, C]  class probabilities, rows sum to 1
+  logits     f32   [N, C]  log-probabilities (after TTA merging)
+  labels     i64   [N]     true labels, -1 where unknown (test)
+  classes    str   [C]     class names, in column order
+  key        str   []      sha256 of (weights sha256, data fingerprint, TTA, decoder, split); "imported:<sha256>"
+  tta        str   []      TTA views merged: "none", "flip", "flip,shift"
+  origin     str   []      "predicted" (by this tool) or "imported"
+  reference  str   []      imported only: the registered member whose rows and classes it was checked against
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ import numpy as np
 from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_text
+from predict.tta import TTA, parse_tta
+
+REQUIRED = ("ids", "probs", "logits", "labels", "classes", "key")
 
 
 @dataclass
@@ -28,10 +35,14 @@ class Prediction:
     labels: np.ndarray
     classes: list[str]
     key: str
+    tta: str = "none"
+    origin: str = "predicted"
+    reference: str = ""
 
 
-def cache_key(weights_sha256: str, data_fingerprint: str, tta: bool, split: str) -> str:
-    return sha256_text(f"{weights_sha256}|{data_fingerprint}|tta={int(tta)}|{split}")
+def cache_key(weights_sha256: str, data_fingerprint: str, tta: TTA | str | bool | None, split: str,
+              decoder: str = "pil") -> str:
+    return sha256_text(f"{weights_sha256}|{data_fingerprint}|tta={parse_tta(tta).spec}|decoder={decoder}|{split}")
 
 
 def cache_path(root: Path, member: str, split: str) -> Path:
@@ -43,21 +54,36 @@ def save(path: Path, pred: Prediction) -> Path:
         with open(tmp, "wb") as fh:
             np.savez(fh, ids=np.asarray(pred.ids, dtype=str), probs=pred.probs.astype(np.float32),
                      logits=pred.logits.astype(np.float32), labels=np.asarray(pred.labels, dtype=np.int64),
-                     classes=np.asarray(pred.classes, dtype=str), key=np.asarray(pred.key))
+                     classes=np.asarray(pred.classes, dtype=str), key=np.asarray(pred.key),
+                     tta=np.asarray(pred.tta), origin=np.asarray(pred.origin), reference=np.asarray(pred.reference))
     return path
 
 
+def _text(z, name: str, default: str) -> str:
+    return str(z[name]) if name in z.files else default
+
+
 def load(path: Path) -> Prediction:
+    path = Path(path)
     if not path.exists():
         raise UserError(f"no cached predictions at {path}; run scripts/predict first")
     try:
         with np.load(path, allow_pickle=False) as z:
+            missing = [name for name in REQUIRED if name not in z.files]
+            if missing:
+                raise UserError(f"prediction cache {path} lacks field '{missing[0]}' "
+                                f"(fields: {', '.join(z.files)}); see the README's prediction cache format")
             pred = Prediction(z["ids"], z["probs"], z["logits"], z["labels"], [str(c) for c in z["classes"]],
-                              str(z["key"]))
-    except (OSError, KeyError, ValueError) as err:
-        raise UserError(f"prediction cache {path} is unreadable or lacks a field ({err})") from err
-    if pred.probs.ndim != 2 or pred.probs.shape != (len(pred.ids), len(pred.classes)):
-        raise UserError(f"prediction cache {path}: probs shape {pred.probs.shape} does not match ids/classes")
+                              str(z["key"]), _text(z, "tta", "none"), _text(z, "origin", "predicted"),
+                              _text(z, "reference", ""))
+    except (OSError, ValueError) as err:
+        raise UserError(f"prediction cache {path} is unreadable ({err.__class__.__name__}: {err})") from err
+    n, c = len(pred.ids), len(pred.classes)
+    if pred.probs.ndim != 2 or pred.probs.shape != (n, c):
+        raise UserError(f"prediction cache {path}: probs shape {pred.probs.shape} does not match ids/classes ({n}, {c})")
+    if pred.logits.shape != pred.probs.shape or pred.labels.shape != (n,):
+        raise UserError(f"prediction cache {path}: logits {pred.logits.shape} or labels {pred.labels.shape} "
+                        f"do not match {n} rows × {c} classes")
     return pred
 
 

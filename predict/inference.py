@@ -1,47 +1,146 @@
-"""Batched inference: every member runs on each decoded batch, so an image is decoded once."""
+"""Batched inference: every member runs on each decoded batch, so an image is decoded once.
+
+Members that share a preprocessing (size, filter, mean/std) share one resized, normalised
+input per batch, and its TTA views. On a GPU every member runs in autocast (bf16, or fp16
+where bf16 is missing); on every device in channels_last, which oneDNN on CPU also prefers.
+When memory runs out the batch size is halved and the same rows are tried again.
+"""
 from __future__ import annotations
 
+import gc
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from members.data.image_cache import decoded_images
+from core.errors import UserError
 from members.trainer import Normalize, autocast_dtype
+from predict.batches import make_batches
+from predict.preprocess import Preprocess, resize_batch
+from predict.tta import TTA, parse_tta
+
+log = logging.getLogger("predict")
 
 
-def _views(batch: torch.Tensor, tta: bool) -> list[torch.Tensor]:
-    return [batch, torch.flip(batch, dims=[3])] if tta else [batch]
+@dataclass
+class _Group:
+    prep: Preprocess
+    normalize: Normalize
+    members: list[int]
 
 
-@torch.no_grad()
-def run_members(models: list[torch.nn.Module], normalizers: list[Normalize], images: np.ndarray,
-                device: torch.device, batch_size: int = 256, tta: bool = False,
-                desc: str = "predict") -> list[np.ndarray]:
-    """Return one float32 [N, C] logit array per member (TTA views merged on probabilities)."""
-    dtype = autocast_dtype(device)
-    nets = [m.to(device).eval() for m in models]
-    norms = [n.to(device) for n in normalizers]
+def is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def _free_device_memory(device: torch.device) -> None:
+    gc.collect()
     if device.type == "cuda":
-        nets = [m.to(memory_format=torch.channels_last) for m in nets]
-    outputs: list[list[np.ndarray]] = [[] for _ in nets]
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
-        batch = torch.from_numpy(np.array(images[start:start + batch_size])).permute(0, 3, 1, 2)
-        batch = batch.to(device, non_blocking=True)
-        for i, (net, norm) in enumerate(zip(nets, norms)):
-            probs = None
-            for view in _views(batch, tta):
-                x = norm(view)
-                if device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                    p = torch.softmax(net(x).float(), dim=1)
-                probs = p if probs is None else probs + p
-            probs = probs / len(_views(batch, tta))
-            # Store log-probabilities as "logits": exact for one view, the natural choice after TTA averaging.
-            outputs[i].append(torch.log(probs.clamp_min(1e-12)).cpu().numpy().astype(np.float32))
-    return [np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32) for chunks in outputs]
+        torch.cuda.empty_cache()
+
+
+class EnsembleRunner:
+    """Runs K members over a batch source; `run` returns one float32 [N, C] log-probability array each."""
+
+    def __init__(self, models: list[nn.Module], preps: list[Preprocess], device: torch.device,
+                 tta: TTA | str | bool | None = None, channels_last: bool = True):
+        self.device = device
+        self.tta = parse_tta(tta)
+        self.amp = autocast_dtype(device)
+        self.channels_last = channels_last
+        self.nets = [self._prepare(m) for m in models]
+        groups: dict[Preprocess, _Group] = {}
+        for i, prep in enumerate(preps):
+            groups.setdefault(prep, _Group(prep, Normalize(prep.mean, prep.std).to(device), [])).members.append(i)
+        self.groups = list(groups.values())
+        self.batch_size: int | None = None   # the size that last worked, after any halving
+
+    def _prepare(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device).eval()
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def _forward(self, net: nn.Module, views: list[torch.Tensor]) -> torch.Tensor:
+        probs = None
+        for view in views:
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                p = torch.softmax(net(view).float(), dim=1)
+            probs = p if probs is None else probs + p
+        return probs / len(views)
+
+    @torch.no_grad()
+    def batch_probs(self, batch: torch.Tensor) -> list[torch.Tensor]:
+        """uint8 NCHW batch on the device → one [B, C] probability tensor per member."""
+        out: list[torch.Tensor | None] = [None] * len(self.nets)
+        resized: dict[tuple, torch.Tensor] = {}
+        for group in self.groups:
+            key = group.prep.resize_key
+            if key not in resized:
+                resized[key] = resize_batch(batch, group.prep.size, group.prep.interpolation)
+            x = group.normalize(resized[key])
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            views = self.tta.views(x)
+            for i in group.members:
+                out[i] = self._forward(self.nets[i], views)
+        return out
+
+    def run(self, source, batch_size: int = 256, desc: str = "predict") -> list[np.ndarray]:
+        n = len(source)
+        chunks: list[list[np.ndarray]] = [[] for _ in self.nets]
+        start = 0
+        # One thread fetches the next rows while the members work on the current ones.
+        with ThreadPoolExecutor(1) as pool, tqdm(total=n, desc=desc, unit="img", leave=False) as bar:
+            def prefetch(lo: int) -> tuple[int, int, object]:
+                hi = min(n, lo + batch_size)
+                return lo, hi, pool.submit(source.fetch, lo, hi)
+
+            pending = prefetch(0)
+            while start < n:
+                stop = min(n, start + batch_size)
+                oom = False
+                try:
+                    lo, hi, future = pending
+                    batch = future.result() if (lo, hi) == (start, stop) else source.fetch(start, stop)
+                    if stop < n:
+                        pending = prefetch(stop)
+                    probs = self.batch_probs(batch)
+                except Exception as err:
+                    if not is_out_of_memory(err):
+                        raise
+                    oom = True
+                if oom:
+                    # Outside the except block, so the failed batch's tensors can actually be freed.
+                    batch = probs = None
+                    _free_device_memory(self.device)
+                    if batch_size == 1:
+                        raise UserError("out of memory with a batch of one image; use a smaller --batch-size "
+                                        "with fewer members at a time, or another device")
+                    batch_size //= 2
+                    log.warning("out of memory at rows %d-%d; retrying with batch size %d", start, stop - 1,
+                                batch_size)
+                    pending = prefetch(start)
+                    continue
+                for i, p in enumerate(probs):
+                    # Log-probabilities stand in for logits: exact up to a constant for one view,
+                    # and the natural choice after averaging TTA views.
+                    chunks[i].append(torch.log(p.clamp_min(1e-12)).cpu().numpy().astype(np.float32))
+                bar.update(stop - start)
+                start = stop
+        self.batch_size = batch_size
+        return [np.concatenate(c) if c else np.zeros((0, 0), np.float32) for c in chunks]
+
+
+def run_members(models: list[nn.Module], preps: list[Preprocess], source, device: torch.device,
+                batch_size: int = 256, tta: TTA | str | bool | None = None, desc: str = "predict") -> list[np.ndarray]:
+    """One float32 [N, C] log-probability array per member (TTA views merged on probabilities)."""
+    return EnsembleRunner(models, preps, device, tta).run(source, batch_size, desc)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -51,6 +150,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def predict_paths(model, normalize: Normalize, paths: list[str], size: tuple[int, int], device: torch.device,
-                  cache_dir: Path, tta: bool = False) -> np.ndarray:
-    images = decoded_images(paths, size, cache_dir, desc="decode")
-    return softmax(run_members([model], [normalize], images, device, tta=tta)[0])
+                  cache_dir: Path, tta: TTA | str | bool | None = None) -> np.ndarray:
+    """One model over image files: probabilities [N, C]. Used by training's smoke check."""
+    mean = tuple(float(v) for v in (normalize.mean.flatten() / 255.0))
+    std = tuple(float(v) for v in (normalize.std.flatten() / 255.0))
+    prep = Preprocess(tuple(size), mean, std)
+    source = make_batches(list(paths), tuple(size), cache_dir, device, desc="decode")
+    return softmax(run_members([model], [prep], source, device, tta=tta)[0])
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from core.errors import UserError
@@ -16,11 +15,10 @@ from members.trainer import Normalize
 
 
 @dataclass
-class LoadedMember:
+class MemberInfo:
+    """A registered member's entry and config: enough to find its rows without loading weights."""
     name: str
     entry: dict
-    model: nn.Module
-    normalize: Normalize
     config: MemberConfig
 
     @property
@@ -30,6 +28,16 @@ class LoadedMember:
     @property
     def classes(self) -> list[str]:
         return list(self.entry["classes"])
+
+
+@dataclass
+class LoadedMember(MemberInfo):
+    model: nn.Module | None = None
+    normalize: Normalize | None = None
+
+
+def member_info(registry: Registry, entry: dict) -> MemberInfo:
+    return MemberInfo(entry["name"], entry, member_config(registry, entry))
 
 
 def member_config(registry: Registry, entry: dict) -> MemberConfig:
@@ -53,15 +61,10 @@ def load_member(registry: Registry, entry: dict) -> LoadedMember:
     except RuntimeError as err:
         raise UserError(f"member '{entry['name']}': weights {weights} do not fit {entry['arch']}") from err
     built.model.eval()
-    return LoadedMember(entry["name"], entry, built.model, Normalize(entry["input"]["mean"], entry["input"]["std"]),
-                        member_config(registry, entry))
+    return LoadedMember(entry["name"], entry, member_config(registry, entry), built.model,
+                        Normalize(entry["input"]["mean"], entry["input"]["std"]))
 
 
 def weights_path(registry: Registry, entry: dict) -> Path:
     return registry.resolve(entry["weights"])
 
-
-def best_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)

@@ -1,7 +1,9 @@
 """Predict validation and test rows for named members, reusing cached results.
 
-Members that share a data config and input size are grouped, their images decoded
-once into the shared image cache, and every member of the group runs on each batch.
+Members that predict the same rows are grouped: their images are decoded once, at the
+largest input size any of them needs, into the shared image cache, and every member
+runs on each batch (smaller inputs are resized on the device, see predict.preprocess).
+Under torchrun each process predicts one block of rows and rank 0 merges the shards.
 """
 from __future__ import annotations
 
@@ -14,12 +16,16 @@ import numpy as np
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
-from members.data.image_cache import data_fingerprint, decoded_images
+from members.data.image_cache import data_fingerprint
+from members.data.prescan import require_readable
 from members.data.sources import load_dataset
 from members.data.splits import read_split
-from predict import cache
-from predict.inference import run_members, softmax
-from predict.loading import LoadedMember, best_device, load_member
+from predict import cache, imports, shards
+from predict.batches import make_batches
+from predict.inference import EnsembleRunner, softmax
+from predict.loading import LoadedMember, load_member
+from predict.preprocess import Preprocess, decode_size
+from predict.tta import TTA, parse_tta
 
 log = logging.getLogger("predict")
 SPLITS = ("val", "test")
@@ -37,6 +43,9 @@ def split_rows(registry: Registry, member: LoadedMember, settings: Settings, spl
     if split == "test":
         if dataset.test is None:
             raise UserError(f"member '{member.name}': its data config names no test list (data.test)")
+        # Every test file must decode: name them all now rather than fail on the first mid-prediction.
+        require_readable(dataset.test["path"].tolist(), f"test list {dataset.test_info or member.config.data.test}",
+                         settings.image_cache)
         return Rows(dataset.test["id"].tolist(), dataset.test["path"].tolist(), np.full(len(dataset.test), -1))
     meta = member.entry["split"]
     split_file = read_split(settings.splits / f"{meta['name']}.csv")
@@ -51,39 +60,85 @@ def split_rows(registry: Registry, member: LoadedMember, settings: Settings, spl
     return Rows(val["id"].tolist(), by_id.loc[val["id"], "path"].tolist(), by_id.loc[val["id"], "label"].to_numpy())
 
 
-def predict_members(names: list[str], registry: Registry, settings: Settings, splits=SPLITS, tta: bool = False,
-                    force: bool = False, device: str = "auto", batch_size: int = 256) -> dict[str, dict[str, cache.Prediction]]:
-    entries = [registry.get(name) for name in names]
-    members = [load_member(registry, entry) for entry in entries]
-    dev = best_device(device)
+def predict_members(names: list[str], registry: Registry, settings: Settings, splits=SPLITS,
+                    tta: TTA | str | bool | None = None, force: bool = False, device: str = "auto",
+                    batch_size: int = 256, decoder: str = "pil") -> dict[str, dict[str, cache.Prediction]]:
+    """Cached or fresh predictions per member and split; imported members come from the cache as stored."""
+    tta = parse_tta(tta)
     results: dict[str, dict[str, cache.Prediction]] = defaultdict(dict)
+    registered = []
+    for name in names:
+        if registry.exists(name):
+            registered.append(name)
+            continue
+        found = imports.imported(settings, name, splits)
+        if not found:
+            registry.get(name)  # raises the standard "not registered" message
+        missing = [s for s in splits if s not in found]
+        if missing:
+            raise UserError(f"imported member '{name}' has no {missing[0]} predictions; "
+                            f"import them with python -m scripts.predict import --member {name} --split {missing[0]} …")
+        results[name].update(found)
+    members = [load_member(registry, registry.get(name)) for name in registered]
+    world = shards.current()
+    dev = world.device(device)
     for split in splits:
         groups: dict[tuple, list[tuple[LoadedMember, Rows]]] = defaultdict(list)
         for member in members:
             rows = split_rows(registry, member, settings, split)
-            groups[(tuple(rows.paths), member.size)].append((member, rows))
-        for (paths, size), group in groups.items():
-            fingerprint = data_fingerprint(list(paths))
-            todo = []
-            for member, rows in group:
-                key = cache.cache_key(member.entry["sha256"], fingerprint, tta, split)
-                path = cache.cache_path(settings.predictions, member.name, split)
-                hit = None if force else cache.load_if_fresh(path, key)
-                if hit is not None:
-                    log.info("%s/%s: cached (%s)", member.name, split, path)
-                    results[member.name][split] = hit
-                else:
-                    todo.append((member, rows, key, path))
-            if not todo:
-                continue
-            images = decoded_images(list(paths), size, settings.image_cache, desc=f"decode {split}")
-            logits = run_members([m.model for m, *_ in todo], [m.normalize for m, *_ in todo], images, dev,
-                                 batch_size=batch_size, tta=tta,
-                                 desc=f"{split}: {', '.join(m.name for m, *_ in todo)}")
-            for (member, rows, key, path), member_logits in zip(todo, logits):
-                pred = cache.Prediction(np.asarray(rows.ids), softmax(member_logits), member_logits,
-                                        np.asarray(rows.labels), member.classes, key)
-                cache.save(path, pred)
-                log.info("%s/%s: %d rows predicted → %s", member.name, split, len(rows.ids), path)
-                results[member.name][split] = pred
+            groups[tuple(rows.paths)].append((member, rows))
+        for paths, group in groups.items():
+            results_for = _predict_group(list(paths), group, split, settings, world, dev, tta, force, batch_size,
+                                         decoder)
+            for name, pred in results_for.items():
+                results[name][split] = pred
     return dict(results)
+
+
+def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], split: str, settings: Settings,
+                   world: shards.World, dev, tta: TTA, force: bool, batch_size: int,
+                   decoder: str) -> dict[str, cache.Prediction]:
+    """Members that predict the same rows: fresh cache entries are reused, the rest run together."""
+    fingerprint = data_fingerprint(paths)
+    plans = []
+    for member, rows in group:
+        key = cache.cache_key(member.entry["sha256"], fingerprint, tta, split, decoder)
+        path = cache.cache_path(settings.predictions, member.name, split)
+        plans.append((member, rows, key, path, None if force else cache.load_if_fresh(path, key)))
+    # Every process must take the same decision, or the barriers below would never meet.
+    needed = world.any([hit is None for *_, hit in plans])
+    out = {}
+    for (member, _, _, path, hit), need in zip(plans, needed):
+        if not need:
+            log.info("%s/%s: cached (%s)", member.name, split, path)
+            out[member.name] = hit
+    todo = [plan[:4] for plan, need in zip(plans, needed) if need]
+    if not todo:
+        return out
+    lo, hi = world.block(len(paths))
+    preps = [Preprocess.from_entry(m.entry) for m, *_ in todo]
+    size = decode_size(preps)
+    names = ", ".join(m.name for m, *_ in todo)
+    part = f" rows {lo}-{hi - 1} of {len(paths)} (rank {world.rank})" if world.distributed else ""
+    source = make_batches(paths[lo:hi], size, settings.image_cache, dev, decoder, desc=f"decode {split}{part}")
+    runner = EnsembleRunner([m.model for m, *_ in todo], preps, dev, tta)
+    logits = runner.run(source, batch_size, desc=f"{split}: {names}{part}")
+    if runner.batch_size != batch_size:
+        log.warning("%s: finished with batch size %d after running out of memory", split, runner.batch_size)
+    logits = [lg if lg.size else np.zeros((hi - lo, len(m.classes)), np.float32) for (m, *_), lg in zip(todo, logits)]
+    if world.distributed:
+        for (member, _, key, path), member_logits in zip(todo, logits):
+            shards.save_shard(path, world, lo, hi, len(paths), key, member_logits)
+        world.barrier()
+    for (member, rows, key, path), member_logits in zip(todo, logits):
+        if world.is_main:
+            full = shards.merge_shards(path, world.size, len(paths), key) if world.distributed else member_logits
+            pred = cache.Prediction(np.asarray(rows.ids), softmax(full), full, np.asarray(rows.labels),
+                                    member.classes, key, tta.spec)
+            cache.save(path, pred)
+            log.info("%s/%s: %d rows predicted (TTA %s) → %s", member.name, split, len(rows.ids), tta.spec, path)
+            out[member.name] = pred
+    world.barrier()
+    if not world.is_main:
+        out.update({member.name: cache.load(path) for member, _, _, path in todo})
+    return out
