@@ -78,6 +78,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         _fsync(tmp)
+        _default_permissions(tmp)
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -86,6 +87,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which would race with other threads.
+_UMASK = _current_umask()
+
+
+def _default_permissions(path: Path) -> None:
+    # mkstemp creates 0600 files; outputs are shared with teammates, so give them what open() would.
+    os.chmod(path, 0o666 & ~_UMASK)
 
 
 def _fsync(path: Path) -> None:

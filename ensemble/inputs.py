@@ -24,14 +24,28 @@ class VoteInputs:
         return {name: probs[i] for i, name in enumerate(self.names)}
 
 
+def _class_difference(a: list[str], b: list[str]) -> str:
+    if len(a) != len(b):
+        return f"{len(a)} vs {len(b)} classes"
+    if sorted(a) == sorted(b):
+        return "same classes in a different order"
+    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    return f"class #{first} is '{a[first]}' vs '{b[first]}'"
+
+
 def check_compatible(entries: list[dict]) -> None:
     """Refuse to vote members that disagree on classes or on the validation split they were scored on."""
     first = entries[0]
     for entry in entries[1:]:
         if entry["classes"] != first["classes"]:
             raise UserError(f"members '{first['name']}' and '{entry['name']}' have different class lists "
-                            f"({len(first['classes'])} vs {len(entry['classes'])} classes, or a different order)")
+                            f"({_class_difference(first['classes'], entry['classes'])})")
         a, b = first["split"], entry["split"]
+        if (a["name"], a.get("fold")) == (b["name"], b.get("fold")) and a["sha256"] != b["sha256"]:
+            raise UserError(f"members '{first['name']}' and '{entry['name']}' both claim split '{a['name']}' "
+                            f"fold {a.get('fold')}, but its file differed when each was trained (sha256 "
+                            f"{a['sha256'][:12]}… vs {b['sha256'][:12]}…): the split file was remade in between; "
+                            f"retrain one of them on the current file")
         if (a["name"], a["sha256"], a.get("fold")) != (b["name"], b["sha256"], b.get("fold")):
             raise UserError(f"members '{first['name']}' and '{entry['name']}' were validated on different splits "
                             f"({a['name']} fold {a.get('fold')} vs {b['name']} fold {b.get('fold')}); "

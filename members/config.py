@@ -43,6 +43,7 @@ class AugmentConfig:
     hflip: float = 0.0        # digits are not mirror-symmetric, so flips are opt-in
     crop_scale: list[float] = field(default_factory=lambda: [0.85, 1.0])
     color_jitter: float = 0.0
+    mode: str = "auto"        # auto | batched | per_sample: batched runs on the training device; auto = batched on GPU
 
 
 @dataclass
@@ -60,6 +61,16 @@ class TrainConfig:
     num_workers: int = 0
     deterministic: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: str = "ce"          # ce | focal | soft_f1
+    focal_gamma: float = 2.0
+    class_balance: str = "none"  # none | weights (loss weights) | sampler (class-balanced draws)
+    ema: float | None = None  # EMA decay such as 0.999; saved as best_ema/last_ema.safetensors
+    grad_clip: float | None = None  # max global gradient norm
+    scheduler: str = "cosine"  # cosine | step | constant, each after warmup_epochs
+    step_size: int = 30       # scheduler=step: epochs between decays
+    step_gamma: float = 0.1   # scheduler=step: factor per decay
+    compile: bool = False     # torch.compile the training model
+    feed: str = "auto"        # GPU only: auto | resident (whole uint8 pool on the GPU) | stream (prefetch on a CUDA stream)
 
 
 @dataclass
@@ -75,6 +86,7 @@ class WandbConfig:
     mode: str = "disabled"    # online | offline | disabled
     project: str = "ensemble-vote"
     entity: str | None = None
+    log_every: int = 20       # batches between per-batch train-loss points
 
 
 @dataclass
@@ -97,6 +109,11 @@ CHOICES = {
     "data.source": {"digits", "folder", "csv", "mask"},
     "data.on_bad_image": {"error", "skip"},
     "train.optimizer": {"adamw", "sgd"},
+    "train.loss": {"ce", "focal", "soft_f1"},
+    "train.class_balance": {"none", "weights", "sampler"},
+    "train.scheduler": {"cosine", "step", "constant"},
+    "train.feed": {"auto", "resident", "stream"},
+    "train.augment.mode": {"auto", "batched", "per_sample"},
     "early_stopping.mode": {"max", "min"},
     "tracking.wandb.mode": {"online", "offline", "disabled"},
 }
@@ -114,6 +131,7 @@ def _coerce(value: Any, hint: Any, key: str, origin: str) -> Any:
         if "None" in text:
             return None
         raise UserError(f"config key '{key}' in {origin} may not be empty")
+    text = text.replace(" | None", "")  # an optional value that is present follows the plain type's rules
     if hint is bool or text == "bool":
         if isinstance(value, bool):
             return value
@@ -227,8 +245,33 @@ def _check_values(config: MemberConfig, origin: str) -> None:
         raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise UserError(f"config keys 'train.epochs' and 'train.batch_size' in {origin} must be >= 1")
-    if not config.name or any(ch in config.name for ch in "/\\: "):
+    _check_train_values(config.train, origin)
+    if not config.name or config.name in (".", "..") or any(ch in config.name for ch in "/\\: "):
         raise UserError(f"config key 'name' in {origin} must be non-empty, without spaces, slashes or colons")
+
+
+def _is_range(values: list) -> bool:
+    if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return False
+    return 0.0 < values[0] <= values[1] <= 1.0
+
+
+def _check_train_values(train: TrainConfig, origin: str) -> None:
+    checks = [
+        ("train.ema", train.ema is None or 0.0 < train.ema < 1.0, "must be null or a decay in (0, 1), e.g. 0.999"),
+        ("train.grad_clip", train.grad_clip is None or train.grad_clip > 0, "must be null or > 0"),
+        ("train.focal_gamma", train.focal_gamma >= 0, "must be >= 0"),
+        ("train.label_smoothing", 0.0 <= train.label_smoothing < 1.0, "must be in [0, 1)"),
+        ("train.step_size", train.step_size >= 1, "must be >= 1"),
+        ("train.step_gamma", 0.0 < train.step_gamma <= 1.0, "must be in (0, 1]"),
+        ("train.warmup_epochs", 0 <= train.warmup_epochs, "must be >= 0"),
+        ("train.augment.crop_scale", _is_range(train.augment.crop_scale), "must be [low, high] with 0 < low <= high <= 1"),
+        ("train.augment.hflip", 0.0 <= train.augment.hflip <= 1.0, "must be a probability in [0, 1]"),
+        ("train.augment.color_jitter", 0.0 <= train.augment.color_jitter < 1.0, "must be in [0, 1)"),
+    ]
+    for key, ok, rule in checks:
+        if not ok:
+            raise UserError(f"config key '{key}' in {origin} {rule}")
 
 
 def to_dict(config: MemberConfig) -> dict:
