@@ -212,13 +212,34 @@ def best_recipe(
     are left out: picking the best of them on the scored rows is exactly the
     peeking that cross-fitting avoids). Ties go to the simpler method.
     """
-    table, recipes = _compare(probs_by_name, y, n_classes, composite, seed, n_splits, n_boot, caruana)
+    table, recipes = compare_and_fit(probs_by_name, y, n_classes, composite, seed, n_splits=n_splits, n_boot=n_boot,
+                                     caruana=caruana)
+    return pick_best(table, recipes, n_splits, len(y))
+
+
+def compare_and_fit(
+    probs_by_name: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    n_classes: int,
+    composite: CompositeSpec | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    *,
+    n_splits: int = 5,
+    n_boot: int = 1000,
+    caruana: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Recipe]]:
+    """`compare_rules`' table plus every method's recipe fitted on all rows, keyed by method name."""
+    return _compare(probs_by_name, y, n_classes, composite, seed, n_splits, n_boot, caruana)
+
+
+def pick_best(table: pd.DataFrame, recipes: Mapping[str, Recipe], n_splits: int, n_rows: int) -> Recipe:
+    """The recipe of the best honest method (single members excluded), with a note saying why."""
     eligible = table[table["kind"] != "member"]
     row = eligible.loc[eligible["f1_macro_honest"].idxmax()]
     recipe = recipes[row["method"]]
     note = (
         f"{row['method']}: honest macro-F1 {row['f1_macro_honest']:.4f} "
-        f"(in-sample {row['f1_macro_val']:.4f}), {n_splits}-fold cross-fit over {len(y)} rows"
+        f"(in-sample {row['f1_macro_val']:.4f}), {n_splits}-fold cross-fit over {n_rows} rows"
     )
     if row["kind"] == "ensemble":
         note += (

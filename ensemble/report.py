@@ -1,14 +1,46 @@
-"""The ensemble report: a score table, scikit-learn classification reports and confusion matrices."""
+"""The ensemble report users read to decide which members to keep.
+
+One builder serves `scripts.report` and `scripts.vote`. It writes, into one folder
+that is replaced whole (never left half-written):
+  report.html (self-contained) and report.md, classification_reports.txt,
+  confusion_*.png, learning_curves.png, disagreement.png, error_correlation.png,
+  gallery.png, recipe.yaml, metrics.json, metrics.csv and scores_*.csv.
+"""
 from __future__ import annotations
 
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
+import yaml
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 from core import atomic
+from core.errors import UserError
+from ensemble import diversity
+from ensemble.compare import compare_rules
+from ensemble.composite import CompositeSpec
+from ensemble.gallery import mistakes, plot_gallery
+from ensemble.honest import best_member_method, crossfit_predictions, paired_bootstrap_gain
+from ensemble.recipe import Recipe
+from ensemble.report_html import to_html
+from ensemble.report_page import CodePanels, Figure, FigureRow, Heading, Page, Section, Table, Text, to_markdown
 from members.artifacts import plot_confusion
+
+COMPARE_COLUMNS = ["method", "kind", "f1_macro_honest", "acc_honest", "f1_macro_val",
+                   "gain", "ci_low", "ci_high", "excludes_zero"]
 
 
 def score(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict:
@@ -16,50 +48,364 @@ def score(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict:
             "acc": float(accuracy_score(y, pred))}
 
 
-def score_table(y: np.ndarray, preds: dict[str, np.ndarray], n_classes: int, kinds: dict[str, str]) -> pd.DataFrame:
-    rows = [{"name": name, "kind": kinds.get(name, "member"), **score(y, pred, n_classes)}
-            for name, pred in preds.items()]
+def score_table(y: np.ndarray, preds: dict[str, np.ndarray], n_classes: int, kinds: dict[str, str],
+                composite: CompositeSpec | None = None) -> pd.DataFrame:
+    """One row per member/vote: macro F1 and accuracy, and per task when labels are composite."""
+    rows = []
+    for name, pred in preds.items():
+        row = {"name": name, "kind": kinds.get(name, "member"), **score(y, pred, n_classes)}
+        if composite is not None:
+            for (task, size), yt, pt in zip(composite.tasks, composite.decode(y).T, composite.decode(pred).T):
+                task_score = score(yt, pt, size)
+                row[f"{task}_f1_macro"], row[f"{task}_acc"] = task_score["f1_macro"], task_score["acc"]
+        rows.append(row)
     return pd.DataFrame(rows)
-
-
-def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
-    def cell(value) -> str:
-        if isinstance(value, (float, np.floating)):
-            return floatfmt.format(value)
-        return str(value)
-
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
 
 
 def safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
 
 
-def write_report(out_dir: Path, classes: list[str], y_val: np.ndarray, preds_val: dict[str, np.ndarray],
-                 val_table: pd.DataFrame, test_table: pd.DataFrame | None = None,
-                 sections: list[str] | None = None) -> Path:
-    """Write report.md, one confusion PNG per member/vote and the classification reports."""
+@dataclass
+class Vote:
+    labels: np.ndarray                  # the ensemble's validation predictions
+    probs: np.ndarray | None = None     # its probability (or vote-share) table; ranks the gallery
+
+
+@dataclass
+class LabelledTest:
+    """Test rows whose true labels are known (the demo's digits); most real test sets have none."""
+    labels: np.ndarray
+    preds: dict[str, np.ndarray]        # member and ensemble predictions by name
+
+
+@dataclass
+class ReportInputs:
+    title: str
+    classes: list[str]
+    y_val: np.ndarray
+    members: dict[str, np.ndarray]      # validation probs [rows, classes] by member, in the user's order
+    ensembles: dict[str, Vote]          # validation votes by name
+    primary: str                        # the ensemble the submission (or the user's recipe) uses
+    recipe: Recipe
+    val_paths: list[str | None]         # validation image files, row-aligned, for the gallery
+    run_dirs: dict[str, Path | None] = field(default_factory=dict)
+    composite: CompositeSpec | None = None
+    test: LabelledTest | None = None
+    summary: list[str] = field(default_factory=list)
+    seed: int = 0
+    n_boot: int = 1000
+    n_splits: int = 5
+    gallery_limit: int = 30
+
+
+@dataclass
+class ReportResult:
+    folder: Path
+    html: Path
+    markdown: Path
+    metrics: dict
+    val_table: pd.DataFrame
+    test_table: pd.DataFrame | None
+    compare_table: pd.DataFrame | None
+
+    def file(self, name: str) -> Path:
+        return self.folder / name
+
+
+# --- the folder is replaced whole -------------------------------------------------------------
+
+@contextlib.contextmanager
+def staged_folder(out_dir: Path) -> Iterator[Path]:
+    """Build in a hidden sibling folder and swap it in only when everything was written.
+
+    A failure leaves the previous report as it was; stale files of an earlier report
+    (e.g. the confusion PNG of a member no longer voted) do not survive a rebuild.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# Ensemble report", "", "## Validation scores (macro F1 is the metric)", "", markdown_table(val_table), ""]
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"report folder {out_dir} is a file; choose another --out")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+        # mkdtemp makes a private folder; a report is meant to be shared like any other output.
+        umask = os.umask(0)
+        os.umask(umask)
+        stage.chmod(0o777 & ~umask)
+    except OSError as err:
+        raise UserError(f"cannot write report folder {out_dir}: {err.strerror or err} (nothing was changed)") from err
+    try:
+        yield stage
+        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(stage, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise UserError(f"cannot write report folder {out_dir}: {err.strerror or err} (nothing was changed)") from err
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+# --- the pieces --------------------------------------------------------------------------------
+
+def classification_reports(inputs: ReportInputs, preds: dict[str, np.ndarray]) -> dict[str, str]:
+    """scikit-learn's text report for every member and ensemble, and per task for composite labels."""
+    labels = list(range(len(inputs.classes)))
+    reports = {name: classification_report(inputs.y_val, pred, labels=labels, target_names=inputs.classes,
+                                           digits=4, zero_division=0)
+               for name, pred in preds.items()}
+    if inputs.composite is not None:
+        spec = inputs.composite
+        y_tasks = spec.decode(inputs.y_val)
+        for name, pred in preds.items():
+            p_tasks = spec.decode(pred)
+            for t, (task, size) in enumerate(spec.tasks):
+                reports[f"{name} · {task}"] = classification_report(
+                    y_tasks[:, t], p_tasks[:, t], labels=list(range(size)),
+                    target_names=[f"{task}={v}" for v in range(size)], digits=4, zero_division=0)
+    return reports
+
+
+def compare_table(inputs: ReportInputs) -> tuple[pd.DataFrame | None, str]:
+    """compare_rules' honest table plus a row for the submitted recipe; (None, why) when it cannot run."""
+    if len(inputs.members) < 2:
+        return None, "One member only: there is no ensemble to compare with."
+    n_classes = len(inputs.classes)
+    try:
+        table = compare_rules(inputs.members, inputs.y_val, n_classes, inputs.composite, inputs.seed,
+                              n_splits=inputs.n_splits, n_boot=inputs.n_boot)
+        names = sorted(inputs.members)
+        stacked = np.stack([inputs.members[n] for n in names])
+        best = crossfit_predictions(best_member_method, stacked, inputs.y_val, names, inputs.n_splits, inputs.seed)
+    except ValueError as err:
+        # Too few rows for the folds, say: the rest of the report is still worth having.
+        return None, f"The honest comparison could not run on these rows: {err}"
+    chosen = inputs.ensembles[inputs.primary].labels
+    boot = paired_bootstrap_gain(inputs.y_val, chosen, best, inputs.n_boot, inputs.seed, range(n_classes))
+    in_sample = score(inputs.y_val, chosen, n_classes)
+    # Equal weights and no temperatures fit nothing on these rows, so the in-sample score is already honest;
+    # any other recipe may have been tuned on them, and we cannot tell.
+    fixed = not inputs.recipe.temperatures and len(set(inputs.recipe.members.values())) == 1
+    submitted = {"method": f"submitted ({inputs.primary})", "kind": "submitted",
+                 "f1_macro_honest": in_sample["f1_macro"] if fixed else np.nan,
+                 "acc_honest": in_sample["acc"] if fixed else np.nan,
+                 "f1_macro_val": in_sample["f1_macro"],
+                 "gain": boot["gain"], "ci_low": boot["low"], "ci_high": boot["high"],
+                 "excludes_zero": boot["excludes_zero"]}
+    table = pd.concat([table, pd.DataFrame([submitted])], ignore_index=True)[COMPARE_COLUMNS]
+    return table, ""
+
+
+def history_of(run_dir: Path | None) -> pd.DataFrame | None:
+    if run_dir is None or not (run_dir / "history.csv").is_file():
+        return None
+    try:
+        history = pd.read_csv(run_dir / "history.csv")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    return history if "epoch" in history.columns and len(history) else None
+
+
+def plot_learning_curves(histories: dict[str, pd.DataFrame], out: Path) -> Path:
+    """Every member's validation macro F1 and losses per epoch, on shared axes."""
+    fig = MplFigure(figsize=(11, 3.8))
+    ax_score, ax_loss = fig.subplots(1, 2)
+    for i, (name, h) in enumerate(histories.items()):
+        colour = f"C{i % 10}"
+        if "val_f1_macro" in h:
+            ax_score.plot(h["epoch"], h["val_f1_macro"], marker="o", color=colour, label=name)
+        if "val_loss" in h:
+            ax_loss.plot(h["epoch"], h["val_loss"], marker="o", color=colour, label=f"{name} val")
+        if "train_loss" in h:
+            ax_loss.plot(h["epoch"], h["train_loss"], linestyle="--", color=colour, label=f"{name} train")
+    ax_score.set(xlabel="epoch", ylabel="validation macro F1", ylim=(0, 1.02), title="validation macro F1")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train)")
+    losses = [h[c] for h in histories.values() for c in ("train_loss", "val_loss") if c in h]
+    if losses and all((loss > 0).all() for loss in losses):
+        # Early losses can be orders of magnitude above the later ones; a log axis keeps both readable.
+        ax_loss.set_yscale("log")
+    for ax in (ax_score, ax_loss):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return out
+
+
+def heatmap(frame: pd.DataFrame, title: str, out: Path) -> Path:
+    with atomic.atomic_path(out) as tmp:
+        diversity.plot_heatmap(frame, title, tmp)
+    return out
+
+
+def _records(frame: pd.DataFrame | None) -> list[dict] | None:
+    """Table rows as JSON-safe dicts: NaN and NA become null."""
+    if frame is None:
+        return None
+
+    def clean(value):
+        if value is None or value is pd.NA:
+            return None
+        if isinstance(value, (np.bool_, bool)):
+            return bool(value)
+        if isinstance(value, (np.integer,)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            return None if math.isnan(value) else float(value)
+        return value
+
+    return [{k: clean(v) for k, v in row.items()} for row in frame.astype(object).to_dict("records")]
+
+
+# --- the sections ------------------------------------------------------------------------------
+
+def _scores_section(val_table: pd.DataFrame, test_table: pd.DataFrame | None) -> Section:
+    blocks = [Table(val_table, "Validation rows. Macro F1 is the metric; accuracy is shown beside it.")]
     if test_table is not None:
-        lines += ["## Test scores of the submission rows (labels known: demo data only)", "",
-                  markdown_table(test_table), ""]
-    lines += sections or []
-    lines += ["## Classification reports (validation)", ""]
-    text_reports = []
-    for name, pred in preds_val.items():
-        report = classification_report(y_val, pred, labels=list(range(len(classes))), target_names=classes,
-                                       digits=4, zero_division=0)
-        text_reports.append(f"== {name} ==\n{report}")
-        png = plot_confusion(y_val, pred, classes, out_dir / f"confusion_{safe_name(name)}.png",
-                             f"{name}: validation (row-normalised)")
-        lines += [f"### {name}", "", "```", report.rstrip(), "```", "", f"![confusion {name}]({png.name})", ""]
-    atomic.write_text(out_dir / "classification_reports.txt", "\n".join(text_reports))
-    val_table.to_csv(out_dir / "scores_val.csv", index=False)
+        blocks += [Heading("Test rows of the submission"),
+                   Table(test_table, "True test labels are known for the demo data only.")]
+    return Section("scores", "Scores", blocks)
+
+
+def _compare_section(table: pd.DataFrame | None, why: str, inputs: ReportInputs) -> Section:
+    if table is None:
+        return Section("compare", "Members versus ensembles (honest)", [Text(why)])
+    text = (f"Each method is fitted on {inputs.n_splits - 1} of {inputs.n_splits} folds of the validation rows and "
+            f"scored on the fold it never saw (`f1_macro_honest`); `f1_macro_val` fits and scores on the same rows, "
+            f"for contrast. `gain` is the macro-F1 difference to the best member chosen inside the cross-fit, with a "
+            f"95% paired bootstrap interval ({inputs.n_boot} resamples): trust a gain whose interval excludes zero.")
+    caption = ("The `submitted` row scores the recipe as given on all validation rows. Unless its weights are all "
+               "equal and it has no temperatures, they may have been fitted on these rows: then its gain is "
+               "optimistic and its honest score is left blank; read the cross-fitted rows instead.")
+    return Section("compare", "Members versus ensembles (honest)", [Text(text), Table(table, caption)])
+
+
+def _reports_section(reports: dict[str, str]) -> Section:
+    return Section("classification-reports", "Classification reports (validation)", [CodePanels(reports)])
+
+
+def _confusion_section(stage: Path, y: np.ndarray, preds: dict[str, np.ndarray], classes: list[str]) -> Section:
+    figures = [Figure(plot_confusion(y, pred, classes, stage / f"confusion_{safe_name(name)}.png",
+                                     f"{name} (row-normalised)"), f"{name}: validation, row-normalised")
+               for name, pred in preds.items()]
+    return Section("confusion", "Confusion matrices (validation)", [FigureRow(figures)])
+
+
+def _curves_section(stage: Path, inputs: ReportInputs) -> Section:
+    histories = {name: history_of(inputs.run_dirs.get(name)) for name in inputs.members}
+    found = {name: h for name, h in histories.items() if h is not None}
+    blocks: list = []
+    if found:
+        blocks.append(Figure(plot_learning_curves(found, stage / "learning_curves.png"),
+                             "validation macro F1 and loss per epoch, from each member's history.csv"))
+    missing = [name for name in histories if name not in found]
+    for name in list(missing):
+        # Without a readable history, the run's own curves.png is the next best picture.
+        picture = inputs.run_dirs.get(name) and inputs.run_dirs[name] / "curves.png"
+        if picture and picture.is_file():
+            copy = atomic.write_bytes(stage / f"curves_{safe_name(name)}.png", picture.read_bytes())
+            blocks.append(Figure(copy, f"{name}: curves.png from its run folder"))
+            missing.remove(name)
+    if missing:
+        blocks.append(Text("No readable history.csv in the run folder of: " + ", ".join(f"`{m}`" for m in missing)))
+    return Section("learning-curves", "Learning curves", blocks)
+
+
+def _diversity_section(stage: Path, inputs: ReportInputs, y: np.ndarray) -> tuple[Section, dict | None]:
+    title = "How differently the members err"
+    if len(inputs.members) < 2:
+        return Section("diversity", title, [Text("One member only: nothing to compare.")]), None
+    disagree = diversity.disagreement(inputs.members)
+    correlation = diversity.error_correlation(inputs.members, y)
+    oracle = diversity.oracle_rate(inputs.members, y)
+    section = Section("diversity", title, [
+        Text(f"Members that disagree, and whose errors do not coincide, are what voting can exploit. "
+             f"At least one member is right on {oracle:.1%} of the validation rows: the ceiling for any vote."),
+        FigureRow([Figure(heatmap(disagree, "disagreement", stage / "disagreement.png"),
+                          "share of validation rows on which two members predict different labels"),
+                   Figure(heatmap(correlation, "error correlation", stage / "error_correlation.png"),
+                          "correlation of the members' 0/1 errors (low is good for voting)")])])
+    metrics = {"disagreement": disagree.to_dict(), "error_correlation": correlation.to_dict(), "oracle_rate": oracle}
+    return section, metrics
+
+
+def _gallery_section(stage: Path, inputs: ReportInputs, y: np.ndarray,
+                     preds: dict[str, np.ndarray]) -> tuple[Section, dict]:
+    primary = inputs.ensembles[inputs.primary]
+    wrong = mistakes(y, primary.labels, None if primary.probs is None else primary.probs.max(1))
+    shown = wrong[: inputs.gallery_limit]
+    if len(shown):
+        votes = {name: preds[name] for name in inputs.members}
+        plot_gallery(shown, inputs.val_paths, y, primary.labels, votes, inputs.classes, stage / "gallery.png")
+        blocks = [Text(f"{len(wrong)} of {len(y)} validation rows are misclassified by `{inputs.primary}`; "
+                       f"the {len(shown)} most confident mistakes are shown. Member votes in green were right."),
+                  Figure(stage / "gallery.png", f"misclassified validation images ({inputs.primary})")]
+    elif len(wrong):
+        blocks = [Text(f"{len(wrong)} of {len(y)} validation rows are misclassified (gallery switched off).")]
+    else:
+        blocks = [Text(f"`{inputs.primary}` classifies every validation row correctly.")]
+    return (Section("gallery", "Misclassified validation images", blocks),
+            {"mistakes": int(len(wrong)), "shown": int(len(shown))})
+
+
+def _write_tables(stage: Path, metrics: dict, val_table: pd.DataFrame, test_table: pd.DataFrame | None,
+                  compared: pd.DataFrame | None, reports: dict[str, str], recipe: Recipe) -> None:
+    """The files for machines: metrics.json and metrics.csv, plus the plain tables and the recipe."""
+    atomic.write_text(stage / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    tables = [val_table.assign(split="val")] + ([test_table.assign(split="test")] if test_table is not None else [])
+    long = pd.concat(tables, ignore_index=True)
+    atomic.write_text(stage / "metrics.csv", long[["split", *val_table.columns]].to_csv(index=False))
+    atomic.write_text(stage / "scores_val.csv", val_table.to_csv(index=False))
     if test_table is not None:
-        test_table.to_csv(out_dir / "scores_test.csv", index=False)
-    return atomic.write_text(out_dir / "report.md", "\n".join(lines) + "\n")
+        atomic.write_text(stage / "scores_test.csv", test_table.to_csv(index=False))
+    if compared is not None:
+        atomic.write_text(stage / "compare.csv", compared.to_csv(index=False))
+    atomic.write_text(stage / "classification_reports.txt",
+                      "\n".join(f"== {name} ==\n{text}" for name, text in reports.items()))
+    atomic.write_text(stage / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+
+def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
+    """Write the whole report folder; see the module docstring for its files."""
+    out_dir = Path(out_dir)
+    if inputs.primary not in inputs.ensembles:
+        raise ValueError(f"primary ensemble {inputs.primary!r} is not among {list(inputs.ensembles)}")
+    n_classes = len(inputs.classes)
+    y = np.asarray(inputs.y_val)
+    preds = {name: probs.argmax(1) for name, probs in inputs.members.items()}
+    preds.update({name: vote.labels for name, vote in inputs.ensembles.items()})
+    kinds = {name: ("ensemble" if name in inputs.ensembles else "member") for name in preds}
+    val_table = score_table(y, preds, n_classes, kinds, inputs.composite)
+    test_table = (score_table(inputs.test.labels, inputs.test.preds, n_classes, kinds, inputs.composite)
+                  if inputs.test is not None else None)
+    compared, why_not = compare_table(inputs)
+    reports = classification_reports(inputs, preds)
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    with staged_folder(out_dir) as stage:
+        diversity_section, diversity_metrics = _diversity_section(stage, inputs, y)
+        gallery_section, gallery_metrics = _gallery_section(stage, inputs, y, preds)
+        # The pictures come before the long text reports, so the top of the page tells the story.
+        sections = [_scores_section(val_table, test_table), _compare_section(compared, why_not, inputs),
+                    diversity_section, _confusion_section(stage, y, preds, inputs.classes),
+                    _curves_section(stage, inputs), gallery_section, _reports_section(reports)]
+        metrics = {
+            "title": inputs.title, "created": created, "classes": list(inputs.classes), "n_val_rows": int(len(y)),
+            "primary": inputs.primary, "recipe": inputs.recipe.to_dict(),
+            "composite": None if inputs.composite is None else inputs.composite.to_dict(),
+            "scores": {"val": _records(val_table), "test": _records(test_table)},
+            "compare": _records(compared), "diversity": diversity_metrics, "gallery": gallery_metrics,
+        }
+        _write_tables(stage, metrics, val_table, test_table, compared, reports, inputs.recipe)
+        page = Page(inputs.title, [*inputs.summary, f"{len(y)} validation rows, {n_classes} classes; members: "
+                                   f"{', '.join(inputs.members)}"], sections)
+        atomic.write_text(stage / "report.md", to_markdown(page))
+        atomic.write_text(stage / "report.html", to_html(page, footer=f"ensemble-vote report, {created}; "
+                                                                      f"report.md beside it has the same content"))
+    return ReportResult(out_dir, out_dir / "report.html", out_dir / "report.md", metrics, val_table, test_table,
+                        compared)

@@ -42,6 +42,9 @@ def main(argv: list[str]) -> int:
     print("\n=== voting ===")
     code = vote.main(["--members", *names, "--name", "digits-demo", "--overwrite"])
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; registry: {registry.path}")
+    if code == 0:
+        # The last line is the page to open: the whole report in one self-contained file.
+        print(f"report: {settings.output_root / 'reports' / 'digits-demo' / 'report.html'}")
     return code
 
 
