@@ -18,7 +18,7 @@ def trained(tmp_path_factory):
     env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(out / "data"), "TQDM_DISABLE": "1",
            "WANDB_MODE": "disabled", "VOTE_LOCAL_CONFIG": str(out / "none.yaml")}
     cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
-    run_script("train", "--config", cfg, "name=a", "model.arch=regnetx_002", *TINY, env=env)
+    run_script("train", "--config", cfg, "name=a", "model.arch=resnet10t", *TINY, env=env)
     run_script("train", "--config", cfg, "name=b", "model.arch=resnet10t", "train.seed=3", *TINY, env=env)
     return out, env
 
@@ -43,7 +43,7 @@ def test_members_are_registered_with_their_contract(trained):
 def test_registry_list_shows_members(trained):
     _, env = trained
     listing = run_script("registry", "list", env=env).stdout
-    assert "a" in listing.split() and "resnet10t" in listing
+    assert "a" in listing.split() and "b" in listing.split() and "resnet10t" in listing
 
 
 def test_vote_writes_a_valid_submission_and_report(trained):
@@ -79,7 +79,7 @@ def test_smoke_registers_nothing(trained):
     out, env = trained
     cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
     before = (out / "registry.yaml").read_text()
-    proc = run_script("train", "--config", cfg, "--smoke", "name=smoke", "model.arch=regnetx_002", *TINY, env=env)
+    proc = run_script("train", "--config", cfg, "--smoke", "name=smoke", "model.arch=resnet10t", *TINY, env=env)
     assert "smoke run OK" in proc.stdout
     assert (out / "registry.yaml").read_text() == before
     assert list((out / "runs" / "_smoke").rglob("best.safetensors"))
@@ -90,3 +90,22 @@ def test_smoke_catches_a_bad_config(trained):
     cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
     proc = run_script("train", "--config", cfg, "--smoke", "model.arch=resnet1800", env=env, check=False)
     assert proc.returncode == 2 and "unknown architecture 'resnet1800'" in proc.stderr
+
+
+def test_compare_prints_honest_scores_and_a_verdict(trained):
+    _, env = trained
+    proc = run_script("vote", "--members", "a", "b", "--rule", "caruana", "--compare", "--name", "cmp", env=env)
+    for method in ("best_member", "soft+temperature", "simplex", "caruana"):
+        assert method in proc.stdout
+    assert "best honest rule:" in proc.stdout and "interval" in proc.stdout
+    assert "fitted on all" in proc.stdout  # the fitted recipe says how it was scored
+
+
+def test_recipe_regenerates_the_same_submission(trained):
+    out, env = trained
+    run_script("vote", "--members", "a", "b", "--rule", "simplex", "--name", "r1", env=env)
+    recipe = out / "submissions" / "r1.recipe.yaml"
+    saved = yaml.safe_load(recipe.read_text())
+    assert saved["rule"] == "soft" and set(saved["members"]) <= {"a", "b"}
+    run_script("vote", "--recipe", str(recipe), "--name", "r2", env=env)
+    assert (out / "submissions" / "r1.csv").read_bytes() == (out / "submissions" / "r2.csv").read_bytes()
