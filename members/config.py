@@ -70,7 +70,7 @@ class TrainConfig:
     step_size: int = 30       # scheduler=step: epochs between decays
     step_gamma: float = 0.1   # scheduler=step: factor per decay
     compile: bool = False     # torch.compile the training model
-    feed: str = "auto"        # GPU only: auto | resident (whole uint8 pool on the GPU) | stream (prefetch on a CUDA stream)
+    feed: str = "auto"        # GPU only: auto | resident (uint8 pool in GPU memory) | stream (side-stream prefetch)
 
 
 @dataclass
@@ -265,7 +265,8 @@ def _check_train_values(train: TrainConfig, origin: str) -> None:
         ("train.step_size", train.step_size >= 1, "must be >= 1"),
         ("train.step_gamma", 0.0 < train.step_gamma <= 1.0, "must be in (0, 1]"),
         ("train.warmup_epochs", 0 <= train.warmup_epochs, "must be >= 0"),
-        ("train.augment.crop_scale", _is_range(train.augment.crop_scale), "must be [low, high] with 0 < low <= high <= 1"),
+        ("train.augment.crop_scale", _is_range(train.augment.crop_scale),
+         "must be [low, high] with 0 < low <= high <= 1"),
         ("train.augment.hflip", 0.0 <= train.augment.hflip <= 1.0, "must be a probability in [0, 1]"),
         ("train.augment.color_jitter", 0.0 <= train.augment.color_jitter < 1.0, "must be in [0, 1)"),
     ]

@@ -89,7 +89,13 @@ def _timm(arch: str, num_classes: int, file: Path | None, drop_rate: float) -> B
         raise _unknown_arch(arch, timm.list_models())
     kwargs = {"num_classes": num_classes, "drop_rate": drop_rate}
     if file is not None:
-        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(file)}, **kwargs)
+        try:
+            model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(file)}, **kwargs)
+        except Exception as err:  # timm loads with weights_only=True; a pickle, a broken or a foreign file lands here
+            reason = (str(err).strip().splitlines() or [err.__class__.__name__])[0].split(". ")[0]
+            unsafe = "weights_only" in str(err) or err.__class__.__name__ == "UnpicklingError"
+            why = " (only safetensors or plain tensor files are loaded; pickled objects never run)" if unsafe else ""
+            raise UserError(f"pretrained weights {file} were refused for {arch}: {reason}{why}") from err
         origin = f"pretrained from {file}"
     else:
         model = timm.create_model(arch, pretrained=False, **kwargs)

@@ -1,4 +1,10 @@
-"""wandb tracking: one run per member, grouped by ensemble, metrics on an explicit epoch axis."""
+"""wandb tracking: one run per member, grouped by ensemble (job_type "train").
+
+Two step axes, declared with define_metric: per-batch points (`batch/loss`, `batch/lr`)
+run on `batch/step`; every epoch-level `train/*` and `val/*` metric runs on `epoch`.
+The monitored validation metric's summary is its best value (max or min, as monitored).
+A resumed run continues the same wandb run. Without a login, "online" falls back to offline.
+"""
 from __future__ import annotations
 
 import logging
@@ -23,27 +29,41 @@ def effective_mode(requested: str) -> str:
     return requested
 
 
+def metric_name(key: str) -> str:
+    """History column → wandb name: val_f1_macro → val/f1_macro, train_loss → train/loss, lr → train/lr."""
+    if key.startswith("val_"):
+        return f"val/{key[4:]}"
+    return f"train/{key.removeprefix('train_')}"
+
+
 class Tracker:
     """Thin wrapper so the trainer never imports wandb when tracking is disabled."""
 
-    def __init__(self, config, run_dir: Path, entity: str | None, config_dict: dict, enabled: bool = True):
+    def __init__(self, config, run_dir: Path, entity: str | None, config_dict: dict, enabled: bool = True,
+                 resume_id: str | None = None):
         self.run = None
         mode = effective_mode(config.tracking.wandb.mode) if enabled else "disabled"
         if mode == "disabled":
             return
         import wandb
 
-        os.environ.setdefault("WANDB_DIR", str(run_dir))
+        # WANDB_DIR wins; otherwise wandb's files live in the run folder (not process-wide, so a demo's
+        # second member gets its own folder too).
+        wandb_dir = os.environ.get("WANDB_DIR") or str(run_dir)
+        Path(wandb_dir).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=config.tracking.wandb.project, entity=config.tracking.wandb.entity or entity,
             group=config.ensemble, job_type="train", name=config.name, config=config_dict,
-            mode=mode, dir=os.environ["WANDB_DIR"], reinit="finish_previous",
+            mode=mode, dir=wandb_dir, reinit="finish_previous",
+            id=resume_id, resume="allow" if resume_id else None,
         )
+        self.run.define_metric("batch/step")
+        self.run.define_metric("batch/*", step_metric="batch/step")
         self.run.define_metric("epoch")
         self.run.define_metric("train/*", step_metric="epoch")
         self.run.define_metric("val/*", step_metric="epoch")
         direction = "max" if config.early_stopping.mode == "max" else "min"
-        self.run.define_metric(f"val/{config.early_stopping.monitor.removeprefix('val_')}", summary=direction)
+        self.run.define_metric(metric_name(config.early_stopping.monitor), summary=direction)
 
     @property
     def run_id(self) -> str | None:
@@ -53,12 +73,13 @@ class Tracker:
         if not self.run:
             return
         row = {"epoch": metrics["epoch"]}
-        for key, value in metrics.items():
-            if key.startswith("val_"):
-                row[f"val/{key[4:]}"] = value
-            elif key != "epoch":
-                row[f"train/{key.removeprefix('train_')}"] = value
+        row.update({metric_name(key): value for key, value in metrics.items() if key != "epoch"})
         self.run.log(row)
+
+    def log_batch(self, points: dict) -> None:
+        """Keys already carry the `batch/` prefix and `batch/step`."""
+        if self.run:
+            self.run.log(points)
 
     def finish(self, summary: dict | None = None, exit_code: int = 0) -> None:
         if not self.run:

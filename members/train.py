@@ -21,15 +21,20 @@ from core.images import RESIZE_INTERPOLATION
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
 from members import artifacts
-from members.augment import ArrayDataset, train_transform
+from members import distributed
 from members.config import MemberConfig, to_dict
 from members.data.image_cache import cache_bytes, decoded_images
+from members.data.prescan import apply_policy
 from members.data.sources import Dataset, load_dataset
 from members.data.splits import Split, ensure_split
+from members.feeding import build_feeds
+from members.interrupts import TrainingStopped, stop_on_signals
+from members.losses import balanced_class_weights
 from members.models import build_model, check_arch, count_parameters
+from members.resume import TrainingState, load_state
 from members.run_folder import create_run_folder, finish_run_folder
 from members.tracking import Tracker
-from members.trainer import Normalize, Trainer, resolve_device
+from members.trainer import Normalize, Trainer
 
 log = logging.getLogger("members")
 SMOKE_BATCHES = 2
@@ -44,6 +49,7 @@ class MemberData:
     val_idx: np.ndarray
     val_ids: list[str]
     labels: np.ndarray
+    skipped: pd.DataFrame | None = None  # id, path, reason of images dropped by data.on_bad_image=skip
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -66,6 +72,9 @@ def git_revision() -> str | None:
 
 def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
     dataset = load_dataset(config.data, settings.data_root)
+    # Every bad file is found before any work starts; skipped rows leave before the split is made or checked.
+    dataset.train, skipped = apply_policy(dataset.train, config.data.on_bad_image, settings.image_cache,
+                                          f"the {dataset.name} data at {dataset.root}")
     s = config.data.split
     split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits)
     pool = dataset.train.reset_index(drop=True)
@@ -77,20 +86,33 @@ def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
                             desc=f"decode {dataset.name}")
     log.info("image cache: %d images at %dx%d, %.1f MiB on disk (memmap)", len(pool), *config.data.image_size,
              cache_bytes(images) / 2**20)
-    return MemberData(dataset, split, images, train_idx, val_idx, val_ids, pool["label"].to_numpy())
+    return MemberData(dataset, split, images, train_idx, val_idx, val_ids, pool["label"].to_numpy(), skipped)
 
 
-def _loaders(config: MemberConfig, data: MemberData, device: torch.device):
-    size = tuple(config.data.image_size)
-    train_set = torch.utils.data.Subset(
-        ArrayDataset(data.images, data.labels, train_transform(size, config.train.augment)), data.train_idx)
-    val_set = torch.utils.data.Subset(ArrayDataset(data.images, data.labels), data.val_idx)
-    common = {"batch_size": config.train.batch_size, "num_workers": config.train.num_workers,
-              "pin_memory": device.type == "cuda", "persistent_workers": config.train.num_workers > 0}
-    generator = torch.Generator().manual_seed(config.train.seed)
-    return (torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > config.train.batch_size,
-                                        generator=generator, **common),
-            torch.utils.data.DataLoader(val_set, shuffle=False, **common))
+def _class_weights(config: MemberConfig, data: MemberData) -> np.ndarray | None:
+    if config.train.class_balance != "weights":
+        return None
+    return balanced_class_weights(data.labels[data.train_idx], data.dataset.num_classes, data.dataset.classes)
+
+
+def _resume_state(resume_from: Path | None, config: MemberConfig) -> TrainingState | None:
+    if resume_from is None:
+        return None
+    state = load_state(resume_from)
+    if state.epochs_done >= config.train.epochs:
+        raise UserError(f"--resume {resume_from}: {state.epochs_done} epochs are done and train.epochs is "
+                        f"{config.train.epochs}; pass train.epochs=N with N > {state.epochs_done} to train longer")
+    return state
+
+
+def _ema_entry(config: MemberConfig, registry: Registry, run_dir: Path, result) -> dict | None:
+    path = run_dir / "best_ema.safetensors"
+    if result.ema_best_epoch is None or not path.is_file():
+        return None
+    metrics = {k: round(float(result.ema_best[f"val_ema_{k[4:]}"]), 6)
+               for k in ("val_f1_macro", "val_acc", "val_loss")}
+    return {"weights": registry.relative(path), "sha256": sha256_file(path), "decay": config.train.ema,
+            "metrics": metrics | {"best_epoch": result.ema_best_epoch}}
 
 
 def _attach_log(run_dir: Path) -> logging.Handler:
@@ -112,6 +134,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         "input": {"size": list(config.data.image_size), "mean": [float(v) for v in built.mean],
                   "std": [float(v) for v in built.std], "interpolation": RESIZE_INTERPOLATION},
         "split": {"name": s.name, "sha256": data.split.sha256, "fold": s.fold, "n_folds": s.n_folds},
+        "composite": data.dataset.composite,  # task layout for per-task votes; None for plain classes
         "metrics": {k: round(float(result.best[k]), 6) for k in ("val_f1_macro", "val_acc", "val_loss")}
                    | {"best_epoch": result.best_epoch},
         "config": registry.relative(run_dir / "config.yaml"),
@@ -122,6 +145,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         "git": git_revision(),
         "tracking": {"wandb_run": tracker.run_id, "group": config.ensemble},
         "pretrained": built.origin,
+        "ema": _ema_entry(config, registry, run_dir, result),
     }
 
 
@@ -149,36 +173,67 @@ def _smoke_predict(built, normalize, data: MemberData, config: MemberConfig, set
 
 
 def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
-                 registry_path: Path | None = None) -> tuple[Path, dict | None]:
-    """Train, write the run folder and register; smoke runs a few batches and registers nothing."""
+                 registry_path: Path | None = None, resume_from: Path | None = None,
+                 stop_after_epoch: int | None = None) -> tuple[Path | None, dict | None]:
+    """Train, write the run folder and register; smoke runs a few batches and registers nothing.
+
+    `resume_from` continues an interrupted run folder; `stop_after_epoch` pauses after that
+    epoch (raising TrainingStopped) so it can be resumed later. Under torchrun every rank
+    runs this; only rank 0 writes the run folder and the registry, the others return (None, None).
+    """
     check_arch(config.model.arch)
+    ctx = distributed.setup(config.train.device)
+    try:
+        return _train_member(config, settings, smoke, registry_path, resume_from, stop_after_epoch, ctx)
+    finally:
+        ctx.close()
+
+
+def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registry_path: Path | None,
+                  resume_from: Path | None, stop_after_epoch: int | None,
+                  ctx: distributed.DistContext) -> tuple[Path | None, dict | None]:
     registry = Registry(registry_path or settings.registry)
     if not smoke and registry.exists(config.name):
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
-    seed_everything(config.train.seed, config.train.deterministic)
+    if not smoke:
+        registry.relative(settings.runs)  # a registry that cannot point at the run folder fails now, not after training
+    seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = prepare_data(config, settings)
     built = build_model(config.model.arch, data.dataset.num_classes, config.model.pretrained_file,
                         config.model.drop_rate)
-    device = resolve_device(config.train.device)
-    runs_root = settings.runs / "_smoke" if smoke else settings.runs
-    run_dir = create_run_folder(runs_root, config.name, config.model.arch)
-    handler = _attach_log(run_dir)
-    tracker = None
+    device = ctx.device
+    state = _resume_state(resume_from, config)
+    run_dir = handler = tracker = None
+    if ctx.is_main:
+        runs_root = settings.runs / "_smoke" if smoke else settings.runs
+        run_dir = resume_from or create_run_folder(runs_root, config.name, config.model.arch)
+        handler = _attach_log(run_dir)
     try:
         log.info("member %s: %s, %s, %.2fM parameters, device %s", config.name, config.model.arch, built.origin,
-                 count_parameters(built.model) / 1e6, device)
+                 count_parameters(built.model) / 1e6, ctx.describe())
         log.info("split %s fold %d: %d train / %d val rows", config.data.split.name, config.data.split.fold,
                  len(data.train_idx), len(data.val_idx))
+        if config.data.on_bad_image == "skip" and run_dir is not None:
+            atomic.write_text(run_dir / "skipped_images.csv", data.skipped.to_csv(index=False))
         if smoke:
             config.train.epochs = 1
         config_dict = to_dict(config)
-        atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
-        tracker = Tracker(config, run_dir, settings.wandb_entity, config_dict, enabled=not smoke)
+        if run_dir is not None:
+            atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        tracker = Tracker(config, run_dir, settings.wandb_entity, config_dict, enabled=not smoke and ctx.is_main,
+                          resume_id=state.wandb_run if state else None)
         normalize = Normalize(built.mean, built.std)
-        trainer = Trainer(config, built.model, normalize, run_dir, device,
-                          max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch)
-        train_loader, val_loader = _loaders(config, data, device)
-        result = trainer.fit(train_loader, val_loader, data.labels[data.val_idx])
+        feeds = build_feeds(config, data.images, data.labels, data.train_idx, data.val_idx, ctx)
+        with stop_on_signals() as stop:
+            trainer = Trainer(config, built.model, normalize, run_dir, device,
+                              max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch,
+                              on_batch=tracker.log_batch, dist=ctx, stop=stop,
+                              class_weights=_class_weights(config, data), batch_augment=feeds.augment,
+                              wandb_run=tracker.run_id)
+            result = trainer.fit(feeds.train, feeds.val, data.labels[data.val_idx], resume=state,
+                                 stop_after_epoch=stop_after_epoch)
+        if not ctx.is_main:
+            return None, None
         _write_run_artifacts(config, run_dir, data, result)
         if smoke:
             n = _smoke_predict(built, normalize.cpu(), data, config, settings)
@@ -191,13 +246,19 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
         tracker.finish({f"best/{k}": v for k, v in result.best.items()})
         log.info("registered %s in %s", config.name, registry.path)
         return run_dir, entry
+    except TrainingStopped as stopped:
+        stopped.run_dir = run_dir
+        if tracker is not None:
+            tracker.finish(exit_code=stopped.exit_code)
+        raise
     except BaseException:
         if tracker is not None:
             tracker.finish(exit_code=1)
         raise
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def console_logging() -> None:

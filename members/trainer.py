@@ -1,8 +1,15 @@
-"""The training loop: one epoch of training, one of validation, early stopping, checkpoints."""
+"""The training loop: epochs of training and validation, early stopping, checkpoints, resumable state.
+
+Speed on a GPU comes from: bf16 autocast (fp16 + GradScaler on older GPUs), channels_last,
+cudnn.benchmark, batches that are already uint8 on the device (see members/feeding.py)
+and augmented there (members/augment.py), loss values read back only every
+`tracking.wandb.log_every` batches, and optionally `train.compile`.
+"""
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -10,21 +17,22 @@ from typing import Callable
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
+from timm.utils import ModelEmaV3
 from torch import nn
 from tqdm.auto import tqdm
 
 from core.errors import UserError
 from members.checkpoint import save_weights
 from members.config import MemberConfig
+from members.distributed import DistContext, resolve_device
 from members.early_stopping import EarlyStopping
+from members.interrupts import StopRequest, TrainingStopped
+from members.losses import build_loss
+from members.resume import TrainingState, restore_rng, save_state
 
 log = logging.getLogger("members")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+__all__ = ["Trainer", "TrainResult", "EpochOutputs", "Normalize", "autocast_dtype", "resolve_device",
+           "classification_metrics", "lr_factor", "make_optimizer"]
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -35,7 +43,7 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 
 class Normalize(nn.Module):
-    """uint8 NCHW batch → normalised float, done on the device so workers ship bytes."""
+    """uint8 (or 0..255 float) NCHW batch → normalised float, done on the device so workers ship bytes."""
 
     def __init__(self, mean, std):
         super().__init__()
@@ -46,11 +54,19 @@ class Normalize(nn.Module):
         return (x.float() - self.mean) / self.std
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:
+    """Multiplier of train.lr at each optimizer step: linear warm-up, then cosine, step or constant."""
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    total = cfg.epochs * steps_per_epoch
+
     def factor(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if cfg.scheduler == "constant":
+            return 1.0
+        if cfg.scheduler == "step":
+            return cfg.step_gamma ** ((step // max(1, steps_per_epoch)) // cfg.step_size)
+        progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
@@ -63,14 +79,18 @@ def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def classification_metrics(labels: np.ndarray, probs: np.ndarray, loss: float) -> dict:
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, loss: float, prefix: str = "val_") -> dict:
     preds = probs.argmax(1)
     n_classes = probs.shape[1]
     return {
-        "val_f1_macro": float(f1_score(labels, preds, average="macro", labels=range(n_classes), zero_division=0)),
-        "val_acc": float(accuracy_score(labels, preds)),
-        "val_loss": float(loss),
+        f"{prefix}f1_macro": float(f1_score(labels, preds, average="macro", labels=range(n_classes), zero_division=0)),
+        f"{prefix}acc": float(accuracy_score(labels, preds)),
+        f"{prefix}loss": float(loss),
     }
+
+
+def ema_key(monitor: str) -> str:
+    return "val_ema_" + monitor.removeprefix("val_")
 
 
 @dataclass
@@ -87,107 +107,244 @@ class TrainResult:
     best_epoch: int | None = None
     best_outputs: EpochOutputs | None = None
     stopped_early: bool = False
+    ema_best: dict = field(default_factory=dict)
+    ema_best_epoch: int | None = None
+
+
+@dataclass
+class _Run:
+    """What changes while training; together with the weights it is the resumable state."""
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    stopper: EarlyStopping
+    ema_stopper: EarlyStopping
+    result: TrainResult
+    global_step: int = 0
 
 
 class Trainer:
-    def __init__(self, config: MemberConfig, model: nn.Module, normalize: Normalize, run_dir: Path,
+    def __init__(self, config: MemberConfig, model: nn.Module, normalize: Normalize, run_dir: Path | None,
                  device: torch.device, max_batches: int | None = None,
-                 on_epoch: Callable[[dict], None] | None = None):
+                 on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[dict], None] | None = None,
+                 dist: DistContext | None = None, stop: StopRequest | None = None,
+                 class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
+                 wandb_run: str | None = None):
         self.cfg = config
         self.device = device
-        self.model = model.to(device)
+        self.dist = dist or DistContext(device)
+        self.run_dir = run_dir if self.dist.is_main else None  # only rank 0 writes files
+        self.net = model.to(device)
         if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
-            torch.backends.cudnn.benchmark = True
+            self.net = self.net.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = not config.train.deterministic
+        self.ema = ModelEmaV3(self.net, decay=config.train.ema, use_warmup=True) if config.train.ema else None
+        self.train_module = self.dist.wrap(self.net)
+        if config.train.compile:
+            self.train_module = torch.compile(self.train_module)
         self.normalize = normalize.to(device)
-        self.run_dir = run_dir
+        self.batch_augment = batch_augment.to(device) if batch_augment is not None else None
         self.max_batches = max_batches
         self.on_epoch = on_epoch or (lambda metrics: None)
+        self.on_batch = on_batch or (lambda metrics: None)
+        self.stop = stop if stop is not None else StopRequest()
+        self.wandb_run = wandb_run
         self.amp_dtype = autocast_dtype(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.train.label_smoothing)
+        self.criterion = build_loss(config.train, class_weights).to(device)
+        self.log_every = max(1, config.tracking.wandb.log_every)
+
+    # --- one batch --------------------------------------------------------------------------
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         x = self.normalize(images.to(self.device, non_blocking=True))
-        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x.contiguous()
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def _limit(self, loader) -> int:
-        return len(loader) if self.max_batches is None else min(len(loader), self.max_batches)
+    def _limit(self, feed) -> int:
+        return len(feed) if self.max_batches is None else min(len(feed), self.max_batches)
 
-    def train_epoch(self, loader, optimizer, scheduler, epoch: int) -> float:
-        self.model.train()
-        total, seen = 0.0, 0
-        steps = self._limit(loader)
-        bar = tqdm(loader, total=steps, desc=f"{self.cfg.name} epoch {epoch}", unit="batch", leave=False)
-        for step, (images, labels) in enumerate(bar):
-            if step >= steps:
-                break
-            labels = labels.to(self.device, non_blocking=True)
-            with self._autocast():
-                loss = self.criterion(self.model(self._inputs(images)), labels)
-            optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(optimizer)
-            self.scaler.update()
-            scheduler.step()
-            total += float(loss.detach()) * len(labels)
+    def _step(self, run: _Run, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.batch_augment is not None:
+            images = self.batch_augment(images)
+        with self._autocast():
+            loss = self.criterion(self.train_module(self._inputs(images)), labels)
+        run.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.train.grad_clip:
+            self.scaler.unscale_(run.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(run.optimizer)
+        self.scaler.update()
+        run.scheduler.step()
+        run.global_step += 1
+        if self.ema is not None:
+            self.ema.update(self.net, step=run.global_step)
+        return loss.detach()
+
+    # --- one epoch --------------------------------------------------------------------------
+
+    def train_epoch(self, run: _Run, feed, epoch: int, skip: int = 0,
+                    carried: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+        """Train from batch `skip` to the end of the epoch; return (mean train loss, images per second)."""
+        self.train_module.train()
+        steps = self._limit(feed)
+        total = torch.tensor(carried[0], dtype=torch.float64, device=self.device)
+        seen = carried[1]
+        batches = feed.epoch(epoch, skip)
+        bar = tqdm(total=steps, initial=skip, desc=f"{self.cfg.name} epoch {epoch}", unit="batch", leave=False,
+                   disable=None if self.dist.is_main else True)
+        started, images_done = time.perf_counter(), 0
+        for step in range(skip, steps):
+            # Checked before the batch is drawn, so a resumed run draws exactly what this one would have.
+            if self.dist.any(bool(self.stop)):
+                bar.close()
+                self._save_last(run, epochs_done=epoch - 1, step_in_epoch=step, partial=(float(total), seen))
+                raise self.stop.stopped(self.run_dir)
+            images, labels = next(batches)
+            loss = self._step(run, images, labels)
+            total += loss * len(labels)
             seen += len(labels)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
+            images_done += len(labels)
+            if self.dist.is_main and run.global_step % self.log_every == 0:
+                value = float(loss)  # the only per-batch read-back: a GPU sync every log_every batches
+                self.on_batch({"batch/step": run.global_step, "batch/loss": value,
+                               "batch/lr": run.optimizer.param_groups[0]["lr"]})
+                bar.set_postfix(loss=f"{value:.4f}")
+            bar.update()
         bar.close()
-        return total / max(1, seen)
+        loss_sum, rows, done = self.dist.sum([float(total), seen, images_done])
+        rate = done / max(1e-9, time.perf_counter() - started)
+        return loss_sum / max(1.0, rows), rate
 
     @torch.no_grad()
-    def evaluate(self, loader) -> EpochOutputs:
-        self.model.eval()
-        steps = self._limit(loader)
+    def evaluate(self, feed, module: nn.Module | None = None) -> EpochOutputs:
+        module = module if module is not None else self.net
+        module.eval()
+        steps = self._limit(feed)
         logits, labels_all = [], []
-        for step, (images, labels) in enumerate(loader):
+        for step, (images, labels) in enumerate(feed.epoch(0)):
             if step >= steps:
                 break
             with self._autocast():
-                out = self.model(self._inputs(images))
-            logits.append(out.float().cpu())
+                logits.append(module(self._inputs(images)).float())
             labels_all.append(labels)
-        stacked = torch.cat(logits)
-        labels_t = torch.cat(labels_all)
+        stacked = torch.cat(logits).cpu()
+        labels_t = torch.cat(labels_all).cpu()
         loss = float(nn.functional.cross_entropy(stacked, labels_t))
         return EpochOutputs(stacked.numpy(), torch.softmax(stacked, 1).numpy(), loss)
 
-    def fit(self, train_loader, val_loader, val_labels: np.ndarray) -> TrainResult:
-        cfg = self.cfg.train
-        optimizer = make_optimizer(self.model, cfg)
-        steps_per_epoch = self._limit(train_loader)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch))
-        es_cfg = self.cfg.early_stopping
-        stopper = EarlyStopping(es_cfg.mode, es_cfg.patience, es_cfg.min_delta)
-        result = TrainResult()
-        for epoch in range(1, cfg.epochs + 1):
-            train_loss = self.train_epoch(train_loader, optimizer, scheduler, epoch)
-            outputs = self.evaluate(val_loader)
-            metrics = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
-                       **classification_metrics(val_labels[: len(outputs.probs)], outputs.probs, outputs.loss)}
-            if es_cfg.monitor not in metrics:
-                raise ValueError(f"early_stopping.monitor '{es_cfg.monitor}' is not a metric ({', '.join(metrics)})")
-            result.history.append(metrics)
-            is_best = stopper.step(metrics[es_cfg.monitor], epoch)
-            meta = {"epoch": epoch, "arch": self.cfg.model.arch, "metrics": metrics}
-            save_weights(self.model, self.run_dir / "last.safetensors", meta)
-            if is_best:
-                save_weights(self.model, self.run_dir / "best.safetensors", meta)
-                result.best, result.best_epoch, result.best_outputs = metrics, epoch, outputs
-            log.info("epoch %d  train_loss %.4f  val_loss %.4f  val_f1_macro %.4f  val_acc %.4f%s", epoch,
-                     train_loss, metrics["val_loss"], metrics["val_f1_macro"], metrics["val_acc"],
-                     "  *best*" if is_best else "")
-            self.on_epoch(metrics)
-            if stopper.should_stop:
-                result.stopped_early = True
-                log.info("early stop: no improvement of %s for %d epochs", es_cfg.monitor, stopper.bad_epochs)
+    # --- checkpoints and resumable state -----------------------------------------------------
+
+    def _save_last(self, run: _Run, epochs_done: int, step_in_epoch: int, partial: tuple[float, float]) -> None:
+        if self.run_dir is None:
+            return
+        meta = {"epoch": epochs_done, "step_in_epoch": step_in_epoch, "arch": self.cfg.model.arch}
+        weights = {"last.safetensors": save_weights(self.net, self.run_dir / "last.safetensors", meta)}
+        if self.ema is not None:
+            weights["last_ema.safetensors"] = save_weights(self.ema.module, self.run_dir / "last_ema.safetensors",
+                                                           meta | {"ema_decay": self.cfg.train.ema})
+        res = run.result
+        best_logits = torch.from_numpy(res.best_outputs.logits) if res.best_outputs is not None else None
+        save_state(self.run_dir, TrainingState(
+            epochs_done=epochs_done, step_in_epoch=step_in_epoch, global_step=run.global_step,
+            partial_loss=[float(partial[0]), float(partial[1])], optimizer=run.optimizer.state_dict(),
+            scheduler=_plain(run.scheduler.state_dict()), scaler=self.scaler.state_dict(),
+            stopper=run.stopper.state(), ema_stopper=run.ema_stopper.state(), history=res.history,
+            best=res.best, best_epoch=res.best_epoch,
+            best_loss=res.best_outputs.loss if res.best_outputs is not None else None, best_logits=best_logits,
+            ema_best=res.ema_best, ema_best_epoch=res.ema_best_epoch, wandb_run=self.wandb_run, weights=weights))
+
+    def _restore(self, run: _Run, state: TrainingState) -> None:
+        self.net.load_state_dict(state.model_state, strict=True)
+        if self.ema is not None and state.ema_state is not None:
+            self.ema.module.load_state_dict(state.ema_state, strict=True)
+        run.optimizer.load_state_dict(state.optimizer)
+        run.scheduler.load_state_dict(state.scheduler)
+        self.scaler.load_state_dict(state.scaler)
+        run.stopper.load(state.stopper)
+        if state.ema_stopper:
+            run.ema_stopper.load(state.ema_stopper)
+        run.global_step = state.global_step
+        res = run.result
+        res.history, res.best, res.best_epoch = list(state.history), dict(state.best), state.best_epoch
+        res.ema_best, res.ema_best_epoch = dict(state.ema_best), state.ema_best_epoch
+        if state.best_logits is not None:
+            logits = state.best_logits.float()
+            res.best_outputs = EpochOutputs(logits.numpy(), torch.softmax(logits, 1).numpy(), state.best_loss)
+        # Last, so nothing above draws from the generators the interrupted run had reached.
+        restore_rng(state.rng["tensors"], state.rng["plain"])
+        log.info("resumed after epoch %d, batch %d (step %d)", state.epochs_done, state.step_in_epoch,
+                 state.global_step)
+
+    def _epoch_end(self, run: _Run, epoch: int, train_loss: float, rate: float, val_feed,
+                   val_labels: np.ndarray) -> bool:
+        """Rank 0: validate, checkpoint, log. Returns whether early stopping says stop."""
+        es = self.cfg.early_stopping
+        outputs = self.evaluate(val_feed)
+        labels = val_labels[: len(outputs.probs)]
+        metrics = {"epoch": epoch, "train_loss": train_loss, "lr": run.optimizer.param_groups[0]["lr"],
+                   "train_img_per_s": rate, **classification_metrics(labels, outputs.probs, outputs.loss)}
+        if self.ema is not None:
+            ema_out = self.evaluate(val_feed, self.ema.module)
+            metrics |= classification_metrics(labels, ema_out.probs, ema_out.loss, prefix="val_ema_")
+        if es.monitor not in metrics:
+            raise UserError(f"early_stopping.monitor '{es.monitor}' is not a metric ({', '.join(metrics)})")
+        res = run.result
+        res.history.append(metrics)
+        is_best = run.stopper.step(metrics[es.monitor], epoch)
+        ema_best = self.ema is not None and run.ema_stopper.step(metrics.get(ema_key(es.monitor)), epoch)
+        meta = {"epoch": epoch, "arch": self.cfg.model.arch, "metrics": metrics}
+        if is_best:
+            res.best, res.best_epoch, res.best_outputs = metrics, epoch, outputs
+            if self.run_dir is not None:
+                save_weights(self.net, self.run_dir / "best.safetensors", meta)
+        if ema_best:
+            res.ema_best, res.ema_best_epoch = metrics, epoch
+            if self.run_dir is not None:
+                save_weights(self.ema.module, self.run_dir / "best_ema.safetensors",
+                             meta | {"ema_decay": self.cfg.train.ema})
+        self._save_last(run, epochs_done=epoch, step_in_epoch=0, partial=(0.0, 0.0))
+        ema_note = f"  val_ema_f1_macro {metrics['val_ema_f1_macro']:.4f}" if self.ema is not None else ""
+        log.info("epoch %d  train_loss %.4f  val_loss %.4f  val_f1_macro %.4f  val_acc %.4f%s  %.0f img/s%s", epoch,
+                 train_loss, metrics["val_loss"], metrics["val_f1_macro"], metrics["val_acc"], ema_note, rate,
+                 "  *best*" if is_best else "")
+        self.on_epoch(metrics)
+        return run.stopper.should_stop
+
+    # --- the whole run -----------------------------------------------------------------------
+
+    def fit(self, train_feed, val_feed, val_labels: np.ndarray, resume: TrainingState | None = None,
+            stop_after_epoch: int | None = None) -> TrainResult:
+        cfg, es = self.cfg.train, self.cfg.early_stopping
+        optimizer = make_optimizer(self.net, cfg)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, self._limit(train_feed)))
+        run = _Run(optimizer, scheduler, EarlyStopping(es.mode, es.patience, es.min_delta),
+                   EarlyStopping(es.mode, es.patience, es.min_delta), TrainResult())
+        first_epoch, skip, carried = 1, 0, (0.0, 0.0)
+        if resume is not None:
+            self._restore(run, resume)
+            first_epoch, skip, carried = resume.epochs_done + 1, resume.step_in_epoch, tuple(resume.partial_loss)
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            train_loss, rate = self.train_epoch(run, train_feed, epoch, skip, carried)
+            skip, carried = 0, (0.0, 0.0)
+            should_stop = self._epoch_end(run, epoch, train_loss, rate, val_feed, val_labels) \
+                if self.dist.is_main else False
+            if self.dist.from_main(should_stop):
+                run.result.stopped_early = True
+                log.info("early stop: no improvement of %s for %d epochs", es.monitor, run.stopper.bad_epochs)
                 break
-        if result.best_outputs is None:
-            raise UserError(f"member '{self.cfg.name}': {es_cfg.monitor} was NaN or inf in every epoch "
+            if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < cfg.epochs:
+                raise TrainingStopped(f"stopped after epoch {epoch} as asked", 0, self.run_dir)
+        if self.dist.is_main and run.result.best_outputs is None:
+            raise UserError(f"member '{self.cfg.name}': {es.monitor} was NaN or inf in every epoch "
                             "(training diverged); lower train.lr and try again")
-        return result
+        return run.result
+
+
+def _plain(state: dict) -> dict:
+    """A scheduler's state minus what JSON cannot hold (LambdaLR keeps None for plain functions)."""
+    return {k: v for k, v in state.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))}

@@ -74,6 +74,9 @@ def _check_matches(split: Split, train: pd.DataFrame) -> None:
 
 
 def read_split(path: Path) -> Split:
+    if not Path(path).is_file():
+        raise UserError(f"split file {path} does not exist (it is made when the first member trains on it; "
+                        f"copy the splits/ folder along with the registry)")
     try:
         table = pd.read_csv(path, dtype={"id": str, "group": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:

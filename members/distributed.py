@@ -1,0 +1,119 @@
+"""One member on several processes (torchrun): who owns the files, and how ranks agree.
+
+`torchrun --nproc_per_node=N -m scripts.train ...` sets RANK, WORLD_SIZE and LOCAL_RANK.
+Every rank trains on its shard of each epoch (DistributedDataParallel averages the
+gradients); rank 0 alone evaluates on the whole validation set, writes the run
+folder, talks to wandb and registers the member. The other ranks only read.
+Small control messages (stop flags, loss sums) travel over a CPU (gloo) group so
+they never force a GPU synchronisation.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from core.errors import UserError
+
+log = logging.getLogger("members")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"config key 'train.device' is '{name}' but no CUDA GPU is visible; use train.device=auto")
+    return device
+
+
+@dataclass
+class DistContext:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    control: object | None = None  # process group for CPU tensors
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank as soon as one rank says True (a signal may reach only one)."""
+        if not self.enabled:
+            return bool(flag)
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
+        return bool(t.item())
+
+    def sum(self, values: list[float]) -> list[float]:
+        if not self.enabled:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.control)
+        return t.tolist()
+
+    def from_main(self, flag: bool) -> bool:
+        """Rank 0's decision (early stop, end of training) handed to every rank."""
+        if not self.enabled:
+            return bool(flag)
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        dist.broadcast(t, src=0, group=self.control)
+        return bool(t.item())
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return str(self.device)
+        return f"{self.device.type}; distributed: {self.world} processes, backend {dist.get_backend()}"
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if not self.enabled:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _launched_world() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as err:
+        raise UserError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number") from err
+
+
+def setup(device_name: str) -> DistContext:
+    """Single process unless launched by torchrun; then nccl on GPUs, gloo on CPUs."""
+    world = _launched_world()
+    if world <= 1:
+        return DistContext(resolve_device(device_name))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    wanted = resolve_device(device_name)
+    if wanted.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"rank {rank} needs GPU {local_rank} but only {torch.cuda.device_count()} are visible; "
+                            "lower --nproc_per_node")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+        control = dist.new_group(backend="gloo")
+    else:
+        device = wanted
+        dist.init_process_group("gloo")
+        control = None  # the default group is already a CPU group
+    if rank != 0:
+        # Every rank runs the same code; only rank 0 speaks, so the console reads like one run.
+        logging.getLogger("members").setLevel(logging.WARNING)
+    return DistContext(device, rank, world, local_rank, control)

@@ -1,0 +1,85 @@
+"""Training losses chosen by `train.loss`, with class weights from `train.class_balance: weights`."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+from torch.nn import functional as F
+
+from core.errors import UserError
+
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int, classes: list[str] | None = None) -> np.ndarray:
+    """sklearn's 'balanced' weights, n / (C * count_c); a class without training rows cannot be weighted."""
+    counts = np.bincount(labels, minlength=num_classes)
+    if (counts == 0).any():
+        missing = int(np.flatnonzero(counts == 0)[0])
+        name = classes[missing] if classes else str(missing)
+        raise UserError(f"class '{name}' has no training images, so train.class_balance cannot balance it; "
+                        "check the data or use train.class_balance=none")
+    return compute_class_weight("balanced", classes=np.arange(num_classes), y=labels).astype(np.float32)
+
+
+def _smoothed_targets(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    # Same convention as nn.CrossEntropyLoss: (1 - s) on the label plus s / C spread over every class.
+    one_hot = F.one_hot(targets, num_classes).float()
+    return one_hot * (1.0 - smoothing) + smoothing / num_classes
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p)^gamma per class term.
+
+    With gamma = 0 it equals nn.CrossEntropyLoss with the same weights and label smoothing,
+    including its weighted mean (divided by the summed weight of each row's label).
+    """
+
+    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None, label_smoothing: float = 0.0):
+        super().__init__()
+        self.gamma = gamma
+        self.smoothing = label_smoothing
+        self.register_buffer("weight", weight if weight is not None else None)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits.float(), dim=1)
+        q = _smoothed_targets(targets, logits.shape[1], self.smoothing)
+        terms = -q * (1.0 - log_p.exp()).pow(self.gamma) * log_p
+        if self.weight is None:
+            return terms.sum(1).mean()
+        per_row = (terms * self.weight).sum(1)
+        return per_row.sum() / self.weight[targets].sum()
+
+
+class SoftF1Loss(nn.Module):
+    """1 - macro F1 computed on probabilities, so the metric the competition scores is what gets optimised.
+
+    Counts are soft (sums of probabilities over the batch); classes absent from a batch
+    and never predicted contribute nothing, as in sklearn's zero_division handling.
+    """
+
+    def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0, eps: float = 1e-7):
+        super().__init__()
+        self.smoothing = label_smoothing
+        self.eps = eps
+        self.register_buffer("weight", weight if weight is not None else None)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        probs = F.softmax(logits.float(), dim=1)
+        q = _smoothed_targets(targets, logits.shape[1], self.smoothing)
+        tp = (probs * q).sum(0)
+        fp = (probs * (1 - q)).sum(0)
+        fn = ((1 - probs) * q).sum(0)
+        f1 = 2 * tp / (2 * tp + fp + fn + self.eps)
+        present = (q.sum(0) + probs.sum(0)) > self.eps
+        weight = self.weight if self.weight is not None else torch.ones_like(f1)
+        weight = weight * present
+        return 1.0 - (f1 * weight).sum() / weight.sum().clamp_min(self.eps)
+
+
+def build_loss(train_cfg, class_weights: np.ndarray | None) -> nn.Module:
+    weight = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+    if train_cfg.loss == "focal":
+        return FocalLoss(train_cfg.focal_gamma, weight, train_cfg.label_smoothing)
+    if train_cfg.loss == "soft_f1":
+        return SoftF1Loss(weight, train_cfg.label_smoothing)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=train_cfg.label_smoothing)
