@@ -136,7 +136,7 @@ def test_vote_writes_the_same_report_with_test_scores(in_root, capsys):
 
     assert vote.main(["--members", "a", "b", "--name", "v", "--rule", "hard"]) == 0
     printed = capsys.readouterr().out
-    assert "Validation (macro F1 is the metric)" in printed and "vote:soft" in printed
+    assert "Validation (macro F1 is the metric" in printed and "vote:soft" in printed
     folder = in_root / "reports" / "v"
     for name in ["report.html", "report.md", "metrics.json", "compare.csv", "gallery.png", "learning_curves.png"]:
         assert (folder / name).is_file(), name
