@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
         train_member(config, settings)
         names.append(config.name)
     print("\n=== voting ===")
-    code = vote.main(["--members", *names, "--name", "digits-demo", "--overwrite"])
+    code = vote.main(["--members", *names, "--name", "digits-demo", "--overwrite", "--compare"])
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; registry: {registry.path}")
     if code == 0:
         # The last line is the page to open: the whole report in one self-contained file.
