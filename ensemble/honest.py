@@ -8,7 +8,10 @@ macro-F1 difference between two such prediction vectors.
 """
 from __future__ import annotations
 
+
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -55,12 +58,22 @@ def crossfit_many(
     names = check_names(names, probs.shape[0])
     y = as_labels(y, probs.shape[1])
     out = {key: np.full(len(y), -1, dtype=np.int64) for key in methods}
+    folds = list(folds)
     for train, test in folds:
         if np.intersect1d(train, test).size:
             raise ValueError("a fold's training and test rows overlap")
+
+    def fit_fold(fold: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+        train, test = fold
         train_probs, test_probs, train_y = probs[:, train], probs[:, test], y[train]
-        for key, method in methods.items():
-            labels = np.asarray(method(train_probs, train_y, list(names))(test_probs))
+        return {key: np.asarray(method(train_probs, train_y, list(names))(test_probs))
+                for key, method in methods.items()}
+
+    # Folds are independent and numpy releases the GIL in the heavy loops, so threads use every core.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(folds), os.cpu_count() or 1))) as pool:
+        fold_labels = list(pool.map(fit_fold, folds))
+    for (_, test), labels_by_key in zip(folds, fold_labels):
+        for key, labels in labels_by_key.items():
             if labels.shape != (len(test),):
                 raise ValueError(f"method {key!r} returned labels of shape {labels.shape} for {len(test)} rows")
             out[key][test] = labels
