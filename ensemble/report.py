@@ -97,6 +97,7 @@ class ReportInputs:
     n_boot: int = 1000
     n_splits: int = 5
     gallery_limit: int = 30
+    compare: pd.DataFrame | None = None  # compare_rules' table when the caller already computed it
 
 
 @dataclass
@@ -175,8 +176,9 @@ def compare_table(inputs: ReportInputs) -> tuple[pd.DataFrame | None, str]:
         return None, "One member only: there is no ensemble to compare with."
     n_classes = len(inputs.classes)
     try:
-        table = compare_rules(inputs.members, inputs.y_val, n_classes, inputs.composite, inputs.seed,
-                              n_splits=inputs.n_splits, n_boot=inputs.n_boot)
+        table = inputs.compare if inputs.compare is not None else compare_rules(
+            inputs.members, inputs.y_val, n_classes, inputs.composite, inputs.seed,
+            n_splits=inputs.n_splits, n_boot=inputs.n_boot)
         names = sorted(inputs.members)
         stacked = np.stack([inputs.members[n] for n in names])
         best = crossfit_predictions(best_member_method, stacked, inputs.y_val, names, inputs.n_splits, inputs.seed)
@@ -409,3 +411,11 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
                                                                       f"report.md beside it has the same content"))
     return ReportResult(out_dir, out_dir / "report.html", out_dir / "report.md", metrics, val_table, test_table,
                         compared)
+
+
+def print_table(title: str, table: pd.DataFrame | None) -> None:
+    """The scripts' console tables: 4 decimals, '-' where a method has no value."""
+    if table is None:
+        return
+    print(f"\n{title}")
+    print(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))

@@ -21,7 +21,7 @@ from core.settings import load_settings
 from ensemble.composite import CompositeSpec
 from ensemble.inputs import gather, parse_weights
 from ensemble.recipe import PER_TASK_RULES, RULES, Recipe, apply
-from ensemble.report import ReportInputs, Vote, build_report
+from ensemble.report import ReportInputs, Vote, build_report, print_table
 from ensemble.report_sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from ensemble.wandb_log import MODES
 from members.data.sources import load_dataset
@@ -100,11 +100,8 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], Recipe | None]:
 
 
 def print_tables(result) -> None:
-    print("\nValidation (macro F1 is the metric):")
-    print(result.val_table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if result.compare_table is not None:
-        print("\nHonest comparison (cross-fitted; gain vs the best member, 95% CI):")
-        print(result.compare_table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
+    print_table("Validation (macro F1 is the metric):", result.val_table)
+    print_table("Honest comparison (cross-fitted; gain vs the best member, 95% CI):", result.compare_table)
 
 
 @cli_entry

@@ -24,7 +24,7 @@ from ensemble import submission
 from ensemble.inputs import check_compatible, gather, parse_weights
 from ensemble.choose import ALL_RULES, choose_recipe
 from ensemble.recipe import Recipe, apply
-from ensemble.report import LabelledTest, ReportInputs, Vote, build_report
+from ensemble.report import LabelledTest, ReportInputs, Vote, build_report, print_table
 from ensemble.report_sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from ensemble.voting import hard_vote, soft_vote
 from ensemble.wandb_log import MODES
@@ -90,13 +90,6 @@ def primary_name(args: argparse.Namespace, recipe: Recipe) -> str:
     return f"vote:{args.rule}" if args.rule in RULES else f"recipe:{args.rule}"
 
 
-def print_table(title: str, table: pd.DataFrame | None) -> None:
-    if table is None:
-        return
-    print(f"\n{title}")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-
-
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
@@ -114,8 +107,9 @@ def main(argv: list[str]) -> int:
     n_classes = len(inputs.classes)
     if inputs.test_probs is None:
         raise UserError("no test predictions: the members' data config names no test list")
+    compare = None
     if recipe is None:
-        recipe, _ = choose_recipe(args.rule, inputs.by_name("val"), inputs.val_labels, n_classes,
+        recipe, compare = choose_recipe(args.rule, inputs.by_name("val"), inputs.val_labels, n_classes,
                                   dict(zip(names, weights.tolist())), composite.to_dict() if composite else None)
     primary = primary_name(args, recipe)
 
@@ -153,7 +147,7 @@ def main(argv: list[str]) -> int:
         members=inputs.by_name("val"), ensembles=votes, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={e["name"]: run_folder(registry, e) for e in entries}, composite=composite, test=test_rows,
-        summary=summary), report_dir)
+        summary=summary, compare=compare), report_dir)
     wandb_run = log_to_wandb(args.wandb, settings.output_root, ensemble_log(
         args.name, entries, config, settings.wandb_entity, result, inputs.val_labels, val_preds[primary],
         inputs.classes, out))
