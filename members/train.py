@@ -239,10 +239,16 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
             n = _smoke_predict(built, normalize.cpu(), data, config, settings)
             log.info("smoke: predicted %d test images; nothing registered", n)
             return run_dir, None
+        pending = run_dir
         run_dir = finish_run_folder(run_dir, config.early_stopping.monitor, result.best[config.early_stopping.monitor])
         sha = sha256_file(run_dir / "best.safetensors")
         entry = build_entry(config, registry, run_dir, data, sha, built, result, tracker)
-        registry.add(entry)
+        try:
+            registry.add(entry)
+        except BaseException:
+            run_dir.rename(pending)  # an unregistered run must not look finished
+            run_dir = pending
+            raise
         tracker.finish({f"best/{k}": v for k, v in result.best.items()})
         log.info("registered %s in %s", config.name, registry.path)
         return run_dir, entry
