@@ -29,7 +29,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads the variable then
 
-from members.data.prescan import bad_images, scan  # noqa: E402
+from imagedata.prescan import bad_images, scan  # noqa: E402
 
 
 def photo(rng: np.random.Generator) -> Image.Image:

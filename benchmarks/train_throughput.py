@@ -97,7 +97,7 @@ def peak_memory_mib(device: torch.device, workers: float = 0.0) -> dict:
 
 
 def member_config(args, device: torch.device):
-    from members.config import load_config
+    from core.config import load_config
 
     return load_config(None, [
         f"model.arch={args.arch}", f"data.image_size=[{args.size},{args.size}]", f"train.batch_size={args.batch_size}",
@@ -108,7 +108,8 @@ def member_config(args, device: torch.device):
 
 def trainer_rates(config, model, feed, val_feed, val_labels, device) -> list[float]:
     """Per-epoch training img/s from the real Trainer (validation is not part of the timing)."""
-    from members.trainer import Normalize, Trainer
+    from members.trainer import Trainer
+    from modeling.preprocess import Normalize
     from timm.data import resolve_model_data_config
 
     data_cfg = resolve_model_data_config(model)
@@ -162,8 +163,8 @@ def run_naive(args, rows, device) -> dict:
 
 def run_project(args, rows, device) -> dict:
     import timm
-    from members.data.image_cache import decoded_images
-    from members.distributed import DistContext
+    from imagedata.image_cache import decoded_images
+    from core.distributed import DistContext
     from members.feeding import build_feeds
 
     config = member_config(args, device)

@@ -5,7 +5,7 @@ Members are identified by name; every result is independent of member order.
 from ensemble.calibration import apply_temperature, fit_temperature, fit_temperatures
 from ensemble.compare import best_recipe, compare_rules
 from ensemble.composite import CompositeSpec
-from ensemble.diversity import disagreement, error_correlation, member_accuracy, oracle_rate, plot_heatmap
+from ensemble.diversity import disagreement, error_correlation, member_accuracy, oracle_rate
 from ensemble.honest import (
     best_member_method,
     choose_best_member,
@@ -54,7 +54,6 @@ __all__ = [
     "oracle_rate",
     "paired_bootstrap_gain",
     "paired_bootstrap_gains",
-    "plot_heatmap",
     "soft_vote",
     "vote_counts",
     "vote_shares",

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms import v2
 
-from members.config import AugmentConfig
+from core.config import AugmentConfig
 
 RATIO = (3 / 4, 4 / 3)      # torchvision's RandomResizedCrop default aspect ratios
 CROP_TRIES = 10             # as torchvision: draw up to 10 boxes, keep the first that fits

@@ -22,8 +22,8 @@ from safetensors.torch import load_file, save_file
 from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_file
-from members.checkpoint import load_state_dict
-from members.config import MemberConfig, load_config, parse_overrides
+from modeling.checkpoint import load_state_dict
+from core.config import MemberConfig, load_config, parse_overrides
 from members.run_folder import INCOMPLETE
 
 FORMAT = 1

@@ -22,36 +22,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from core.errors import UserError
-from members.checkpoint import save_weights
-from members.config import MemberConfig
-from members.distributed import DistContext, resolve_device
+from modeling.checkpoint import save_weights
+from core.config import MemberConfig
+from core.distributed import DistContext, resolve_device
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
 from members.losses import build_loss
 from members.resume import TrainingState, restore_rng, save_state
+from modeling.preprocess import Normalize, autocast_dtype
 
 log = logging.getLogger("members")
-__all__ = ["Trainer", "TrainResult", "EpochOutputs", "Normalize", "autocast_dtype", "resolve_device",
+__all__ = ["Trainer", "TrainResult", "EpochOutputs",
            "classification_metrics", "lr_factor", "make_optimizer"]
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it, fp16 (with a GradScaler) on older GPUs, fp32 on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-class Normalize(nn.Module):
-    """uint8 (or 0..255 float) NCHW batch → normalised float, done on the device so workers ship bytes."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - self.mean) / self.std
 
 
 def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:

@@ -14,7 +14,7 @@ import torch
 
 from core.errors import UserError
 from core.images import load_resized
-from members.data.image_cache import decoded_images
+from imagedata.image_cache import decoded_images
 from predict.preprocess import resize_batch
 
 log = logging.getLogger("predict")

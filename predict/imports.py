@@ -20,6 +20,7 @@ from core.registry import Registry
 from core.settings import Settings
 from predict import cache
 from predict.loading import member_info
+from predict.rows import split_rows
 
 SUM_TOLERANCE = 1e-3
 
@@ -83,8 +84,6 @@ def _order(ids: np.ndarray, expected: list[str], path: Path, where: str) -> np.n
 def import_predictions(registry: Registry, settings: Settings, member: str, split: str, npz: Path, like: str,
                        overwrite: bool = False) -> Path:
     """Check a foreign prediction file against the reference member `like` and store it in the cache."""
-    from predict.run import split_rows  # run imports this module; import here to keep the graph acyclic
-
     npz = Path(npz)
     if registry.exists(member):
         raise UserError(f"'{member}' is a registered member; its predictions come from its weights. "

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from core.errors import UserError
-from members.trainer import Normalize, autocast_dtype
+from modeling.preprocess import Normalize, autocast_dtype
 from predict.batches import make_batches
 from predict.preprocess import Preprocess, resize_batch
 from predict.tta import TTA, parse_tta

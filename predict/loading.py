@@ -8,10 +8,10 @@ from torch import nn
 
 from core.errors import UserError
 from core.registry import Registry
-from members.checkpoint import load_state_dict
-from members.config import MemberConfig, load_config
-from members.models import build_model
-from members.trainer import Normalize
+from modeling.checkpoint import load_state_dict
+from core.config import MemberConfig, load_config
+from modeling.models import build_model
+from modeling.preprocess import Normalize
 
 
 @dataclass

@@ -9,66 +9,42 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
-from members.data.image_cache import data_fingerprint
-from members.data.prescan import require_readable
-from members.data.sources import load_dataset
-from members.data.splits import read_split
+from imagedata.image_cache import data_fingerprint
 from predict import cache, imports, shards
 from predict.batches import make_batches
 from predict.inference import EnsembleRunner, softmax
 from predict.loading import LoadedMember, load_member
 from predict.preprocess import Preprocess, decode_size
+from imagedata.sources import DatasetListing
+from predict.rows import Rows, split_rows
 from predict.tta import TTA, parse_tta
 
 log = logging.getLogger("predict")
 SPLITS = ("val", "test")
 
 
-@dataclass
-class Rows:
-    ids: list[str]
-    paths: list[str]
-    labels: np.ndarray
-
-
-def split_rows(registry: Registry, member: LoadedMember, settings: Settings, split: str) -> Rows:
-    dataset = load_dataset(member.config.data, settings.data_root)
-    if split == "test":
-        if dataset.test is None:
-            raise UserError(f"member '{member.name}': its data config names no test list (data.test)")
-        # Every test file must decode: name them all now rather than fail on the first mid-prediction.
-        require_readable(dataset.test["path"].tolist(), f"test list {dataset.test_info or member.config.data.test}",
-                         settings.image_cache)
-        return Rows(dataset.test["id"].tolist(), dataset.test["path"].tolist(), np.full(len(dataset.test), -1))
-    meta = member.entry["split"]
-    split_file = read_split(settings.splits / f"{meta['name']}.csv")
-    if split_file.sha256 != meta["sha256"]:
-        raise UserError(f"member '{member.name}': split file {split_file.path} changed since training "
-                        f"(sha256 {split_file.sha256[:12]}… vs {meta['sha256'][:12]}…)")
-    val = split_file.rows(meta["fold"], "val")
-    by_id = dataset.train.set_index("id")
-    missing = [i for i in val["id"] if i not in by_id.index]
-    if missing:
-        raise UserError(f"member '{member.name}': validation image '{missing[0]}' is no longer in the data")
-    return Rows(val["id"].tolist(), by_id.loc[val["id"], "path"].tolist(), by_id.loc[val["id"], "label"].to_numpy())
-
-
 def predict_members(names: list[str], registry: Registry, settings: Settings, splits=SPLITS,
                     tta: TTA | str | bool | None = None, force: bool = False, device: str = "auto",
-                    batch_size: int = 256, decoder: str = "pil") -> dict[str, dict[str, cache.Prediction]]:
-    """Cached or fresh predictions per member and split; imported members come from the cache as stored."""
+                    batch_size: int = 256, decoder: str = "pil", entries: dict[str, dict] | None = None,
+                    listing: DatasetListing | None = None) -> dict[str, dict[str, cache.Prediction]]:
+    """Cached or fresh predictions per member and split; imported members come from the cache as stored.
+
+    `entries` (registry entries by name) and `listing` let a job that already resolved its members and
+    listed their data hand them over, so neither the registry nor the data folder is read again.
+    """
     tta = parse_tta(tta)
+    entries = entries or {}
+    listing = listing or DatasetListing()
     results: dict[str, dict[str, cache.Prediction]] = defaultdict(dict)
     registered = []
     for name in names:
-        if registry.exists(name):
+        if name in entries and not entries[name].get("imported") or name not in entries and registry.exists(name):
             registered.append(name)
             continue
         found = imports.imported(settings, name, splits)
@@ -79,13 +55,13 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
             raise UserError(f"imported member '{name}' has no {missing[0]} predictions; "
                             f"import them with python -m scripts.predict import --member {name} --split {missing[0]} …")
         results[name].update(found)
-    members = [load_member(registry, registry.get(name)) for name in registered]
+    members = [load_member(registry, entries.get(name) or registry.get(name)) for name in registered]
     world = shards.current()
     dev = world.device(device)
     for split in splits:
         groups: dict[tuple, list[tuple[LoadedMember, Rows]]] = defaultdict(list)
         for member in members:
-            rows = split_rows(registry, member, settings, split)
+            rows = split_rows(registry, member, settings, split, listing)
             groups[tuple(rows.paths)].append((member, rows))
         for paths, group in groups.items():
             results_for = _predict_group(list(paths), group, split, settings, world, dev, tta, force, batch_size,

@@ -11,19 +11,13 @@ against a registered member's rows and classes and stores them, so they can be v
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from core.errors import UserError, cli_entry
-from core.registry import Registry
+from core.console import console_logging
 from core.settings import load_settings
-from members.train import console_logging
-from predict import shards
-from predict.batches import DECODERS
-from predict.imports import import_predictions
-from predict.run import SPLITS, predict_members
-from predict.tta import VIEW_HELP
+from jobs.predict import DECODERS, SPLITS, VIEW_HELP, import_command, predict_command
 
 
 def _predict_parser() -> argparse.ArgumentParser:
@@ -59,10 +53,7 @@ def _import_parser() -> argparse.ArgumentParser:
 
 def _import(argv: list[str]) -> int:
     args = _import_parser().parse_args(argv)
-    settings = load_settings()
-    registry = Registry(args.registry or settings.registry)
-    path = import_predictions(registry, settings, args.member, args.split, args.npz, args.like, args.overwrite)
-    print(f"{args.member}: {args.split} predictions checked against '{args.like}' and stored in {path}")
+    print(import_command(args.member, args.split, args.npz, args.like, args.overwrite, args.registry, load_settings()))
     return 0
 
 
@@ -73,21 +64,13 @@ def main(argv: list[str]) -> int:
     args = _predict_parser().parse_args(argv)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
-    with shards.joined_from_env() as world:
-        console_logging()
-        if not world.is_main:
-            logging.getLogger().setLevel(logging.WARNING)  # one voice; the other ranks speak only of trouble
-        settings = load_settings()
-        registry = Registry(args.registry or settings.registry)
-        results = predict_members(args.members, registry, settings, splits=args.splits, tta=args.tta,
-                                  force=args.force, device=args.device, batch_size=args.batch_size,
-                                  decoder=args.decoder)
-        if world.is_main:
-            for name, splits in results.items():
-                print(f"{name}: " + ", ".join(f"{split} {len(p.ids)} rows (TTA {p.tta})" for split, p in splits.items()))
-            sys.stdout.flush()
+    console_logging()
+    lines = predict_command(args.members, load_settings(), args.registry, args.splits, args.tta, args.force,
+                            args.device, args.batch_size, args.decoder)
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

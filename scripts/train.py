@@ -14,10 +14,8 @@ import sys
 
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
-from members.config import load_config
-from members.interrupts import TrainingStopped
-from members.resume import resume_config
-from members.train import console_logging, train_member
+from core.console import console_logging
+from jobs.train import train_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -47,28 +45,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     console_logging()
-    resume_from = None
-    if args.resume:
-        resume_from, config = resume_config(args.resume, args.overrides)
-    else:
-        config = load_config(args.config, args.overrides)
-    try:
-        run_dir, entry = train_member(config, load_settings(), smoke=args.smoke, registry_path=args.registry,
-                                      resume_from=resume_from, stop_after_epoch=args.stop_after_epoch)
-    except TrainingStopped as stopped:
-        if stopped.run_dir is not None:  # rank 0 (or the only process) speaks for the run
-            print(f"{stopped.reason}: saved last checkpoint in {stopped.run_dir}; nothing registered. "
-                  f"Continue with: python -m scripts.train --resume {stopped.run_dir}", file=sys.stderr)
-        return stopped.exit_code
-    if run_dir is None:
-        return 0  # a non-zero torchrun rank: rank 0 reports
-    if entry is None:
-        print(f"smoke run OK: {run_dir} (nothing registered)")
-    else:
-        m = entry["metrics"]
-        print(f"registered {entry['name']}: val_f1_macro {m['val_f1_macro']:.4f}, val_acc {m['val_acc']:.4f} "
-              f"(best epoch {m['best_epoch']}) → {run_dir}")
-    return 0
+    outcome = train_command(args.config, args.overrides, load_settings(), smoke=args.smoke,
+                            registry_path=args.registry, resume=args.resume,
+                            stop_after_epoch=args.stop_after_epoch)
+    if outcome.message:
+        print(outcome.message, file=sys.stderr if outcome.to_stderr else sys.stdout)
+    return outcome.code
 
 
 if __name__ == "__main__":

@@ -29,6 +29,6 @@ def isolated_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def digits_root(tmp_path_factory) -> Path:
     """The embedded digits data written once per test session (real PNG files)."""
-    from members.data.digits import ensure_digits
+    from imagedata.digits import ensure_digits
 
     return ensure_digits(tmp_path_factory.mktemp("shared-data") / "digits")

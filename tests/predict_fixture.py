@@ -17,11 +17,11 @@ import yaml
 from core.hashing import sha256_file
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
-from members.checkpoint import save_weights
-from members.config import load_config, to_dict
-from members.data.sources import load_dataset
-from members.data.splits import ensure_split
-from members.models import build_model, find_head
+from modeling.checkpoint import save_weights
+from core.config import load_config, to_dict
+from imagedata.sources import load_dataset
+from imagedata.splits import ensure_split
+from modeling.models import build_model, find_head
 
 CONFIG = REPO_ROOT / "configs" / "digits" / "resnet18.yaml"
 # name, architecture, input size: two sizes and two normalisations (test_resnet uses mean 0.5),

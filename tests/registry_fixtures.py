@@ -36,8 +36,8 @@ def real_member(out: Path, name: str) -> dict:
     """An entry whose weights, config, run folder and split file exist, as training would leave them."""
     import torch
 
-    from members.checkpoint import save_weights
-    from members.config import MemberConfig, to_dict
+    from modeling.checkpoint import save_weights
+    from core.config import MemberConfig, to_dict
     from core.hashing import sha256_file
 
     run = out / "runs" / "2026-11-27" / f"000000_{name}_resnet18_f1-0.5000"

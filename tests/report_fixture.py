@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ensemble.recipe import Recipe, apply
-from ensemble.report import ReportInputs, Vote
+from report.builder import ReportInputs, Vote
 
 MEMBERS = {"alpha": 0.7, "beta": 0.6, "gamma": 0.5}   # name -> share of rows it gets right
 

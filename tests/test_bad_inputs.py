@@ -126,8 +126,8 @@ class Trained:
 def trained(tmp_path_factory) -> Trained:
     """One tiny member, trained and predicted in-process (the functions behind the scripts)."""
     from core.settings import load_settings
-    from members.config import load_config
-    from members.train import train_member
+    from core.config import load_config
+    from jobs.train import train_member
     from predict.run import predict_members
 
     root = tmp_path_factory.mktemp("bad-inputs")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from members.config import load_config
-from members.data.sources import load_dataset
-from members.data.splits import ensure_split
+from core.config import load_config
+from imagedata.sources import load_dataset
+from imagedata.splits import ensure_split
 from scripts.check_data import main
 from tests.helpers import REPO, run_script
 from tests.mask_fixture import PEOPLE, plant_bad_files, write_mask_layout

@@ -13,7 +13,7 @@ from core.errors import UserError
 from core.hashing import sha256_file
 from core.registry import Registry
 from helpers import run_script
-from members.checkpoint import load_state_dict, save_weights
+from modeling.checkpoint import load_state_dict, save_weights
 from registry_fixtures import entry
 
 
@@ -120,7 +120,7 @@ def test_a_plain_tensor_file_still_loads(tmp_path):
 
 
 def test_a_pickled_pretrained_file_is_refused_by_the_model_factory(tmp_path):
-    from members.models import build_model
+    from modeling.models import build_model
 
     marker = tmp_path / "marker"
     evil = plant(tmp_path / "imagenet.pth", marker, "torch.save")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import UserError
-from members.config import load_config, parse_overrides
+from core.config import load_config, parse_overrides
 
 
 def write(tmp_path, text):

@@ -8,9 +8,9 @@ from PIL import Image
 
 from core.errors import UserError
 from ensemble.composite import CompositeSpec
-from members.config import load_config
-from members.data import mask
-from members.data.sources import load_dataset, read_image_folder, read_test_list
+from core.config import load_config
+from imagedata import mask
+from imagedata.sources import load_dataset, read_image_folder, read_test_list
 from tests.mask_fixture import PEOPLE, STEMS, write_mask_layout
 
 

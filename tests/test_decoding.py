@@ -8,8 +8,8 @@ from PIL import Image, ImageOps
 
 from core.errors import UserError
 from core.images import BadImageError, is_image_name, load_resized, load_rgb, probe
-from members.data.image_cache import decoded_images
-from members.data.prescan import apply_policy, bad_images, require_readable, scan
+from imagedata.image_cache import decoded_images
+from imagedata.prescan import apply_policy, bad_images, require_readable, scan
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from ensemble import disagreement, error_correlation, member_accuracy, oracle_rate, plot_heatmap
+from ensemble import disagreement, error_correlation, member_accuracy, oracle_rate
+from report.plots import plot_heatmap
 
 Y = np.array([0, 1, 2, 0, 1, 2])
 PREDS = {

@@ -10,7 +10,7 @@ import yaml
 
 from core.errors import UserError
 from core.settings import load_settings
-from members.config import load_config
+from core.config import load_config
 from tests.helpers import REPO, run_script
 from tests.mask_fixture import plant_bad_files, write_mask_layout
 
@@ -31,7 +31,7 @@ def test_mask_layout_trains_and_votes_a_valid_submission(tmp_path, isolated_env)
     bad = plant_bad_files(fixture.root, fixture)
 
     # Default policy: refuse before any work, naming every bad file on one line; no split is made.
-    from members.train import prepare_data
+    from jobs.train import prepare_data
 
     with pytest.raises(UserError) as err:
         prepare_data(load_config(CONFIG, [f"data.root={fixture.root}", f"data.split.name={SPLIT}"]), load_settings())

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from core.errors import UserError
-from members.checkpoint import save_weights
-from members.models import build_model, find_head, replace_head
+from modeling.checkpoint import save_weights
+from modeling.models import build_model, find_head, replace_head
 
 
 def test_timm_model_has_requested_classes():

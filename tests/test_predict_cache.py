@@ -8,7 +8,7 @@ import pytest
 from core.errors import UserError
 from core.registry import Registry
 from helpers import run_script
-from members.data.splits import read_split
+from imagedata.splits import read_split
 from predict import cache
 from predict.imports import import_predictions
 from predict.run import predict_members

@@ -7,8 +7,8 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import load_settings
 from helpers import REPO
-from members.config import load_config
-from members.train import train_member
+from core.config import load_config
+from jobs.train import train_member
 
 
 def test_failed_registration_leaves_the_run_incomplete(monkeypatch, digits_root):

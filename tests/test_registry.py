@@ -100,8 +100,8 @@ def test_paths_outside_the_registry_folder_are_refused(registry, tmp_path):
 
 def test_a_registry_outside_the_output_root_is_refused_before_training(isolated_env, tmp_path):
     from core.settings import load_settings
-    from members.config import load_config
-    from members.train import train_member
+    from core.config import load_config
+    from jobs.train import train_member
 
     elsewhere = tmp_path / "elsewhere" / "registry.yaml"
     with pytest.raises(UserError, match="is outside the registry's folder"):

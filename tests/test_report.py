@@ -15,7 +15,7 @@ from core.errors import UserError
 from core.settings import Settings
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import Recipe
-from ensemble.report import build_report, staged_folder
+from report.builder import build_report, staged_folder
 from helpers import REPO, run_script
 from predict.cache import load
 from report_fixture import member_probs
@@ -40,8 +40,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits_root, one_thread):
     """Two members trained for one epoch on 16-pixel digits, registered in their own output root."""
-    from members.config import load_config
-    from members.train import train_member
+    from core.config import load_config
+    from jobs.train import train_member
 
     out = tmp_path_factory.mktemp("report")
     settings = Settings(data_root=digits_root.parent, output_root=out)
@@ -190,7 +190,7 @@ def test_composite_labels_get_per_task_scores_and_reports(tmp_path):
     members = {"m1": member_probs(y, 18, 0.6, rng), "m2": member_probs(y, 18, 0.5, rng)}
     recipe = Recipe("per_task_soft", {"m1": 1.0, "m2": 1.0}, composite=spec.to_dict())
     from ensemble.recipe import apply
-    from ensemble.report import ReportInputs, Vote
+    from report.builder import ReportInputs, Vote
 
     labels, table = apply(recipe, members)
     result = build_report(ReportInputs(

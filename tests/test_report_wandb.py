@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ensemble.report import build_report
-from ensemble.report_sources import ensemble_log, log_to_wandb
-from members.config import MemberConfig
+from report.builder import build_report
+from report.sources import ensemble_log, log_to_wandb
+from core.config import MemberConfig
 from report_fixture import synthetic_inputs
 
 BLOCK = 32768

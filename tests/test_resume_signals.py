@@ -16,10 +16,10 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import load_settings
 from helpers import REPO
-from members.config import load_config
+from core.config import load_config
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.resume import load_state, resume_config
-from members.train import train_member
+from jobs.train import train_member
 from scripts import train as train_script
 from training_fixture import member_config, one_thread, write_shapes
 

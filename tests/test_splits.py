@@ -7,13 +7,13 @@ import pytest
 
 from core.errors import UserError
 from core.registry import Registry
-from ensemble.inputs import check_compatible
-from ensemble.oof import assemble_oof, fold_group
+from jobs.inputs import check_compatible
+from predict.oof import assemble_oof, fold_group
 from members.artifacts import save_probs
-from members.config import load_config
-from members.data.prescan import apply_policy
-from members.data.sources import load_dataset
-from members.data.splits import ensure_split, read_split
+from core.config import load_config
+from imagedata.prescan import apply_policy
+from imagedata.sources import load_dataset
+from imagedata.splits import ensure_split, read_split
 from tests.helpers import run_script
 from tests.mask_fixture import plant_bad_files, write_mask_layout
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from core.errors import UserError
-from ensemble import submission
+from report import submission
 
 N_CLASSES = 18
 

@@ -15,7 +15,7 @@ import numpy as np
 from core import atomic
 from core.errors import UserError
 from core.registry import Registry
-from members.data.splits import read_split
+from imagedata.splits import read_split
 
 
 @dataclass

@@ -16,7 +16,7 @@ from timm.data import resolve_model_data_config
 from torch import nn
 
 from core.errors import UserError
-from members.checkpoint import load_state_dict
+from modeling.checkpoint import load_state_dict
 
 TORCHVISION_PREFIX = "torchvision:"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from members.tracking import effective_mode
+from core.wandb_mode import effective_mode
 
 MODES = ("disabled", "offline", "online")
 

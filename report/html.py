@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ensemble.report_page import Block, Code, CodePanels, Figure, FigureRow, Heading, Page, Table, Text, format_cell
+from report.page import Block, Code, CodePanels, Figure, FigureRow, Heading, Page, Table, Text, format_cell
 
 CSS = """
 :root { --ink: #1f2933; --muted: #616e7c; --line: #d9e2ec; --accent: #2f6fb0; --soft: #f5f7fa; }

@@ -18,8 +18,8 @@ import pandas as pd
 
 from core.errors import UserError
 from core.images import is_image_name
-from members.data import csv_source, mask
-from members.data.digits import ensure_digits
+from imagedata import csv_source, mask
+from imagedata.digits import ensure_digits
 
 
 @dataclass
@@ -145,6 +145,23 @@ def load_dataset(data_cfg, data_root: Path) -> Dataset:
         dataset.composite = data_cfg.composite
     _check_composite(dataset)
     return dataset
+
+
+class DatasetListing:
+    """One job's memo of dataset listings: a data config shared by many members is listed once.
+
+    Listing walks the data folder (and reads info.csv), which for a competition folder of
+    thousands of files is the slowest step of a re-vote; a job holds one of these for its lifetime.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], Dataset] = {}
+
+    def load(self, data_cfg, data_root: Path) -> Dataset:
+        key = (repr(data_cfg), str(data_root))
+        if key not in self._seen:
+            self._seen[key] = load_dataset(data_cfg, data_root)
+        return self._seen[key]
 
 
 def _check_composite(dataset: Dataset) -> None:

@@ -11,9 +11,9 @@ import pandas as pd
 from core.errors import UserError
 from core.registry import Registry
 from ensemble.composite import CompositeSpec
-from ensemble.report import ReportResult
-from ensemble.wandb_log import EnsembleLog
-from members.config import MemberConfig
+from report.builder import ReportResult
+from report.wandb_log import EnsembleLog
+from core.config import MemberConfig
 
 
 def run_folder(registry: Registry, entry: dict) -> Path | None:
@@ -86,7 +86,7 @@ def log_to_wandb(mode: str, wandb_dir: Path, log: EnsembleLog) -> Path | None:
         return None
     from wandb.errors import Error as WandbError
 
-    from ensemble.wandb_log import log_ensemble
+    from report.wandb_log import log_ensemble
 
     try:
         return log_ensemble(log, mode, wandb_dir)

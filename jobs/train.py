@@ -21,20 +21,21 @@ from core.images import RESIZE_INTERPOLATION
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
 from members import artifacts
-from members import distributed
-from members.config import MemberConfig, to_dict
-from members.data.image_cache import cache_bytes, decoded_images
-from members.data.prescan import apply_policy
-from members.data.sources import Dataset, load_dataset
-from members.data.splits import Split, ensure_split
+from core import distributed
+from core.config import MemberConfig, load_config, to_dict
+from imagedata.image_cache import cache_bytes, decoded_images
+from imagedata.prescan import apply_policy
+from imagedata.sources import Dataset, load_dataset
+from imagedata.splits import Split, ensure_split
 from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
-from members.models import build_model, check_arch, count_parameters
-from members.resume import TrainingState, load_state
+from modeling.models import build_model, check_arch, count_parameters
+from members.resume import TrainingState, load_state, resume_config
 from members.run_folder import create_run_folder, finish_run_folder
 from members.tracking import Tracker
-from members.trainer import Normalize, Trainer
+from members.trainer import Trainer
+from modeling.preprocess import Normalize
 
 log = logging.getLogger("members")
 SMOKE_BATCHES = 2
@@ -267,5 +268,36 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
             handler.close()
 
 
-def console_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+@dataclass
+class TrainOutcome:
+    """What the train command tells the user: its exit code and one line (stderr for a stop)."""
+    code: int
+    message: str | None = None
+    to_stderr: bool = False
+
+
+def train_command(config_file: str | None, overrides: list[str], settings: Settings, smoke: bool = False,
+                  registry_path: str | None = None, resume: str | None = None,
+                  stop_after_epoch: int | None = None) -> TrainOutcome:
+    """The train job: a new run from a config file, or `resume` an interrupted run folder."""
+    resume_from = None
+    if resume:
+        resume_from, config = resume_config(resume, overrides)
+    else:
+        config = load_config(config_file, overrides)
+    try:
+        run_dir, entry = train_member(config, settings, smoke=smoke, registry_path=registry_path,
+                                      resume_from=resume_from, stop_after_epoch=stop_after_epoch)
+    except TrainingStopped as stopped:
+        if stopped.run_dir is None:  # a non-zero rank: rank 0 speaks for the run
+            return TrainOutcome(stopped.exit_code)
+        return TrainOutcome(stopped.exit_code, f"{stopped.reason}: saved last checkpoint in {stopped.run_dir}; "
+                            f"nothing registered. Continue with: python -m scripts.train --resume {stopped.run_dir}",
+                            to_stderr=True)
+    if run_dir is None:
+        return TrainOutcome(0)  # a non-zero torchrun rank: rank 0 reports
+    if entry is None:
+        return TrainOutcome(0, f"smoke run OK: {run_dir} (nothing registered)")
+    m = entry["metrics"]
+    return TrainOutcome(0, f"registered {entry['name']}: val_f1_macro {m['val_f1_macro']:.4f}, "
+                           f"val_acc {m['val_acc']:.4f} (best epoch {m['best_epoch']}) → {run_dir}")

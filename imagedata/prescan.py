@@ -21,7 +21,7 @@ from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_file, sha256_text
 from core.images import BadImageError, probe
-from members.data.image_cache import data_fingerprint
+from imagedata.image_cache import data_fingerprint
 
 log = logging.getLogger("members")
 SCAN_VERSION = "scan-v1"

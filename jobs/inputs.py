@@ -81,8 +81,10 @@ def _same_rows(preds: dict[str, Prediction], split: str, names: list[str]) -> np
 
 
 def gather(names: list[str], entries: list[dict], predictions: dict[str, dict[str, Prediction]],
-           with_test: bool = True) -> VoteInputs:
-    check_compatible(entries)
+           with_test: bool = True, checked: bool = False) -> VoteInputs:
+    """Stack the members' cached predictions; `checked` says the caller already ran check_compatible."""
+    if not checked:
+        check_compatible(entries)
     val = {n: predictions[n]["val"] for n in names}
     val_ids = _same_rows(val, "val", names)
     test_ids = test_probs = None

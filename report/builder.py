@@ -32,12 +32,13 @@ from core.errors import UserError
 from ensemble import diversity
 from ensemble.compare import compare_rules
 from ensemble.composite import CompositeSpec
-from ensemble.gallery import mistakes, plot_gallery
+from report.gallery import mistakes, plot_gallery
 from ensemble.honest import best_member_method, crossfit_predictions, paired_bootstrap_gain
 from ensemble.recipe import Recipe
-from ensemble.report_html import to_html
-from ensemble.report_page import CodePanels, Figure, FigureRow, Heading, Page, Section, Table, Text, to_markdown
-from members.artifacts import plot_confusion
+from report.html import to_html
+from report.page import CodePanels, Figure, FigureRow, Heading, Page, Section, Table, Text, to_markdown
+from core.plots import plot_confusion
+from report.plots import plot_heatmap
 
 COMPARE_COLUMNS = ["method", "kind", "f1_macro_honest", "acc_honest", "f1_macro_val",
                    "gain", "ci_low", "ci_high", "excludes_zero"]
@@ -241,7 +242,7 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], out: Path) -> Path:
 
 def heatmap(frame: pd.DataFrame, title: str, out: Path) -> Path:
     with atomic.atomic_path(out) as tmp:
-        diversity.plot_heatmap(frame, title, tmp)
+        plot_heatmap(frame, title, tmp)
     return out
 
 

@@ -1,0 +1,194 @@
+"""The vote job: registered members → submission CSV, its recipe, and the report, in one pass.
+
+Everything is resolved once and handed on: the registry entries (one registry read), the
+dataset listing (shared with prediction), each vote (computed once per split, by name), and
+the honest cross-fitted comparison (computed once, shown by the console and the report alike).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core import atomic
+from core.config import load_config
+from core.errors import UserError
+from core.registry import Registry
+from core.settings import Settings
+from ensemble.choose import ALL_RULES, choose_recipe
+from ensemble.recipe import Recipe, apply
+from imagedata.sources import DatasetListing
+from jobs.inputs import check_compatible, gather, parse_weights
+from predict.imports import member_entry
+from predict.run import predict_members
+from report import submission
+from report.builder import LabelledTest, ReportInputs, ReportResult, Vote, build_report, print_table
+from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
+from report.wandb_log import MODES
+
+__all__ = ["ALL_RULES", "MODES", "VoteRequest", "VoteResult", "print_vote", "vote"]
+
+PLAIN_RULES = ("hard", "soft")  # always shown beside the submitted recipe, with the user's weights
+
+
+@dataclass
+class VoteRequest:
+    members: list[str] | None = None
+    recipe: str | None = None          # a saved recipe file: regenerate its ensemble exactly
+    weights: list[str] = field(default_factory=list)
+    rule: str = "soft"
+    compare: bool = False
+    name: str = "ensemble"
+    out: str | None = None
+    report: str | None = None
+    overwrite: bool = False
+    wandb: str = "disabled"
+    tta: str = "none"
+    registry: str | None = None
+
+
+@dataclass
+class VoteResult:
+    submission: Path
+    recipe_path: Path
+    recipe: Recipe
+    report: ReportResult
+    wandb_run: Path | None
+    compare: bool
+
+
+def test_labels(labels_csv: Path | None, ids: np.ndarray) -> np.ndarray | None:
+    if labels_csv is None or not labels_csv.exists():
+        return None
+    labels = pd.read_csv(labels_csv, dtype={"ImageID": str}).set_index("ImageID")["label"]
+    return labels.loc[list(ids)].to_numpy()
+
+
+def members_and_recipe(req: VoteRequest) -> tuple[list[str], Recipe | None]:
+    if req.recipe:
+        try:
+            recipe = Recipe.from_yaml(req.recipe)
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise UserError(f"recipe {req.recipe} cannot be read: {err}") from err
+        if req.members and sorted(req.members) != sorted(recipe.members):
+            raise UserError(f"--members differ from the members of recipe {req.recipe}; give one or the other")
+        return list(recipe.members), recipe
+    if not req.members:
+        raise UserError("name the members to vote with --members (or give a saved --recipe)")
+    if len(set(req.members)) != len(req.members):
+        raise UserError("a member is named twice in --members; give weights with --weights instead")
+    return list(req.members), None
+
+
+def primary_name(req: VoteRequest, recipe: Recipe) -> str:
+    """How the submitted ensemble is labelled in tables: `vote:<rule>` for plain votes, else `recipe:<rule>`."""
+    if req.recipe:
+        return f"recipe:{recipe.rule}"
+    return f"vote:{req.rule}" if req.rule in PLAIN_RULES else f"recipe:{req.rule}"
+
+
+def resolve_members(registry: Registry, settings: Settings, names: list[str]) -> dict[str, dict]:
+    """Every member's entry from one read of the registry; imported members get theirs from the cache."""
+    registered = {entry["name"]: entry for entry in registry.members()}
+    return {name: registered[name] if name in registered else member_entry(registry, settings, name)
+            for name in names}
+
+
+def ensemble_recipes(primary: str, recipe: Recipe, weights: dict[str, float]) -> dict[str, Recipe]:
+    """The votes to compute, by name: the plain rules with the user's weights, then the submitted one.
+
+    A submitted plain vote is the same recipe as its table row, so it is computed once."""
+    recipes = {f"vote:{rule}": Recipe(rule, dict(weights)) for rule in PLAIN_RULES}
+    recipes[primary] = recipe
+    return recipes
+
+
+def vote(req: VoteRequest, settings: Settings) -> VoteResult:
+    names, recipe = members_and_recipe(req)
+    registry = Registry(req.registry or settings.registry)
+    entries = resolve_members(registry, settings, names)
+    ordered = [entries[n] for n in names]
+    check_compatible(ordered)  # before any prediction work
+    weights = dict(zip(names, parse_weights(req.weights, names).tolist()))
+    listing = DatasetListing()
+    predictions = predict_members(names, registry, settings, tta=req.tta, entries=entries, listing=listing)
+    inputs = gather(names, ordered, predictions, checked=True)
+    config = load_config(registry.resolve(ordered[0]["config"]))
+    dataset = listing.load(config.data, settings.data_root)
+    composite = composite_of(ordered, config)
+    if inputs.test_probs is None:
+        raise UserError("no test predictions: the members' data config names no test list")
+
+    # One honest comparison, shown by the console (with --compare) and always by the report.
+    chosen, compare = choose_recipe(req.rule, inputs.by_name("val"), inputs.val_labels, len(inputs.classes),
+                                    weights, composite.to_dict() if composite else None,
+                                    need_table=len(names) > 1)
+    recipe = recipe or chosen
+    primary = primary_name(req, recipe)
+    votes = ensemble_recipes(primary, recipe, weights)
+    val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
+    test = {name: apply(r, inputs.by_name("test"))[0] for name, r in votes.items()}
+
+    out = Path(req.out or settings.output_root / "submissions" / f"{req.name}.csv")
+    frame = submission.build(inputs.test_ids, test[primary], dataset.test_info)
+    submission.write(frame, out, len(inputs.classes), dataset.test_info, overwrite=req.overwrite)
+    recipe_path = recipe.to_yaml(out.with_name(out.stem + ".recipe.yaml"), write_text=atomic.write_text)
+
+    truth = test_labels(dataset.test_labels, inputs.test_ids)
+    test_rows = None
+    if truth is not None:
+        test_preds = {name: inputs.test_probs[i].argmax(1) for i, name in enumerate(names)} | test
+        test_rows = LabelledTest(truth, test_preds)
+    ensembles = {name: Vote(labels) for name, (labels, _) in val.items()}
+    ensembles[primary].probs = val[primary][1]  # ranks the gallery's mistakes
+    weights_text = ", ".join(f"{n}={w:.3g}" for n, w in recipe.members.items())
+    summary = [f"Submission: `{out}` (rule `{recipe.rule}`, weights {weights_text}); recipe: `{recipe_path}`"]
+    if recipe.note:
+        summary.append(f"Why this recipe: {recipe.note}")
+    report_dir = Path(req.report or settings.output_root / "reports" / req.name)
+    result = build_report(ReportInputs(
+        title=f"Ensemble report: {req.name}", classes=inputs.classes, y_val=inputs.val_labels,
+        members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,
+        val_paths=val_image_paths(dataset.train, inputs.val_ids),
+        run_dirs={e["name"]: run_folder(registry, e) for e in ordered}, composite=composite, test=test_rows,
+        summary=summary, compare=compare), report_dir)
+    wandb_run = log_to_wandb(req.wandb, settings.output_root, ensemble_log(
+        req.name, ordered, config, settings.wandb_entity, result, inputs.val_labels, val[primary][0],
+        inputs.classes, out))
+    return VoteResult(out, recipe_path, recipe, result, wandb_run, req.compare)
+
+
+def print_vote(result: VoteResult) -> None:
+    """The console's view of a vote: the same tables the report shows, then where everything went."""
+    report, recipe = result.report, result.recipe
+    print_table("Validation (macro F1 is the metric; in-sample for fitted rules):", report.val_table)
+    if result.compare:
+        print_table("Honest comparison (cross-fitted on validation; gain vs the best member, 95% paired "
+                    "bootstrap CI):", report.compare_table)
+        print_gain_verdict(report.compare_table)
+    print_table("Test rows of the submission (true labels known for the demo data):", report.test_table)
+    weights_text = ", ".join(f"{n}={w:.3g}" for n, w in recipe.members.items())
+    print(f"\nsubmission: {result.submission}  (rule {recipe.rule}, weights {weights_text})")
+    print(f"recipe:     {result.recipe_path}")
+    if recipe.note:
+        print(f"why:        {recipe.note}")
+    if result.wandb_run is not None:
+        print(f"wandb:      {result.wandb_run}")
+    print(f"report:     {report.html}")
+
+
+def print_gain_verdict(table: pd.DataFrame | None) -> None:
+    """Say plainly whether any ensemble beat the best member on rows it was not fitted on."""
+    if table is None:
+        return
+    ensembles = table[table["kind"] == "ensemble"].dropna(subset=["f1_macro_honest"])
+    if ensembles.empty:
+        return
+    top = ensembles.loc[ensembles["f1_macro_honest"].idxmax()]
+    verdict = ("the interval excludes zero: the ensemble really helps" if bool(top["excludes_zero"]) and top["gain"] > 0
+               else "the interval includes zero: no evidence the ensemble beats its best member"
+               if not bool(top["excludes_zero"]) else "the interval excludes zero: the ensemble is WORSE")
+    print(f"\nbest honest rule: {top['method']} (macro F1 {top['f1_macro_honest']:.4f}); gain vs best member "
+          f"{top['gain']:+.4f} [{top['ci_low']:+.4f}, {top['ci_high']:+.4f}]: {verdict}")

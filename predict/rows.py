@@ -1,0 +1,44 @@
+"""Which images a member predicts for a split: the test list, or its own validation rows of its split file."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import UserError
+from core.registry import Registry
+from core.settings import Settings
+from imagedata.prescan import require_readable
+from imagedata.sources import DatasetListing
+from imagedata.splits import read_split
+from predict.loading import MemberInfo
+
+
+@dataclass
+class Rows:
+    ids: list[str]
+    paths: list[str]
+    labels: np.ndarray
+
+
+def split_rows(registry: Registry, member: MemberInfo, settings: Settings, split: str,
+               listing: DatasetListing | None = None) -> Rows:
+    dataset = (listing or DatasetListing()).load(member.config.data, settings.data_root)
+    if split == "test":
+        if dataset.test is None:
+            raise UserError(f"member '{member.name}': its data config names no test list (data.test)")
+        # Every test file must decode: name them all now rather than fail on the first mid-prediction.
+        require_readable(dataset.test["path"].tolist(), f"test list {dataset.test_info or member.config.data.test}",
+                         settings.image_cache)
+        return Rows(dataset.test["id"].tolist(), dataset.test["path"].tolist(), np.full(len(dataset.test), -1))
+    meta = member.entry["split"]
+    split_file = read_split(settings.splits / f"{meta['name']}.csv")
+    if split_file.sha256 != meta["sha256"]:
+        raise UserError(f"member '{member.name}': split file {split_file.path} changed since training "
+                        f"(sha256 {split_file.sha256[:12]}… vs {meta['sha256'][:12]}…)")
+    val = split_file.rows(meta["fold"], "val")
+    by_id = dataset.train.set_index("id")
+    missing = [i for i in val["id"] if i not in by_id.index]
+    if missing:
+        raise UserError(f"member '{member.name}': validation image '{missing[0]}' is no longer in the data")
+    return Rows(val["id"].tolist(), by_id.loc[val["id"], "path"].tolist(), by_id.loc[val["id"], "label"].to_numpy())
