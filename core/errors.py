@@ -6,8 +6,16 @@ import sys
 from typing import Callable
 
 
+# Every script exits with one of these: success, "checked and found problems", usage or input error.
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
 class UserError(Exception):
-    """A mistake the user can fix; shown as one line, never as a traceback."""
+    """A mistake the user can fix; shown as one line, never as a traceback (exit 2)."""
+
+
+class ProblemsFound(UserError):
+    """A check ran to the end and found problems (listed above the line); exit 1, not a usage error."""
 
 
 def one_line(message: str) -> str:
@@ -16,7 +24,7 @@ def one_line(message: str) -> str:
 
 
 def cli_entry(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
-    """Wrap a script's main so a UserError prints one line and exits 2.
+    """Wrap a script's main so a UserError prints one line and exits 2 (ProblemsFound: 1).
 
     `--debug` anywhere on the command line lets the traceback through, because
     the people who hit a real bug need it and everyone else does not.
@@ -34,7 +42,7 @@ def cli_entry(main: Callable[[list[str] | None], int | None]) -> Callable[[list[
             if debug:
                 raise
             print(f"error: {one_line(str(err))}", file=sys.stderr)
-            return 2
+            return EXIT_PROBLEMS if isinstance(err, ProblemsFound) else EXIT_USAGE
         except KeyboardInterrupt:
             if debug:
                 raise

@@ -24,35 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
-import re
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any, Iterator
 
 import filelock
 import yaml
 
 from core import atomic
+from core.entry import RegistryEntry
 from core.errors import UserError
 
 VERSION = 1
 LOCK_TIMEOUT_S = 120.0
-REQUIRED = {
-    "name": str,
-    "arch": str,
-    "classes": list,
-    "weights": str,
-    "sha256": str,
-    "input": dict,
-    "split": dict,
-    "metrics": dict,
-    "config": str,
-    "created": str,
-}
-PATH_FIELDS = ("weights", "config", "run", "val_probs")  # the last two are optional
-SHA256 = re.compile(r"[0-9a-f]{64}")
-# Names become folder names (run folders, prediction cache), so they may not carry path syntax.
-NAME = re.compile(r"[^\s/\\:]+")
 
 # What flock raises on a file system that has no OS locks at all.
 NO_OS_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP}
@@ -62,107 +45,9 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_relative_path(value: str) -> str | None:
-    """Why `value` is not a portable path inside the registry's folder, or None if it is."""
-    if not value:
-        return "is empty"
-    if "\\" in value or PureWindowsPath(value).drive or PurePosixPath(value).is_absolute():
-        return "must be a relative POSIX path (written by the pipeline, relative to the registry file)"
-    if ".." in PurePosixPath(value).parts:
-        return "may not contain '..': entries point only inside the registry's folder"
-    return None
-
-
-def _check_input(value: dict) -> str | None:
-    size, mean, std = value.get("size"), value.get("mean"), value.get("std")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-        return "'size' must be two positive integers [height, width]"
-    for key, stats in (("mean", mean), ("std", std)):
-        if not (isinstance(stats, list) and len(stats) == 3 and all(_is_number(v) for v in stats)):
-            return f"'{key}' must be three numbers"
-    if not all(v > 0 for v in std):
-        return "'std' must be positive"
-    return None
-
-
-def _check_split(value: dict) -> str | None:
-    if not isinstance(value.get("name"), str) or not value["name"]:
-        return "needs a 'name'"
-    if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-        return "'sha256' must be 64 lowercase hex characters"
-    fold = value.get("fold")
-    if fold is not None and not (isinstance(fold, int) and not isinstance(fold, bool) and fold >= 0):
-        return "'fold' must be a non-negative integer or null"
-    return None
-
-
-def _check_metrics(value: dict) -> str | None:
-    for key, number in value.items():
-        if not _is_number(number):
-            return f"'{key}' must be a number, got {number!r}"
-        if isinstance(number, float) and math.isinf(number):
-            return f"'{key}' is infinite"
-    return None
-
-
-def _check_extra_weights(value: Any) -> str | None:
-    """A second set of weights (the EMA copy) obeys the same path and hash rules as the main one."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not isinstance(value.get("weights"), str):
-        return "must be null or a mapping with 'weights' and 'sha256'"
-    if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-        return "'sha256' must be 64 lowercase hex characters"
-    problem = _check_relative_path(value["weights"])
-    return f"'weights' {problem}" if problem else None
-
-
-def _field_problem(entry: dict, field: str) -> str | None:
-    value = entry[field]
-    if field == "name" and (not NAME.fullmatch(value) or value in (".", "..")):
-        return "must be non-empty, without spaces, slashes or colons"
-    if field == "sha256" and not SHA256.fullmatch(value):
-        return f"must be 64 lowercase hex characters, got {value[:20]!r}"
-    if field == "classes":
-        if not value or not all(isinstance(c, str) for c in value):
-            return "must be a non-empty list of strings"
-        if len(set(value)) != len(value):
-            return "lists a class twice"
-    if field == "input":
-        return _check_input(value)
-    if field == "split":
-        return _check_split(value)
-    if field == "metrics":
-        return _check_metrics(value)
-    if field in PATH_FIELDS:
-        return _check_relative_path(value)
-    return None
-
-
 def validate_entry(entry: Any, where: str) -> dict:
-    """Check one entry; the message names the entry and the field at fault."""
-    if not isinstance(entry, dict):
-        raise UserError(f"{where} must be a mapping, got {type(entry).__name__}")
-    label = f"{where} ('{entry.get('name', '?')}')"
-    for field, kind in REQUIRED.items():
-        if field not in entry:
-            raise UserError(f"{label} is missing field '{field}'")
-        if not isinstance(entry[field], kind):
-            raise UserError(f"{label} field '{field}' must be a {kind.__name__}, got {type(entry[field]).__name__}")
-    for field in PATH_FIELDS[2:]:
-        if field in entry and not isinstance(entry[field], str):
-            raise UserError(f"{label} field '{field}' must be a str, got {type(entry[field]).__name__}")
-    for field in list(REQUIRED) + [f for f in PATH_FIELDS[2:] if f in entry]:
-        problem = _field_problem(entry, field)
-        if problem:
-            raise UserError(f"{label} field '{field}' {problem}")
-    problem = _check_extra_weights(entry.get("ema"))
-    if problem:
-        raise UserError(f"{label} field 'ema' {problem}")
+    """Check one entry (field by field, see core.entry) and return the mapping unchanged."""
+    RegistryEntry.from_dict(entry, where)
     return entry
 
 
@@ -243,6 +128,13 @@ class Registry:
             seen.add(entry["name"])
         return entries
 
+    def entries(self) -> list[RegistryEntry]:
+        """Every member as a typed entry (checked once, on read)."""
+        return [RegistryEntry.from_dict(e, f"{self.path} member #{i + 1}") for i, e in enumerate(self.members())]
+
+    def entry(self, name: str) -> RegistryEntry:
+        return RegistryEntry.from_dict(self.get(name), f"{self.path} member '{name}'")
+
     def get(self, name: str) -> dict:
         members = self.members()
         for entry in members:
@@ -258,7 +150,9 @@ class Registry:
         atomic.remove_stale_temps(self.path)
         atomic.write_text(self.path, text)
 
-    def add(self, entry: dict) -> None:
+    def add(self, entry: dict | RegistryEntry) -> None:
+        if isinstance(entry, RegistryEntry):
+            entry = entry.to_dict()
         validate_entry(entry, f"new entry '{entry.get('name', '?') if isinstance(entry, dict) else '?'}'")
         atomic.ensure_dir(self.path.parent)
         with self.locked():

@@ -7,16 +7,17 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from core.errors import UserError
+from core.entry import RegistryEntry
+from core.errors import ProblemsFound, UserError
 from core.hashing import sha256_file
 from core.registry import Registry
 from core.settings import Settings, load_settings
 
 
 def list_members(registry: Registry) -> None:
-    rows = [{"name": e["name"], "arch": e["arch"], "val_f1_macro": e["metrics"].get("val_f1_macro"),
-             "val_acc": e["metrics"].get("val_acc"), "split": f"{e['split']['name']}#{e['split'].get('fold')}",
-             "created": e["created"]} for e in registry.members()]
+    rows = [{"name": e.name, "arch": e.arch, "val_f1_macro": e.metrics.get("val_f1_macro"),
+             "val_acc": e.metrics.get("val_acc"), "split": f"{e.split.name}#{e.split.fold}",
+             "created": e.created} for e in registry.entries()]
     if not rows:
         print(f"{registry.path}: no members")
         return
@@ -71,18 +72,17 @@ def _check_split(path: Path, sha256: str) -> None:
         raise UserError(f"split file {path} has sha256 {actual[:12]}…, registry says {sha256[:12]}…")
 
 
-def entry_problems(registry: Registry, entry: dict, settings: Settings) -> list[str]:
+def entry_problems(registry: Registry, entry: RegistryEntry, settings: Settings) -> list[str]:
     """Everything wrong with one entry's files; an empty list means it can be loaded and voted."""
-    checks = [("weights", lambda: _check_weights(registry.resolve(entry["weights"]), entry["sha256"])),
-              ("config", lambda: _check_config(registry.resolve(entry["config"]))),
-              ("split", lambda: _check_split(settings.splits / f"{entry['split']['name']}.csv",
-                                             entry["split"]["sha256"]))]
-    if entry.get("ema"):
-        checks.append(("ema", lambda: _check_weights(registry.resolve(entry["ema"]["weights"]), entry["ema"]["sha256"])))
-    if "run" in entry:
-        checks.append(("run", lambda: _check_run(registry.resolve(entry["run"]))))
-    if "val_probs" in entry:
-        path = registry.resolve(entry["val_probs"])
+    checks = [("weights", lambda: _check_weights(registry.resolve(entry.weights), entry.sha256)),
+              ("config", lambda: _check_config(registry.resolve(entry.config))),
+              ("split", lambda: _check_split(settings.splits / f"{entry.split.name}.csv", entry.split.sha256))]
+    if entry.ema:
+        checks.append(("ema", lambda: _check_weights(registry.resolve(entry.ema.weights), entry.ema.sha256)))
+    if entry.run:
+        checks.append(("run", lambda: _check_run(registry.resolve(entry.run))))
+    if entry.val_probs:
+        path = registry.resolve(entry.val_probs)
         checks.append(("val_probs", lambda: None if path.is_file() else _missing(path)))
     found = []
     for what, check in checks:
@@ -96,19 +96,19 @@ def entry_problems(registry: Registry, entry: dict, settings: Settings) -> list[
 
 
 def verify_members(registry: Registry, settings: Settings, name: str | None) -> None:
-    entries = [registry.get(name)] if name else registry.members()
+    entries = [registry.entry(name)] if name else registry.entries()
     broken = {}
     for entry in entries:
         problems = entry_problems(registry, entry, settings)
         if problems:
-            broken[entry["name"]] = problems
-            print(f"BROKEN {entry['name']}")
+            broken[entry.name] = problems
+            print(f"BROKEN {entry.name}")
             for problem in problems:
                 print(f"  {problem}")
         else:
-            print(f"ok     {entry['name']}")
+            print(f"ok     {entry.name}")
     if broken:
-        raise UserError(f"{len(broken)} of {len(entries)} member(s) in {registry.path} are broken: "
+        raise ProblemsFound(f"{len(broken)} of {len(entries)} member(s) in {registry.path} are broken: "
                         f"{', '.join(broken)} (details above)")
     print(f"{len(entries)} member(s) verified: weights hashes, configs, run folders and split files match")
 

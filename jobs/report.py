@@ -77,6 +77,9 @@ def print_tables(result) -> None:
 def report_command(args, settings: Settings):
     """Build the report `args` (the parsed report arguments) asks for; return (result, wandb folder)."""
     members, given = check_args(args)
+    folder = Path(args.report or settings.output_root / "reports" / args.name)
+    if folder.exists() and not args.overwrite:
+        raise UserError(f"report folder {folder} already exists; pass --overwrite to replace it")
     registry = Registry(args.registry or settings.registry)
     resolved = resolve_members(registry, settings, members)  # one registry read; imported members too
     entries = [resolved[name] for name in members]
@@ -106,7 +109,7 @@ def report_command(args, settings: Settings):
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={e["name"]: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
         seed=args.seed, n_boot=args.n_boot, gallery_limit=args.gallery),
-        Path(args.out or settings.output_root / "reports" / args.name))
+        folder)
 
     log = ensemble_log(args.name, entries, config, settings.wandb_entity, result, inputs.val_labels, labels,
                        inputs.classes, Path(args.submission) if args.submission else None)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.registry import Registry
@@ -150,6 +151,9 @@ def member_entry(registry: Registry, settings: Settings, name: str) -> dict:
         raise UserError(f"imported member '{name}' was checked against '{pred.reference}', which is no longer "
                         f"registered; import it again with another --like")
     ref = registry.get(pred.reference)
-    entry = {key: value for key, value in ref.items() if key not in ("run", "val_probs", "tracking", "metrics")}
-    return entry | {"name": name, "arch": "imported", "classes": list(pred.classes), "weights": "", "sha256": "",
-                    "metrics": {}, "imported": {"reference": pred.reference, "tta": pred.tta}}
+    # An imported member has no weights of its own: it is its own kind of entry, checked like any other.
+    borrowed = {key: value for key, value in ref.items()
+                if key not in ("run", "val_probs", "tracking", "metrics", "weights", "sha256", "ema", "kind")}
+    entry = borrowed | {"name": name, "kind": "imported", "arch": "imported", "classes": list(pred.classes),
+                        "metrics": {}, "imported": {"reference": pred.reference, "tta": pred.tta}}
+    return RegistryEntry.from_dict(entry, f"imported member '{name}'").to_dict()

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from torch import nn
 
+from core.entry import RegistryEntry, as_entry
 from core.errors import UserError
 from core.registry import Registry
 from modeling.checkpoint import load_state_dict
@@ -18,16 +18,16 @@ from modeling.preprocess import Normalize
 class MemberInfo:
     """A registered member's entry and config: enough to find its rows without loading weights."""
     name: str
-    entry: dict
+    entry: RegistryEntry
     config: MemberConfig
 
     @property
     def size(self) -> tuple[int, int]:
-        return tuple(self.entry["input"]["size"])
+        return self.entry.input.size
 
     @property
     def classes(self) -> list[str]:
-        return list(self.entry["classes"])
+        return list(self.entry.classes)
 
 
 @dataclass
@@ -36,35 +36,35 @@ class LoadedMember(MemberInfo):
     normalize: Normalize | None = None
 
 
-def member_info(registry: Registry, entry: dict) -> MemberInfo:
-    return MemberInfo(entry["name"], entry, member_config(registry, entry))
+def member_info(registry: Registry, entry: RegistryEntry | dict) -> MemberInfo:
+    entry = as_entry(entry)
+    return MemberInfo(entry.name, entry, member_config(registry, entry))
 
 
-def member_config(registry: Registry, entry: dict) -> MemberConfig:
-    path = registry.resolve(entry["config"])
+def member_config(registry: Registry, entry: RegistryEntry | dict) -> MemberConfig:
+    entry = as_entry(entry)
+    path = registry.resolve(entry.config)
     if not path.exists():
-        raise UserError(f"member '{entry['name']}': its config {path} is missing")
+        raise UserError(f"member '{entry.name}': its config {path} is missing")
     return load_config(path)
 
 
-def load_member(registry: Registry, entry: dict) -> LoadedMember:
-    weights = registry.resolve(entry["weights"])
+def load_member(registry: Registry, entry: RegistryEntry | dict) -> LoadedMember:
+    entry = as_entry(entry)
+    if entry.is_imported:
+        raise UserError(f"member '{entry.name}' is imported predictions: it has no weights to load")
+    weights = registry.resolve(entry.weights)
     if not weights.exists():
-        raise UserError(f"member '{entry['name']}': weights file {weights} is missing")
-    state = load_state_dict(weights, expected_sha256=entry["sha256"])
+        raise UserError(f"member '{entry.name}': weights file {weights} is missing")
+    state = load_state_dict(weights, expected_sha256=entry.sha256)
     try:
-        built = build_model(entry["arch"], len(entry["classes"]))
+        built = build_model(entry.arch, len(entry.classes))
     except UserError as err:
-        raise UserError(f"member '{entry['name']}': {err}") from err
+        raise UserError(f"member '{entry.name}': {err}") from err
     try:
         built.model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise UserError(f"member '{entry['name']}': weights {weights} do not fit {entry['arch']}") from err
+        raise UserError(f"member '{entry.name}': weights {weights} do not fit {entry.arch}") from err
     built.model.eval()
-    return LoadedMember(entry["name"], entry, member_config(registry, entry), built.model,
-                        Normalize(entry["input"]["mean"], entry["input"]["std"]))
-
-
-def weights_path(registry: Registry, entry: dict) -> Path:
-    return registry.resolve(entry["weights"])
-
+    return LoadedMember(entry.name, entry, member_config(registry, entry), built.model,
+                        Normalize(entry.input.mean, entry.input.std))

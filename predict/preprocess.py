@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.entry import RegistryEntry, as_entry
 from core.errors import UserError
 
 # Registry names → torch modes. Antialiasing makes a downscale average like PIL's resize does.
@@ -30,14 +31,15 @@ class Preprocess:
     interpolation: str = "bilinear"
 
     @classmethod
-    def from_entry(cls, entry: dict) -> "Preprocess":
-        spec = entry["input"]
-        interpolation = str(spec.get("interpolation", "bilinear"))
+    def from_entry(cls, entry: RegistryEntry | dict) -> "Preprocess":
+        entry = as_entry(entry)
+        spec = entry.input
+        interpolation = str(spec.extra.get("interpolation", "bilinear"))
         if interpolation not in MODES:
-            raise UserError(f"member '{entry['name']}': input interpolation '{interpolation}' is not supported "
+            raise UserError(f"member '{entry.name}': input interpolation '{interpolation}' is not supported "
                             f"(known: {', '.join(MODES)})")
-        return cls(tuple(int(v) for v in spec["size"]), tuple(float(v) for v in spec["mean"]),
-                   tuple(float(v) for v in spec["std"]), interpolation)
+        return cls(tuple(int(v) for v in spec.size), tuple(float(v) for v in spec.mean),
+                   tuple(float(v) for v in spec.std), interpolation)
 
     @property
     def resize_key(self) -> tuple:

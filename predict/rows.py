@@ -31,12 +31,12 @@ def split_rows(registry: Registry, member: MemberInfo, settings: Settings, split
         require_readable(dataset.test["path"].tolist(), f"test list {dataset.test_info or member.config.data.test}",
                          settings.image_cache)
         return Rows(dataset.test["id"].tolist(), dataset.test["path"].tolist(), np.full(len(dataset.test), -1))
-    meta = member.entry["split"]
-    split_file = read_split(settings.splits / f"{meta['name']}.csv")
-    if split_file.sha256 != meta["sha256"]:
+    meta = member.entry.split
+    split_file = read_split(settings.splits / f"{meta.name}.csv")
+    if split_file.sha256 != meta.sha256:
         raise UserError(f"member '{member.name}': split file {split_file.path} changed since training "
-                        f"(sha256 {split_file.sha256[:12]}… vs {meta['sha256'][:12]}…)")
-    val = split_file.rows(meta["fold"], "val")
+                        f"(sha256 {split_file.sha256[:12]}… vs {meta.sha256[:12]}…)")
+    val = split_file.rows(meta.fold, "val")
     by_id = dataset.train.set_index("id")
     missing = [i for i in val["id"] if i not in by_id.index]
     if missing:

@@ -78,7 +78,7 @@ def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], spl
     fingerprint = data_fingerprint(paths)
     plans = []
     for member, rows in group:
-        key = cache.cache_key(member.entry["sha256"], fingerprint, tta, split, decoder)
+        key = cache.cache_key(member.entry.sha256, fingerprint, tta, split, decoder)
         path = cache.cache_path(settings.predictions, member.name, split)
         plans.append((member, rows, key, path, None if force else cache.load_if_fresh(path, key)))
     # Every process must take the same decision, or the barriers below would never meet.

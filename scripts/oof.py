@@ -8,6 +8,7 @@ architecture and one split file, and cover each of its folds exactly once.
 from __future__ import annotations
 
 import argparse
+from core.cli import add_registry
 from core.errors import cli_entry
 from core.settings import load_settings
 from jobs.oof import oof_command
@@ -20,7 +21,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--split", help="split name the fold group was trained on")
     parser.add_argument("--out", help="output npz (default: <output root>/oof/<prefix or split>.npz)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    parser.add_argument("--registry", help="registry file (default: <output root>/registry.yaml)")
+    add_registry(parser)
     return parser.parse_args(argv)
 
 

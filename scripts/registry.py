@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli import add_registry
 from core.errors import UserError, cli_entry
 from core.registry import Registry
 from core.settings import load_settings
@@ -22,7 +23,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", choices=["list", "show", "remove", "verify"])
     parser.add_argument("name", nargs="?")
     parser.add_argument("--yes", action="store_true", help="remove without asking")
-    parser.add_argument("--registry", help="registry file (default: <output root>/registry.yaml)")
+    add_registry(parser)
     args = parser.parse_args(argv)
     settings = load_settings()
     registry = Registry(args.registry or settings.registry)

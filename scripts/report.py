@@ -3,7 +3,7 @@ learning curves, disagreement heatmaps, the honest member-versus-ensemble table 
 of the ensemble's mistakes, as one self-contained report.html (and report.md beside it).
 
     python -m scripts.report --members a b c [--recipe recipe.yaml | --rule soft --weights a=2]
-                             [--name NAME] [--out reports/NAME] [--wandb disabled|offline|online]
+                             [--name NAME] [--report reports/NAME] [--overwrite] [--wandb disabled|offline|online]
 
 The ensemble is a recipe file (e.g. one written by a selection step) or a rule with named weights.
 Members not in the recipe are still scored, so you can see what leaving them out costs.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from core.console import console_logging
+from core.cli import add_overwrite, add_registry
 from core.errors import cli_entry
 from core.settings import load_settings
 from jobs.report import MODES, RULES, print_tables, report_command
@@ -26,7 +27,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rule", choices=RULES, help="voting rule when no --recipe is given (default soft)")
     parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1)")
     parser.add_argument("--name", default="ensemble", help="names the default report folder and the wandb run")
-    parser.add_argument("--out", help="report folder (default: reports/<name>); replaced whole")
+    # --out is the old spelling: --out always names a file elsewhere, folders are --report.
+    parser.add_argument("--report", "--out", dest="report",
+                        help="report folder (default: reports/<name>); replaced whole with --overwrite")
+    add_overwrite(parser, "report folder")
     parser.add_argument("--wandb", choices=MODES, default="disabled",
                         help="log the ensemble to wandb (online falls back to offline without a login)")
     parser.add_argument("--submission", help="a submission CSV to attach to the wandb artifact")
@@ -35,7 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the cross-fit folds and the bootstrap")
     parser.add_argument("--tta", nargs="?", const="flip", default="none", metavar="VIEWS",
                         help="test-time views, as for scripts.vote: flip, shift or flip,shift (alone: flip)")
-    parser.add_argument("--registry", help="registry file (default: <output root>/registry.yaml)")
+    add_registry(parser)
     return parser.parse_args(argv)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli import add_registry
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
 from core.console import console_logging
@@ -25,7 +26,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", help="dotted overrides such as train.epochs=3 name=r18-s1")
     parser.add_argument("--smoke", action="store_true",
                         help="run the whole path on a few batches into runs/_smoke; register nothing")
-    parser.add_argument("--registry", help="registry file (default: <output root>/registry.yaml)")
+    add_registry(parser)
     parser.add_argument("--resume", metavar="RUN_FOLDER",
                         help="continue an interrupted run from its last checkpoint (train.epochs=N and similar "
                              "overrides are allowed)")

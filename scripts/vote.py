@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from core.console import console_logging
+from core.cli import add_registry
 from core.errors import cli_entry
 from core.settings import load_settings
 from jobs.vote import ALL_RULES, MODES, VoteRequest, print_vote, vote
@@ -37,7 +38,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="log the ensemble to wandb (online falls back to offline without a login)")
     parser.add_argument("--tta", nargs="?", const="flip", default="none", metavar="VIEWS",
                         help="test-time views per member: flip, shift or flip,shift (alone: flip); part of the cache key")
-    parser.add_argument("--registry", help="registry file (default: <output root>/registry.yaml)")
+    add_registry(parser)
     return parser.parse_args(argv)
 
 

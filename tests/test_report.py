@@ -118,7 +118,10 @@ def test_a_recipe_file_rebuilds_the_report_whole(in_root, capsys):
     folder.mkdir(parents=True)
     (folder / "stale.png").write_bytes(b"left over from an older report")
     assert report.main(["--members", "a", "b", "--recipe", str(recipe), "--out", str(folder), "--gallery", "0",
-                        "--n-boot", "50"]) == 0
+                        "--n-boot", "50"]) == 2  # an existing folder is replaced only when asked
+    assert (folder / "stale.png").exists()
+    assert report.main(["--members", "a", "b", "--recipe", str(recipe), "--report", str(folder), "--gallery", "0",
+                        "--n-boot", "50", "--overwrite"]) == 0
     assert not (folder / "stale.png").exists()
     assert not (folder / "gallery.png").exists()
     pa, y, _ = cached_val(in_root, "a")
@@ -210,3 +213,28 @@ def test_composite_labels_get_per_task_scores_and_reports(tmp_path):
     assert "== m1 · gender ==" in text
     assert {"per_task_hard", "per_task_soft"} <= set(result.compare_table["method"])
     assert result.metrics["composite"] == spec.to_dict()
+
+
+def test_vote_reads_the_registry_once_lists_the_dataset_once_and_computes_each_vote_once(in_root, monkeypatch):
+    import imagedata.sources as sources
+    import jobs.vote as vote_job
+    from core.registry import Registry
+    from core.settings import load_settings
+
+    listed, reads, applied = [], [], []
+    real_list, real_members, real_apply = sources.load_dataset, Registry.members, vote_job.apply
+    monkeypatch.setattr(sources, "load_dataset", lambda *a, **k: listed.append(a) or real_list(*a, **k))
+    monkeypatch.setattr(Registry, "members", lambda self: reads.append(1) or real_members(self))
+
+    def counted(recipe, probs):
+        applied.append((recipe.rule, tuple(sorted(recipe.members.items())), len(probs["a"])))  # rows: val or test
+        return real_apply(recipe, probs)
+
+    monkeypatch.setattr(vote_job, "apply", counted)
+    result = vote_job.vote(vote_job.VoteRequest(members=["a", "b"], name="once", rule="soft"), load_settings())
+    assert len(listed) == 1  # two members x (val, test) and the submission share one listing
+    assert len(reads) == 1
+    # hard and soft (the submitted vote is the soft row itself), each once on val and once on test
+    assert len(applied) == len(set(applied)) == 4
+    assert {rule for rule, *_ in applied} == {"hard", "soft"}
+    assert result.report.compare_table is not None  # the one comparison reached the report
