@@ -34,6 +34,8 @@ import yaml
 
 from core import atomic
 from core.errors import UserError
+from core.limits import image_size_problem
+from core.names import name_problem
 
 VERSION = 1
 LOCK_TIMEOUT_S = 120.0
@@ -79,8 +81,9 @@ def _check_relative_path(value: str) -> str | None:
 
 def _check_input(value: dict) -> str | None:
     size, mean, std = value.get("size"), value.get("mean"), value.get("std")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-        return "'size' must be two positive integers [height, width]"
+    problem = image_size_problem(size)  # bounded: a huge size would claim terabytes of image cache
+    if problem:
+        return f"'size' {problem}"
     for key, stats in (("mean", mean), ("std", std)):
         if not (isinstance(stats, list) and len(stats) == 3 and all(_is_number(v) for v in stats)):
             return f"'{key}' must be three numbers"
@@ -92,6 +95,9 @@ def _check_input(value: dict) -> str | None:
 def _check_split(value: dict) -> str | None:
     if not isinstance(value.get("name"), str) or not value["name"]:
         return "needs a 'name'"
+    problem = name_problem(value["name"])  # it names splits/<name>.csv
+    if problem:
+        return f"'name' {value['name']!r} {problem}"
     if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
         return "'sha256' must be 64 lowercase hex characters"
     fold = value.get("fold")
@@ -104,8 +110,8 @@ def _check_metrics(value: dict) -> str | None:
     for key, number in value.items():
         if not _is_number(number):
             return f"'{key}' must be a number, got {number!r}"
-        if isinstance(number, float) and math.isinf(number):
-            return f"'{key}' is infinite"
+        if isinstance(number, float) and not math.isfinite(number):
+            return f"'{key}' is {number} (not a finite number)"
     return None
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import UserError
+from core.names import check_name, path_inside
 from core.registry import Registry
 from core.settings import Settings
 from ensemble.composite import CompositeSpec
@@ -15,7 +16,7 @@ from jobs.inputs import gather, parse_weights
 from jobs.vote import resolve_members
 from predict.loading import member_config
 from predict.run import predict_members
-from report.builder import ReportInputs, Vote, build_report, print_table
+from report.builder import ReportInputs, Vote, build_report, check_report_target, print_table
 from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from report.wandb_log import MODES
 
@@ -77,6 +78,9 @@ def print_tables(result) -> None:
 def report_command(args, settings: Settings):
     """Build the report `args` (the parsed report arguments) asks for; return (result, wandb folder)."""
     members, given = check_args(args)
+    out_dir = Path(args.out) if args.out else path_inside(settings.output_root / "reports", args.name, "--name")
+    check_name(args.name, "--name")  # it also names the wandb run, with or without --out
+    check_report_target(out_dir)  # before any prediction work
     registry = Registry(args.registry or settings.registry)
     resolved = resolve_members(registry, settings, members)  # one registry read; imported members too
     entries = [resolved[name] for name in members]
@@ -106,7 +110,7 @@ def report_command(args, settings: Settings):
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={e["name"]: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
         seed=args.seed, n_boot=args.n_boot, gallery_limit=args.gallery),
-        Path(args.out or settings.output_root / "reports" / args.name))
+        out_dir)
 
     log = ensemble_log(args.name, entries, config, settings.wandb_entity, result, inputs.val_labels, labels,
                        inputs.classes, Path(args.submission) if args.submission else None)
