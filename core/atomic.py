@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from core import leftovers
 from core.errors import UserError
 
 TEMP_SUFFIX = ".tmp"
@@ -61,16 +62,19 @@ def temp_name_pattern(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, tagged: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only on success.
 
     The temporary file lives in the same folder so the final rename is atomic
     on every OS; on any failure it is removed and the old file stays as it was.
+    `tagged` puts the writer's host and pid in its name (see core.leftovers), so a
+    later writer can sweep it if this one is killed, without holding a lock.
     """
     path = Path(path)
+    prefix = f".{path.name}.{leftovers.owner_tag()}-" if tagged else f".{path.name}."
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as err:
         raise explain_write_error(path, err) from err
@@ -135,6 +139,16 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     for tmp in path.parent.glob(temp_name_pattern(path)):
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
+    return removed
+
+
+def remove_dead_writers_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the tagged temporary siblings of `path` whose writer (on this host) is dead; no lock needed."""
+    removed = []
+    for tmp in leftovers.stale_siblings(Path(path), (TEMP_SUFFIX,)):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
     return removed
 
 

@@ -15,6 +15,8 @@ import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from core.errors import UserError
+from core.limits import image_size_problem
+from core.names import name_problem
 
 
 @dataclass
@@ -271,10 +273,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def _check_values(config: MemberConfig, origin: str) -> None:
-    size = config.data.image_size
-    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
-        raise UserError(f"config key 'data.image_size' in {origin} must be two positive integers [height, width]")
+    problem = image_size_problem(config.data.image_size)
+    if problem:
+        raise UserError(f"config key 'data.image_size' in {origin} {problem}")
     split = config.data.split
+    problem = name_problem(split.name)  # it names splits/<name>.csv
+    if problem:
+        raise UserError(f"config key 'data.split.name' in {origin} is {split.name!r}: it {problem}")
     if split.n_folds < 2 or not 0 <= split.fold < split.n_folds:
         raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
     if config.train.epochs < 1 or config.train.batch_size < 1:
