@@ -4,7 +4,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -89,6 +91,38 @@ def atomic_path(path: str | os.PathLike, tagged: bool = False) -> Iterator[Path]
         raise explain_write_error(path, err) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden sibling folder to build `path` in; swap it in whole only on success.
+
+    The stage and the set-aside old folder carry the writer's tag (core.leftovers), so a later
+    build sweeps what a killed one left. On any failure the stage is removed and `path` stays as it was.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.{leftovers.owner_tag()}-", suffix=TEMP_SUFFIX,
+                                      dir=path.parent))
+        # mkdtemp makes a private folder; outputs are shared like any other file.
+        os.chmod(stage, 0o777 & ~_UMASK)
+    except OSError as err:
+        raise explain_write_error(path, err) from err
+    try:
+        yield stage
+        old = path.with_name(f".{path.name}.{leftovers.owner_tag()}-{uuid.uuid4().hex[:8]}.old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(stage, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise explain_write_error(path, err) from err
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
         raise
     _fsync_folder(path.parent)
 

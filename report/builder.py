@@ -11,10 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,33 +160,12 @@ def staged_folder(out_dir: Path) -> Iterator[Path]:
     is never replaced.
     """
     out_dir = check_report_target(Path(out_dir))
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale_stages(out_dir)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{leftovers.owner_tag()}-", suffix=".tmp",
-                                      dir=out_dir.parent))
-        # mkdtemp makes a private folder; a report is meant to be shared like any other output.
-        umask = os.umask(0)
-        os.umask(umask)
-        stage.chmod(0o777 & ~umask)
+    sweep_stale_stages(out_dir)
+    with atomic.atomic_folder(out_dir) as stage:  # a failure says what to do and leaves the old report
         (stage / MARKER).write_text("This folder is an ensemble report; a rebuild replaces it whole.\n",
                                     encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot write report folder {out_dir}: {err.strerror or err} (nothing was changed)") from err
-    try:
         yield stage
         check_report_target(out_dir)  # again: something may have appeared there while the report was built
-        old = out_dir.with_name(f".{out_dir.name}.{leftovers.owner_tag()}-{uuid.uuid4().hex[:8]}.old")
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(stage, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except OSError as err:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise UserError(f"cannot write report folder {out_dir}: {err.strerror or err} (nothing was changed)") from err
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
 
 
 # --- the pieces --------------------------------------------------------------------------------
