@@ -34,11 +34,10 @@ def recipe_path_of(submission_path: Path) -> Path:
     return submission_path.with_name(submission_path.stem + ".recipe.yaml")
 
 
-def check_targets(submission_path: Path, report_dir: Path, overwrite: bool) -> None:
-    """Refuse before any prediction work: an existing submission (without --overwrite), a report
-    target that is not a report folder."""
-    if submission_path.exists() and not overwrite:
-        raise UserError(f"{submission_path} already exists; pass --overwrite to replace it")
+def check_targets(submission_path: Path, report_dir: Path) -> None:
+    """Refuse before any prediction work a target that can never be written: a submission path that is a
+    folder, a report target that is not a report folder. (An existing submission is refused at commit time,
+    after the predictions are cached, so a refused vote still warms the cache for the next one.)"""
     if submission_path.is_dir():
         raise UserError(f"cannot write {submission_path}: it is a folder; choose a file name")
     check_report_target(report_dir)

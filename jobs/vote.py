@@ -108,7 +108,7 @@ def ensemble_recipes(primary: str, recipe: Recipe, weights: dict[str, float]) ->
 def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
-    outputs.check_targets(out, report_dir, req.overwrite)  # before any prediction work
+    outputs.check_targets(out, report_dir)  # before any prediction work
     registry = Registry(req.registry or settings.registry)
     entries = resolve_members(registry, settings, names)
     ordered = [entries[n] for n in names]

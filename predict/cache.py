@@ -101,13 +101,13 @@ def _check_values(pred: Prediction, path: Path) -> None:
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise UserError(f"prediction cache {path}: probs row {row} ('{pred.ids[row]}') is not finite (NaN or inf); "
-                        f"delete the file and predict again (python -m scripts.predict --force)")
+                        f"delete the file and predict (or import) it again")
     sums = pred.probs.sum(1, dtype=np.float64)
     bad = np.flatnonzero((pred.probs < 0).any(1) | (np.abs(sums - 1) > 1e-3))
     if len(bad):
         row = int(bad[0])
         raise UserError(f"prediction cache {path}: probs row {row} ('{pred.ids[row]}') sums to {sums[row]:.4f} or "
-                        f"has a negative value; delete the file and predict again (python -m scripts.predict --force)")
+                        f"has a negative value; delete the file and predict (or import) it again")
 
 
 def load_if_fresh(path: Path, key: str) -> Prediction | None:

@@ -55,9 +55,9 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
             raise UserError(f"imported member '{name}' has no {missing[0]} predictions; "
                             f"import them with python -m scripts.predict import --member {name} --split {missing[0]} …")
         results[name].update(found)
-    members = [load_member(registry, entries.get(name) or registry.get(name)) for name in registered]
     world = shards.current()
-    dev = world.device(device)
+    dev = world.device(device)  # a device this machine lacks is refused before any weights are read
+    members = [load_member(registry, entries.get(name) or registry.get(name)) for name in registered]
     for split in splits:
         groups: dict[tuple, list[tuple[LoadedMember, Rows]]] = defaultdict(list)
         for member in members:

@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from core.errors import UserError
 from core.registry import Registry
