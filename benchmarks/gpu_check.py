@@ -167,7 +167,9 @@ def one_line(text: str, limit: int = 200) -> str:
 class Runner:
     def __init__(self, work: Path, profile: Profile, device: str, log_dir: Path):
         self.work, self.p, self.device, self.log_dir = work, profile, device, log_dir
-        self.env = dict(os.environ, PYTHONPATH=str(REPO), VOTE_OUTPUT_ROOT=str(work / "out"),
+        # The repo first, then whatever PYTHONPATH already holds (wheels carried to a GPU machine).
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        self.env = dict(os.environ, PYTHONPATH=path, VOTE_OUTPUT_ROOT=str(work / "out"),
                         VOTE_DATA_ROOT=str(work / "data"), VOTE_LOCAL_CONFIG=str(work / "no-local.yaml"),
                         WANDB_MODE="disabled", WANDB_DIR=str(work / "wandb"), HF_HUB_OFFLINE="1",
                         TQDM_DISABLE="1", PYTHONUNBUFFERED="1")

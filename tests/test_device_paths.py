@@ -151,19 +151,24 @@ def test_training_runs_in_the_asked_dtype_and_memory_format(amp, channels_last, 
     assert weight.is_contiguous(memory_format=torch.channels_last) == (channels_last is True)
 
 
-def test_a_gpu_style_member_trains_on_a_cpu_and_resumes_exactly(shapes, tmp_path, caplog):
-    """Resident pool, batched augmentation, bf16 and channels_last through scripts.train's job, paused and
-    resumed: the resumed run ends with exactly the weights of the uninterrupted one."""
+# fp32 here: bf16 CPU autocast is not bit-reproducible on this CPU (two identical test_resnet runs at 16 px
+# differ, with non-finite values in one conv weight: oneDNN's bf16 kernels), so exactness is shown in fp32.
+RESUME_STYLE = ["train.feed=resident", "train.augment.mode=batched", "train.channels_last=true"]
+
+
+def test_a_resident_batched_channels_last_member_resumes_exactly(shapes, tmp_path, caplog):
+    """Resident pool on the CPU device, batched augmentation and channels_last through scripts.train's job,
+    paused and resumed: the resumed run ends with exactly the weights of the uninterrupted one."""
     settings = load_settings()
     cfg = member_config(tmp_path / "member.yaml", shapes)
     with caplog.at_level(logging.INFO, logger="members"):
-        straight_dir, straight = train_member(load_config(cfg, ["name=straight", *GPU_STYLE]), settings)
+        straight_dir, straight = train_member(load_config(cfg, ["name=straight", *RESUME_STYLE]), settings)
     assert "batched augmentation, pool resident" in caplog.text
 
     with pytest.raises(TrainingStopped) as stopped:
-        train_member(load_config(cfg, ["name=paused", *GPU_STYLE]), settings, stop_after_epoch=2)
+        train_member(load_config(cfg, ["name=paused", *RESUME_STYLE]), settings, stop_after_epoch=2)
     run_dir, config = resume_config(stopped.value.run_dir, [])
-    assert (config.train.feed, config.train.amp, config.train.channels_last) == ("resident", "bf16", True)
+    assert (config.train.feed, config.train.channels_last) == ("resident", True)
     resumed_dir, entry = train_member(config, settings, resume_from=run_dir)
 
     for name in ("last.safetensors", "best.safetensors"):
@@ -241,3 +246,29 @@ def test_other_errors_are_not_mistaken_for_out_of_memory():
     broken.weight = nn.Parameter(torch.zeros(1))  # an optimizer needs one parameter
     with pytest.raises(RuntimeError, match="cannot be multiplied"):
         make_trainer(config, broken, feeds).fit(feeds.train, feeds.val, val_labels)
+
+
+# --- torch.compile ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_on_the_smallest_model():
+    """train.compile=true through the Trainer on a CPU (inductor, C++ kernels): the compiled steps train
+    the same weights as eager ones. Slow on a CPU (mostly the C++ compiler), so it is marked, and run."""
+    from torch._dynamo.utils import counters
+
+    base = ["train.batch_size=8", "train.epochs=1", "train.optimizer=sgd", "train.lr=0.05",
+            "train.augment.mode=batched", "train.augment.crop_scale=[1.0,1.0]", "train.feed=resident"]
+    feeds, val_labels = small_feeds(load_config(None, base), n=24)
+    weights = {}
+    for compiled in (False, True):
+        config = load_config(None, [*base, f"train.compile={str(compiled).lower()}"])
+        torch.manual_seed(0)
+        trainer = make_trainer(config, timm.create_model("test_resnet", num_classes=3), feeds)
+        torch.manual_seed(1)
+        result = trainer.fit(feeds.train, feeds.val, val_labels)
+        assert np.isfinite(result.history[0]["train_loss"])
+        weights[compiled] = trainer.net.state_dict()
+    assert isinstance(trainer.train_module, torch._dynamo.eval_frame.OptimizedModule)
+    assert counters["stats"]["unique_graphs"] >= 1
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, rtol=1e-4, atol=1e-5, msg=name)
