@@ -85,8 +85,8 @@ GPU = Profile(width=WIDTH, height=HEIGHT, people=400, eval_images=1000, folder_i
               bench_batch=256, bench_epochs=2,
               infer_members=["resnet18", "efficientnet_b0", "convnext_nano"], infer_n=1024, infer_size=224,
               infer_batch=256, infer_repeats=2, ddp_arch="test_resnet", ddp_size=32,
-              timeouts={"train": 300, "compile": 420, "predict": 240, "throughput": 420, "inference": 300,
-                        "ddp": 300})
+              timeouts={"train": 180, "compile": 240, "predict": 150, "throughput": 300, "inference": 180,
+                        "ddp": 180})
 DRY = Profile(width=48, height=64, people=12, eval_images=24, folder_images=64,
               member_arch="test_resnet", member_size=16, member_epochs=1, member_batch=16,
               bench_archs=["test_resnet"], bench_size=32, bench_images=64, bench_batch=16, bench_epochs=1,
@@ -165,8 +165,8 @@ def one_line(text: str, limit: int = 200) -> str:
 
 
 class Runner:
-    def __init__(self, work: Path, profile: Profile, device: str, log_dir: Path):
-        self.work, self.p, self.device, self.log_dir = work, profile, device, log_dir
+    def __init__(self, work: Path, profile: Profile, device: str, log_dir: Path, deadline: float):
+        self.work, self.p, self.device, self.log_dir, self.deadline = work, profile, device, log_dir, deadline
         # The repo first, then whatever PYTHONPATH already holds (wheels carried to a GPU machine).
         path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
         self.env = dict(os.environ, PYTHONPATH=path, VOTE_OUTPUT_ROOT=str(work / "out"),
@@ -177,6 +177,8 @@ class Runner:
     def run(self, name: str, command: list[str], timeout: int) -> str:
         """Run one command; its output goes to <log_dir>/<name>.log; a failure raises PathFailed."""
         log = self.log_dir / f"{name}.log"
+        # Never past --budget: the JSON must be written before an outer `timeout` ends the whole check.
+        timeout = max(1, min(timeout, int(self.deadline - time.monotonic())))
         try:
             proc = subprocess.run(command, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as err:
@@ -253,6 +255,7 @@ class Check:
         self.args = args
         self.p = DRY if args.dry_run else GPU
         self.facts = device_facts()
+        self.deadline = time.monotonic() + args.budget
         self.cuda = self.facts["cuda"] is not None and not args.dry_run
         self.result = {"date": date.today().isoformat(), "dry_run": bool(args.dry_run), **self.facts,
                        "train": {}, "inference": {}, "paths": {}, "seconds": {}, "members": {}}
@@ -261,6 +264,8 @@ class Check:
         """Run one path; record pass / fail: <one line> / skipped: <why>, and its seconds."""
         if cuda_only and not self.cuda:
             skip = NO_CUDA
+        if not skip and time.monotonic() > self.deadline:
+            skip = f"skipped: out of time (--budget {self.args.budget} s)"
         if skip:
             self.result["paths"][name] = skip
             print(f"  {name:<34} {skip}", flush=True)
@@ -283,7 +288,7 @@ class Check:
         p, device = self.p, "cuda" if self.cuda else "cpu"
         logs = work / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        runner = Runner(work, p, device, logs)
+        runner = Runner(work, p, device, logs, self.deadline)
         print(f"gpu_check{' --dry-run' if self.args.dry_run else ''}: {self.facts['device']}, torch "
               f"{self.facts['torch']}, CUDA {self.facts['cuda']}; work folder {work}", flush=True)
         data = self.path("data", lambda: write_data(work / "data", p))
@@ -299,10 +304,6 @@ class Check:
         self.path("train_resident_bf16_channels_last", lambda: train(resident, GPU_STYLE, p.timeouts["train"]))
         self.path("train_stream", lambda: train("gc-stream", ["train.feed=stream", *GPU_STYLE[1:]],
                                                 p.timeouts["train"]), cuda_only=True)
-        self.path("train_compile", lambda: train("gc-compile", [*GPU_STYLE, "train.compile=true"],
-                                                 p.timeouts["compile"]),
-                  skip="skipped: dry run (a CPU compile takes minutes; tests/test_device_paths.py compiles one)"
-                  if self.args.dry_run else None)
         have_member = self.result["paths"]["train_resident_bf16_channels_last"] == "pass"
         no_member = None if have_member else "skipped: no trained member"
         pil = self.path("predict_pil", lambda: runner.predict(resident, "pil"), skip=no_member)
@@ -313,6 +314,11 @@ class Check:
         self.path("train_throughput", lambda: self.throughput(runner, work))
         self.path("ensemble_inference", lambda: self.inference(runner, work))
         self.path("ddp_2_processes", lambda: self.ddp(runner))
+        # Last: the slowest single path (inductor compiles for a minute or more), so it cannot starve the others.
+        self.path("train_compile", lambda: train("gc-compile", [*GPU_STYLE, "train.compile=true"],
+                                                 p.timeouts["compile"]),
+                  skip="skipped: dry run (a CPU compile takes minutes; tests/test_device_paths.py compiles one)"
+                  if self.args.dry_run else None)
         self.result["targets"] = self.targets()
         return self.result
 
@@ -395,9 +401,10 @@ def summary(result: dict) -> str:
         ok = "" if result["dry_run"] else ("  ok" if inf["b_over_a"] >= INFERENCE_TARGET else "  below 5x (a)")
         lines.append(f"  {'inference, 3 members':<18} {inf['a_ips']:>10.0f} {inf['b_ips']:>12.0f} "
                      f"{inf['c_ips']:>12.0f} {inf['b_over_a']:>6.2f} {inf['b_over_c']:>6.2f}{'':>9}{ok}")
+    statuses = list(result["paths"].values())
     failed = [n for n, s in result["paths"].items() if s.startswith("fail")]
-    lines.append(f"\n  {len(result['paths']) - len(failed)} of {len(result['paths'])} paths did not fail"
-                 + (f"; failed: {', '.join(failed)}" if failed else ""))
+    lines.append(f"\n  paths: {statuses.count('pass')} passed, {sum(s.startswith('skipped') for s in statuses)} "
+                 f"skipped, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""))
     return "\n".join(lines)
 
 
@@ -407,7 +414,11 @@ def main() -> int:
                         help="folder for <date>-<gpu-name>.json (default benchmarks/results)")
     parser.add_argument("--work", type=Path, help="keep the data, runs and logs here (default: a temp folder)")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU; CUDA-only paths skipped")
+    parser.add_argument("--budget", type=int,
+                        help="seconds for all paths; later paths are skipped and the JSON is still written "
+                             "(default 480, 1500 with --dry-run)")
     args = parser.parse_args()
+    args.budget = args.budget or (1500 if args.dry_run else 480)
     check = Check(args)
     if not check.cuda and not args.dry_run:
         parser.error("no CUDA GPU is visible; use --dry-run to exercise the script on a CPU")
