@@ -1,6 +1,6 @@
 """The whole GPU proof in one command: every GPU path of the project, run for real, with the figures.
 
-    python benchmarks/gpu_check.py [--out benchmarks/results] [--work DIR] [--dry-run]
+    python benchmarks/gpu_check.py [--out benchmarks/results] [--work DIR] [--budget 480] [--dry-run]
 
 No network and no pretrained weights. It builds its own data (generated 384x512 JPEGs: the mask
 competition's layout and an image folder, a few thousand of each), then runs, each as its own
