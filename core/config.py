@@ -76,7 +76,7 @@ class TrainConfig:
     step_gamma: float = 0.1   # scheduler=step: factor per decay
     compile: bool = False     # torch.compile the training model
     feed: str = "auto"        # auto | resident (uint8 pool as one tensor on the device, GPU or CPU) | stream (GPU side-stream prefetch)
-    amp: str = "auto"         # auto | bf16 | fp16 | off: autocast dtype; auto = bf16 (fp16 on older GPUs) on a GPU, off on CPU
+    amp: str | bool = "auto"  # auto | bf16 | fp16 | off (YAML reads a bare off as false: same); auto = bf16 (fp16 on older GPUs) on a GPU, off on CPU
     channels_last: bool | str = "auto"  # auto | true | false; auto = on a GPU only (on CPU oneDNN trains slower in it)
 
 
@@ -120,7 +120,6 @@ CHOICES = {
     "train.class_balance": {"none", "weights", "sampler"},
     "train.scheduler": {"cosine", "step", "constant"},
     "train.feed": {"auto", "resident", "stream"},
-    "train.amp": {"auto", "bf16", "fp16", "off"},
     "train.augment.mode": {"auto", "batched", "per_sample"},
     "early_stopping.mode": {"max", "min"},
     "tracking.wandb.mode": {"online", "offline", "disabled"},
@@ -308,6 +307,8 @@ def _check_train_values(train: TrainConfig, origin: str) -> None:
         ("train.augment.color_jitter", 0.0 <= train.augment.color_jitter < 1.0, "must be in [0, 1)"),
         ("train.channels_last", isinstance(train.channels_last, bool) or train.channels_last == "auto",
          "must be auto, true or false"),
+        ("train.amp", train.amp is False or train.amp in ("auto", "bf16", "fp16", "off"),
+         "must be auto, bf16, fp16 or off"),
     ]
     for key, ok, rule in checks:
         if not ok:

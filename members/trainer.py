@@ -309,7 +309,8 @@ class Trainer:
             self.ema.module.load_state_dict(state.ema_state, strict=True)
         run.optimizer.load_state_dict(state.optimizer)
         run.scheduler.load_state_dict(state.scheduler)
-        self.scaler.load_state_dict(state.scaler)
+        if state.scaler:  # empty when saved without fp16 (a CPU, or bf16): a resumed fp16 run starts a fresh scale
+            self.scaler.load_state_dict(state.scaler)
         run.stopper.load(state.stopper)
         if state.ema_stopper:
             run.ema_stopper.load(state.ema_stopper)

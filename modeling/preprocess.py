@@ -13,12 +13,14 @@ from core.errors import UserError
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 
 
-def autocast_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
+def autocast_dtype(device: torch.device, amp: str | bool = "auto") -> torch.dtype | None:
     """`auto`: bf16 where the GPU has it, fp16 (with a GradScaler) on older GPUs, fp32 on CPU.
 
     An explicit `bf16` or `fp16` is used on any device (CPU autocast runs both), which is how the
-    CPU test suite runs the lines a GPU runs; `off` is fp32 everywhere.
+    CPU test suite runs the lines a GPU runs; `off` (or false: YAML's reading of a bare off) is fp32 everywhere.
     """
+    if amp is False:
+        amp = "off"
     if amp != "auto":
         if amp not in AMP_DTYPES:
             raise UserError(f"train.amp is {amp!r}; choose one of auto, {', '.join(AMP_DTYPES)}")

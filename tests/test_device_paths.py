@@ -97,11 +97,13 @@ def test_auto_keeps_todays_choices_on_a_cpu():
     assert autocast_dtype(CPU) is None and autocast_dtype(CPU, "auto") is None
     assert use_channels_last(CPU, "auto") is False
     assert autocast_dtype(CPU, "bf16") is torch.bfloat16 and autocast_dtype(CPU, "off") is None
+    assert load_config(None, ["train.amp=off"]).train.amp is False  # YAML's off; autocast_dtype reads it as off
+    assert autocast_dtype(CPU, False) is None
     assert use_channels_last(CPU, True) is True and use_channels_last(torch.device("cuda"), "auto") is True
 
 
-@pytest.mark.parametrize("override, key", [("train.amp=fp8", "train.amp"), ("train.channels_last=maybe",
-                                                                              "train.channels_last")])
+@pytest.mark.parametrize("override, key", [("train.amp=fp8", "train.amp"), ("train.amp=on", "train.amp"),
+                                           ("train.channels_last=maybe", "train.channels_last")])
 def test_bad_device_options_name_their_key(override, key):
     with pytest.raises(UserError, match=f"'{key}'"):
         load_config(None, [override])
@@ -272,3 +274,21 @@ def test_compiled_training_matches_eager_on_the_smallest_model():
     assert counters["stats"]["unique_graphs"] >= 1
     for name, value in weights[False].items():
         torch.testing.assert_close(weights[True][name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_run_saved_without_fp16_resumes_with_fp16(tmp_path):
+    """A run paused on a CPU (no loss scaling saved) continues with train.amp=fp16 and a fresh GradScaler."""
+    from members.resume import load_state
+
+    base = ["train.batch_size=8", "train.epochs=2", "train.augment.mode=batched", "train.feed=resident"]
+    feeds, val_labels = small_feeds(load_config(None, base))
+    paused = make_trainer(load_config(None, [*base, "train.amp=off"]), layer_norm_net(), feeds)
+    paused.run_dir = tmp_path
+    with pytest.raises(TrainingStopped):
+        paused.fit(feeds.train, feeds.val, val_labels, stop_after_epoch=1)
+    state = load_state(tmp_path)
+    assert state.scaler == {}
+    resumed = make_trainer(load_config(None, [*base, "train.amp=fp16"]), layer_norm_net(), feeds)
+    resumed.run_dir = tmp_path
+    result = resumed.fit(feeds.train, feeds.val, val_labels, resume=state)
+    assert [h["epoch"] for h in result.history] == [1, 2] and resumed.scaler.is_enabled()
