@@ -2,7 +2,8 @@
 project's decode-once path, next to the compute-bound rate.
 
     .venv/bin/python benchmarks/ensemble_inference.py [--n 200] [--size 112] [--batch-size 48] [--repeats 2]
-        [--members resnet18 mobilenetv3_small_100 convnext_atto] [--device auto]
+        [--members resnet18 mobilenetv3_small_100 convnext_atto] [--device auto] [--nvjpeg]
+        [--photos DIR] [--json FILE]
 
 It writes N random-but-smooth 384x512 JPEGs (the competition's photo size) into a temp
 folder and times, in one run:
@@ -15,10 +16,13 @@ folder and times, in one run:
 It prints images/s (ensemble rows per second) and member-images/s, the ratio (b)/(a), and
 where the time goes. Models are built with random weights (nothing is downloaded); speed
 does not depend on the weights. Targets: (b) >= 5x (a) on a GPU, >= 2x on a small CPU box.
+`--photos DIR` reuses the JPEGs under DIR (the first N by file name) instead of writing them;
+`--json FILE` writes {a_ips, b_ips, c_ips, b_over_a, b_over_c, ...} (benchmarks/gpu_check.py).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -56,6 +60,13 @@ def write_photos(folder: Path, n: int, seed: int = 0) -> list[str]:
         Image.fromarray(noisy).save(path, quality=90)
         paths.append(str(path))
     return paths
+
+
+def read_photos(folder: Path, n: int) -> list[str]:
+    found = sorted(folder.rglob("*.jpg"), key=lambda p: p.name)
+    if len(found) < n:
+        raise SystemExit(f"error: --photos {folder} holds {len(found)} JPEGs; --n wants {n}")
+    return [str(p) for p in found[:n]]
 
 
 def sync(device: torch.device) -> None:
@@ -130,6 +141,8 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the best of each is shown")
     parser.add_argument("--nvjpeg", action="store_true", help="on a GPU, also time JPEG decoding on the GPU")
+    parser.add_argument("--photos", type=Path, help="reuse the JPEGs under DIR instead of writing N new ones")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if args.nvjpeg and device.type != "cuda":
@@ -151,7 +164,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ensemble-bench-") as tmp:
         tmp = Path(tmp)
         (tmp / "photos").mkdir()
-        paths = write_photos(tmp / "photos", n)
+        paths = read_photos(args.photos, n) if args.photos else write_photos(tmp / "photos", n)
         # Warm-up: first-call kernel selection and allocator growth are not what we measure.
         EnsembleRunner(models, preps, device).run(MemmapBatches(np.zeros((args.batch_size, args.size, args.size, 3),
                                                                         np.uint8), device), args.batch_size)
@@ -188,6 +201,13 @@ def main() -> int:
     print(f"members' compute: naive {naive_total - naive_decode:.1f} s (fp32, NCHW), project "
           f"{cold_total - cold_decode:.1f} s ({'autocast, ' if device.type == 'cuda' else 'fp32, '}channels_last)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        figures = {"a_ips": n / naive_total, "b_ips": n / cold_total, "c_ips": n / compute_total,
+                   "b_over_a": naive_total / cold_total, "b_over_c": compute_total / cold_total,
+                   "b_warm_ips": n / warm_total, "b_nvjpeg_ips": n / min(gpu_runs) if gpu_runs else None}
+        figures = {k: None if v is None else round(v, 3) for k, v in figures.items()}
+        args.json.write_text(json.dumps(figures | {"members": args.members, "n": n, "size": args.size,
+                                                   "batch_size": args.batch_size}, indent=2))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Member training speed: the naive loop, the project's trainer, and the compute-bound rate, in one run.
 
-    .venv/bin/python benchmarks/train_throughput.py [--arch resnet18] [--size 64] [--batch-size 32]
-        [--images 256] [--epochs 3] [--device auto] [--workers N] [--augment-mode auto]
+    .venv/bin/python benchmarks/train_throughput.py [--arch resnet18 [efficientnet_b0 ...]] [--size 64]
+        [--batch-size 32] [--images 256] [--epochs 3] [--device auto] [--workers N] [--augment-mode auto]
+        [--photos DIR] [--json FILE]
 
 It writes N smooth-but-noisy 384x512 JPEGs (the mask competition's photo size, 18 classes)
 into a temp folder, then trains the same model (random init, nothing downloaded) with the
@@ -17,7 +18,9 @@ epoch (the best, because other work on the machine only ever slows an epoch down
                 (b) can reach with a free data pipeline.
 Each variant runs in its own child process, so the peak memory printed is its own: peak RSS
 (main process; the largest DataLoader worker beside it) on CPU, torch.cuda.max_memory_allocated
-on GPU.
+on GPU. Several `--arch` names are measured one after the other on the same photos (and the same
+decode cache); `--photos DIR` reuses JPEGs laid out as DIR/<label>/<n>.jpg instead of writing them;
+`--json FILE` writes {arch: {a_ips, b_ips, c_ips, b_over_a, b_over_c, peak_mem_mib}} (benchmarks/gpu_check.py).
 """
 from __future__ import annotations
 
@@ -66,6 +69,15 @@ def write_photos(root: Path, n: int, seed: int = 0) -> list[tuple[str, int]]:
         Image.fromarray(noisy).save(path, quality=90)
         rows.append((str(path), label))
     return rows
+
+
+def read_photos(root: Path, n: int) -> list[tuple[str, int]]:
+    """JPEGs already laid out as root/<label>/<n>.jpg (as write_photos does); the first n by file name,
+    so every label is represented."""
+    found = sorted(((str(p), int(p.parent.name)) for p in root.glob("*/*.jpg")), key=lambda r: Path(r[0]).name)
+    if len(found) < n:
+        raise SystemExit(f"error: --photos {root} holds {len(found)} JPEGs in <label>/ folders; --images wants {n}")
+    return found[:n]
 
 
 # --- shared helpers --------------------------------------------------------------------------------
@@ -232,7 +244,7 @@ def describe_machine(device: torch.device) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--arch", nargs="+", default=["resnet18"], help="one or more timm architectures")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--images", type=int, default=256)
@@ -242,37 +254,59 @@ def main() -> int:
                         help="the project path's train.augment.mode (auto: batched on a GPU, per-sample on a CPU)")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="DataLoader workers of the naive loop (default: the cores, up to 8)")
+    parser.add_argument("--photos", type=Path, help="reuse the JPEGs in DIR/<label>/*.jpg instead of writing them")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--variant", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
+        args.arch = args.arch[-1]  # a child measures one architecture
         child(args)
         return 0
     if args.images < 2 * args.batch_size:
         parser.error("--images must be at least two batches")
 
     device = resolve(args.device)
+    figures, failed = {}, False
     with tempfile.TemporaryDirectory(prefix="train-bench-") as work:
         started = time.perf_counter()
-        rows = write_photos(Path(work) / "photos", args.images)
+        rows = read_photos(args.photos, args.images) if args.photos else write_photos(Path(work) / "photos",
+                                                                                     args.images)
         (Path(work) / "rows.json").write_text(json.dumps(rows))
         jpeg_kb = np.mean([os.path.getsize(p) for p, _ in rows]) / 1024
-        print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} (mean {jpeg_kb:.0f} KB) written in "
-              f"{time.perf_counter() - started:.1f} s; {args.arch} at {args.size}px, batch {args.batch_size}, "
-              f"best of {args.epochs} epochs after 1 warm-up; "
-              f"{describe_machine(device)}")
-        results = {}
-        for variant in RUNNERS:
-            passed = [a for a in sys.argv[1:]]
-            proc = subprocess.run([sys.executable, __file__, *passed, "--variant", variant, "--work", work],
-                                  capture_output=True, text=True, cwd=REPO)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if proc.returncode != 0 or line is None:
-                print(f"{variant} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-                return 1
-            results[variant] = json.loads(line[len("RESULT "):])
-    report(results, args)
-    return 0
+        print(f"{args.images} JPEGs (mean {jpeg_kb:.0f} KB) {'found' if args.photos else 'written'} in "
+              f"{time.perf_counter() - started:.1f} s; {', '.join(args.arch)} at {args.size}px, batch "
+              f"{args.batch_size}, best of {args.epochs} epochs after 1 warm-up; {describe_machine(device)}")
+        for arch in args.arch:
+            results, error = {}, None
+            for variant in RUNNERS:
+                proc = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--arch", arch, "--variant", variant,
+                                       "--work", work], capture_output=True, text=True, cwd=REPO)
+                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+                if proc.returncode != 0 or line is None:
+                    print(f"{arch} {variant} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+                    tail = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+                    error = f"{variant}: {tail[-1] if tail else f'exit {proc.returncode}'}"
+                    break
+                results[variant] = json.loads(line[len("RESULT "):])
+            if error:
+                figures[arch], failed = {"error": error}, True
+                continue
+            print(f"\n== {arch} ==")
+            report(results, args)
+            figures[arch] = summary(results)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 1 if failed else 0
+
+
+def summary(results: dict) -> dict:
+    """The figures gpu_check records: (a), (b), (c) in img/s, the two ratios, (b)'s peak memory."""
+    a, b, c = (results[v]["img_s"] for v in ("naive", "project", "compute"))
+    return {"a_ips": round(a, 1), "b_ips": round(b, 1), "c_ips": round(c, 1), "b_over_a": round(b / a, 3),
+            "b_over_c": round(b / c, 3), "peak_mem_mib": round(results["project"]["memory"]["peak"], 1),
+            "memory_kind": results["project"]["memory"]["kind"], "placement": results["project"]["placement"],
+            "augment": results["project"]["augment"]}
 
 
 def report(results: dict, args) -> None:

@@ -77,7 +77,9 @@ class TrainConfig:
     step_size: int = 30       # scheduler=step: epochs between decays
     step_gamma: float = 0.1   # scheduler=step: factor per decay
     compile: bool = False     # torch.compile the training model
-    feed: str = "auto"        # GPU only: auto | resident (uint8 pool in GPU memory) | stream (side-stream prefetch)
+    feed: str = "auto"        # auto | resident (uint8 pool as one tensor on the device, GPU or CPU) | stream (GPU side-stream prefetch)
+    amp: str | bool = "auto"  # auto | bf16 | fp16 | off (YAML reads a bare off as false: same); auto = bf16 (fp16 on older GPUs) on a GPU, off on CPU
+    channels_last: bool | str = "auto"  # auto | true | false; auto = on a GPU only (on CPU oneDNN trains slower in it)
 
 
 @dataclass
@@ -308,6 +310,10 @@ def _check_train_values(train: TrainConfig, origin: str) -> None:
          "must be [low, high] with 0 < low <= high <= 1"),
         ("train.augment.hflip", 0.0 <= train.augment.hflip <= 1.0, "must be a probability in [0, 1]"),
         ("train.augment.color_jitter", 0.0 <= train.augment.color_jitter < 1.0, "must be in [0, 1)"),
+        ("train.channels_last", isinstance(train.channels_last, bool) or train.channels_last == "auto",
+         "must be auto, true or false"),
+        ("train.amp", train.amp is False or train.amp in ("auto", "bf16", "fp16", "off"),
+         "must be auto, bf16, fp16 or off"),
     ]
     for key, ok, rule in checks:
         if not ok:

@@ -8,12 +8,14 @@ Two feeds turn rows into (uint8 NCHW images, labels) batches:
 - `LoaderFeed`: a DataLoader whose workers run per-sample CPU transforms
   (`train.augment.mode: per_sample`, the CPU default);
 - `PoolFeed`: gathers whole batches from the pool and leaves augmentation to
-  `BatchAugment` on the device. How the pool reaches a GPU (`train.feed`):
-  `resident` copies the whole uint8 pool to GPU memory once (chunk by chunk,
-  so host memory stays bounded by the memmap) and indexes batches there;
-  `stream` gathers the next batch into pinned memory and copies it on a side
-  CUDA stream while the current batch trains. `auto` is resident when the pool
-  takes under 40% of the free GPU memory, else stream.
+  `BatchAugment` on the device. How the pool reaches the device (`train.feed`):
+  `resident` copies the whole uint8 pool into one tensor on the training device
+  once (chunk by chunk, so host memory stays bounded by the memmap) and indexes
+  batches there; on a CPU device that is one in-memory tensor, the same indexing
+  lines the GPU runs. `stream` gathers the next batch into pinned memory and copies
+  it on a side CUDA stream while the current batch trains (CUDA only: on a CPU it
+  reads batches from the memmap, as `auto` does there). On a GPU `auto` is resident
+  when the pool takes under 40% of the free GPU memory, else stream.
 """
 from __future__ import annotations
 
@@ -90,7 +92,8 @@ def nchw(images: torch.Tensor) -> torch.Tensor:
 
 def choose_placement(requested: str, device: torch.device, nbytes: int) -> str:
     if device.type != "cuda":
-        return "host"
+        # Only stream's side-stream prefetch needs CUDA; auto keeps reading the memmap on a CPU.
+        return "resident" if requested == "resident" else "host"
     if requested != "auto":
         return requested
     free, _ = torch.cuda.mem_get_info(device)
@@ -116,10 +119,13 @@ class Pool:
 
     def _upload(self) -> torch.Tensor:
         out = torch.empty(self.images.shape, dtype=torch.uint8, device=self.device)
+        cuda = self.device.type == "cuda"
         for start in range(0, len(self.images), UPLOAD_CHUNK):
             chunk = torch.from_numpy(np.ascontiguousarray(self.images[start:start + UPLOAD_CHUNK]))
-            out[start:start + len(chunk)].copy_(chunk.pin_memory(), non_blocking=True)
-        torch.cuda.synchronize(self.device)
+            # Pinned, asynchronous copies are the CUDA-only part; on a CPU this is a plain copy.
+            out[start:start + len(chunk)].copy_(chunk.pin_memory() if cuda else chunk, non_blocking=cuda)
+        if cuda:
+            torch.cuda.synchronize(self.device)
         return out
 
     def _host(self, rows: np.ndarray) -> Batch:

@@ -4,6 +4,11 @@ Speed on a GPU comes from: bf16 autocast (fp16 + GradScaler on older GPUs), chan
 cudnn.benchmark, batches that are already uint8 on the device (see members/feeding.py)
 and augmented there (members/augment.py), loss values read back only every
 `tracking.wandb.log_every` batches, and optionally `train.compile`.
+
+`train.amp` and `train.channels_last` choose the first two explicitly (`auto` is the GPU-only
+default above), so the CPU test suite runs the very lines a GPU runs. When a training step runs
+out of memory, each batch is split into micro-batches of half the size whose gradients add up
+to the same optimizer step, so the epoch order, the schedule and resume stay exactly as planned.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
 from members.losses import build_loss
 from members.resume import TrainingState, restore_rng, save_state
-from modeling.preprocess import Normalize, autocast_dtype
+from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
 
 log = logging.getLogger("members")
 __all__ = ["Trainer", "TrainResult", "EpochOutputs",
@@ -116,8 +121,10 @@ class Trainer:
         self.dist = dist or DistContext(device)
         self.run_dir = run_dir if self.dist.is_main else None  # only rank 0 writes files
         self.net = model.to(device)
-        if device.type == "cuda":
+        self.channels_last = use_channels_last(device, config.train.channels_last)
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
             torch.backends.cudnn.benchmark = not config.train.deterministic
         self.ema = ModelEmaV3(self.net, decay=config.train.ema, use_warmup=True) if config.train.ema else None
         self.train_module = self.dist.wrap(self.net)
@@ -130,8 +137,9 @@ class Trainer:
         self.on_batch = on_batch or (lambda metrics: None)
         self.stop = stop if stop is not None else StopRequest()
         self.wandb_run = wandb_run
-        self.amp_dtype = autocast_dtype(device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.amp_dtype = autocast_dtype(device, config.train.amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.micro_batch: int | None = None  # rows per forward pass once memory ran out; None = whole batches
         self.criterion = build_loss(config.train, class_weights).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
 
@@ -139,7 +147,7 @@ class Trainer:
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         x = self.normalize(images.to(self.device, non_blocking=True))
-        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x.contiguous()
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -151,11 +159,17 @@ class Trainer:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         if self.batch_augment is not None:
-            images = self.batch_augment(images)
-        with self._autocast():
-            loss = self.criterion(self.train_module(self._inputs(images)), labels)
-        run.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+            images = self.batch_augment(images)  # outside the retry: a retry must not draw new crops
+        while True:
+            try:
+                loss = self._gradients(run, images, labels)
+                break
+            except Exception as err:
+                if not is_out_of_memory(err):
+                    raise
+            # Outside the except block, so the failed attempt's tensors can actually be freed.
+            run.optimizer.zero_grad(set_to_none=True)  # a backward that failed half-way left partial gradients
+            self._halve_after_oom(len(labels), training=True)
         if self.cfg.train.grad_clip:
             self.scaler.unscale_(run.optimizer)
             nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip)
@@ -166,6 +180,42 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.net, step=run.global_step)
         return loss.detach()
+
+    def _gradients(self, run: _Run, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Forward and backward of one batch, whole or (after an out-of-memory error) in micro-batches."""
+        run.optimizer.zero_grad(set_to_none=True)
+        if self.micro_batch is None or self.micro_batch >= len(labels):
+            with self._autocast():
+                loss = self.criterion(self.train_module(self._inputs(images)), labels)
+            self.scaler.scale(loss).backward()
+            return loss
+        # Each micro-batch's mean loss weighted by its share of the batch: the gradients add up to the
+        # whole batch's (exactly for a per-sample loss; batch norm and soft_f1 see smaller batches).
+        total = torch.zeros((), device=self.device)
+        for lo in range(0, len(labels), self.micro_batch):
+            part_images, part_labels = images[lo:lo + self.micro_batch], labels[lo:lo + self.micro_batch]
+            with self._autocast():
+                loss = self.criterion(self.train_module(self._inputs(part_images)), part_labels)
+            share = loss * (len(part_labels) / len(labels))
+            self.scaler.scale(share).backward()
+            total += share.detach().float()
+        return total
+
+    def _halve_after_oom(self, batch_rows: int, training: bool) -> None:
+        free_device_memory(self.device)
+        current = self.micro_batch if self.micro_batch is not None and self.micro_batch < batch_rows else batch_rows
+        if self.dist.enabled and training:
+            # One rank splitting its batch would run more backward passes (gradient all-reduces) than
+            # the others, and they would wait for each other forever.
+            raise UserError(f"member '{self.cfg.name}': out of memory with {current} images per step on rank "
+                            f"{self.dist.rank}; lower train.batch_size (each of the {self.dist.world} processes "
+                            "holds a whole batch)")
+        if current <= 1:
+            raise UserError(f"member '{self.cfg.name}': out of memory with a micro-batch of one image; lower "
+                            "data.image_size, use a smaller model or another device")
+        self.micro_batch = current // 2
+        log.warning("out of memory with %d images per forward pass; each batch of %d now runs as micro-batches "
+                    "of %d (the same optimizer step, the same epoch order)", current, batch_rows, self.micro_batch)
 
     # --- one epoch --------------------------------------------------------------------------
 
@@ -211,13 +261,26 @@ class Trainer:
         for step, (images, labels) in enumerate(feed.epoch(0)):
             if step >= steps:
                 break
-            with self._autocast():
-                logits.append(module(self._inputs(images)).float())
+            logits.append(self._eval_logits(module, images))
             labels_all.append(labels)
         stacked = torch.cat(logits).cpu()
         labels_t = torch.cat(labels_all).cpu()
         loss = float(nn.functional.cross_entropy(stacked, labels_t))
         return EpochOutputs(stacked.numpy(), torch.softmax(stacked, 1).numpy(), loss)
+
+    def _eval_logits(self, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Float logits of one validation batch; in micro-batches once memory ran out (rank 0 alone
+        evaluates, so halving here cannot make ranks disagree)."""
+        while True:
+            try:
+                rows = self.micro_batch or len(images)
+                with self._autocast():
+                    parts = [module(self._inputs(images[lo:lo + rows])).float() for lo in range(0, len(images), rows)]
+                return parts[0] if len(parts) == 1 else torch.cat(parts)
+            except Exception as err:
+                if not is_out_of_memory(err):
+                    raise
+            self._halve_after_oom(len(images), training=False)
 
     # --- checkpoints and resumable state -----------------------------------------------------
 
@@ -246,7 +309,8 @@ class Trainer:
             self.ema.module.load_state_dict(state.ema_state, strict=True)
         run.optimizer.load_state_dict(state.optimizer)
         run.scheduler.load_state_dict(state.scheduler)
-        self.scaler.load_state_dict(state.scaler)
+        if state.scaler:  # empty when saved without fp16 (a CPU, or bf16): a resumed fp16 run starts a fresh scale
+            self.scaler.load_state_dict(state.scaler)
         run.stopper.load(state.stopper)
         if state.ema_stopper:
             run.ema_stopper.load(state.ema_stopper)

@@ -7,7 +7,6 @@ When memory runs out the batch size is halved and the same rows are tried again.
 """
 from __future__ import annotations
 
-import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from core.errors import UserError
-from modeling.preprocess import Normalize, autocast_dtype
+from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory
 from predict.batches import make_batches
 from predict.preprocess import Preprocess, resize_batch
 from predict.tta import TTA, parse_tta
@@ -32,18 +31,6 @@ class _Group:
     prep: Preprocess
     normalize: Normalize
     members: list[int]
-
-
-def is_out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
-
-
-def _free_device_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 class EnsembleRunner:
@@ -118,7 +105,7 @@ class EnsembleRunner:
                 if oom:
                     # Outside the except block, so the failed batch's tensors can actually be freed.
                     batch = probs = None
-                    _free_device_memory(self.device)
+                    free_device_memory(self.device)
                     if batch_size == 1:
                         raise UserError("out of memory with a batch of one image; use a smaller --batch-size "
                                         "with fewer members at a time, or another device")
