@@ -107,7 +107,7 @@ def _decide_head(file_classes: int | None, num_classes: int, keep_head: bool, or
     if not keep_head or origin.kind == "scratch":
         return False
     if file_classes != num_classes:
-        raise UserError(f"model.keep_head: true, but the head in {origin.path} has {file_classes} outputs and the "
+        raise UserError(f"model.keep_head: true, but the head in {origin.path} has {file_classes or 'no'} outputs and the "
                         f"data has {num_classes} classes; drop keep_head and a fresh head is trained")
     return True
 
@@ -143,12 +143,16 @@ def _timm(arch: str, num_classes: int, state: dict | None, origin: WeightsOrigin
         cfg = get_pretrained_cfg(arch)
         keys = [cfg.classifier] if cfg and isinstance(cfg.classifier, str) else list(cfg.classifier or ()) if cfg else []
         file_classes = _file_head_size(state, keys)
+        if file_classes is None:  # a headless backbone: lend it a scratch head so the load stays strict
+            scratch = timm.create_model(arch, pretrained=False, num_classes=num_classes).state_dict()
+            heads = tuple(f"{key}." for key in keys)
+            state = {**{k: v for k, v in scratch.items() if k.startswith(heads)}, **state}
         try:
             # timm's own loading path (its filter_fn, input-conv adaptation, strict load) on the state dict we
             # read safely; built at the file's head size so every key, the head included, must fit.
-            overlay = {"state_dict": state, "num_classes": file_classes or -1}
-            model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay,
-                                      num_classes=file_classes or num_classes, drop_rate=drop_rate)
+            size = file_classes or num_classes
+            model = timm.create_model(arch, pretrained=True, num_classes=size, drop_rate=drop_rate,
+                                      pretrained_cfg_overlay={"state_dict": state, "num_classes": size})
         except (RuntimeError, KeyError, ValueError, AssertionError) as err:
             raise _fit_error(origin, arch, err) from err
         model.pretrained_cfg.pop("state_dict", None)  # the model must not hold a second copy of the weights
