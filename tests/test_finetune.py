@@ -209,3 +209,29 @@ def test_fetch_weights_reports_the_cached_file_offline_and_names_what_is_missing
     assert fetch_main(["resnet18"]) == 2
     err = capsys.readouterr().err
     assert "models--timm--resnet18.a1_in1k" in err and "python -m scripts.fetch_weights resnet18" in err
+
+
+def test_freezing_under_ddp_keeps_the_loaded_backbone_on_both_ranks(tmp_path, isolated_env, monkeypatch):
+    """Two gloo processes: DDP needs every parameter to keep requires_grad, so the frozen backbone's grads are
+    dropped after the all-reduce instead; the saved weights show nothing but the head moved."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+    from tests.training_fixture import write_shapes
+
+    one_thread(monkeypatch)
+    state = timm_start(num_classes=3)
+    start = save(state, tmp_path / "start.safetensors", "safetensors")
+    cfg = member_config(tmp_path / "m.yaml", write_shapes(tmp_path / "shapes"), name="ddp-frozen", epochs=2,
+                        freeze_backbone_epochs=1)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m",
+               "scripts.train", "--config", str(cfg), f"model.pretrained_file={start}", "--stop-after-epoch", "1"]
+    proc = subprocess.run(command, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = isolated_env.glob("runs/*/*_incomplete")
+    after = load_file(str(run / "last.safetensors"))
+    assert all(torch.equal(after[k], v) for k, v in state.items() if not k.startswith("fc."))
+    assert not torch.equal(after["fc.weight"], state["fc.weight"])
