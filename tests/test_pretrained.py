@@ -4,7 +4,6 @@ The network is never touched: HF_HUB_OFFLINE=1 everywhere, HF_HOME in tmp_path.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -52,9 +51,7 @@ def offline(tmp_path, monkeypatch):
 
 
 def test_no_cache_and_no_network_fails_before_any_data_work_with_the_two_ways_out(offline, tmp_path, capsys):
-    started = time.perf_counter()
     code = train_main(["--config", str(REPO / "configs/mask/resnet18.yaml"), "model.pretrained=true"])
-    elapsed = time.perf_counter() - started
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "resnet18" in err and "models--timm--resnet18.a1_in1k" in err and "model.safetensors" in err
@@ -62,7 +59,6 @@ def test_no_cache_and_no_network_fails_before_any_data_work_with_the_two_ways_ou
     assert "model.pretrained_file=" in err and "python -m scripts.fetch_weights resnet18" in err
     # nothing of the (absent) mask data was looked at and no run folder was made
     assert not (tmp_path / "out" / "runs").exists() and not (tmp_path / "out" / "cache").exists()
-    assert elapsed < 10
 
 
 def test_a_warm_cache_is_found_offline_with_its_path_and_sha256(offline):
