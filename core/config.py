@@ -41,8 +41,11 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = "resnet18"    # a timm name, or torchvision:<name>
-    pretrained_file: str | None = None  # local weights only; nothing is fetched from a hub
+    pretrained_file: str | None = None  # any local checkpoint (.safetensors, .pth state dict, {"model": ...})
     drop_rate: float = 0.0
+    pretrained: bool = False  # timm's ImageNet weights through the Hugging Face hub cache (HF_HOME, HF_HUB_OFFLINE)
+    keep_head: bool = False   # keep the start's classifier when it already has our class count (else a fresh Xavier head)
+    init_from: str | None = None  # a registered member whose best weights are the start
 
 
 @dataclass
@@ -80,6 +83,9 @@ class TrainConfig:
     feed: str = "auto"        # auto | resident (uint8 pool as one tensor on the device, GPU or CPU) | stream (GPU side-stream prefetch)
     amp: str | bool = "auto"  # auto | bf16 | fp16 | off (YAML reads a bare off as false: same); auto = bf16 (fp16 on older GPUs) on a GPU, off on CPU
     channels_last: bool | str = "auto"  # auto | true | false; auto = on a GPU only (on CPU oneDNN trains slower in it)
+    freeze_backbone_epochs: int = 0  # train only the head for the first N epochs, then everything
+    lr_head_multiplier: float = 1.0  # the head's learning rate is train.lr x this
+    layer_decay: float | None = None  # layer-wise lr decay (timm param_groups_layer_decay), e.g. 0.75
 
 
 @dataclass
@@ -306,6 +312,10 @@ def _check_train_values(train: TrainConfig, origin: str) -> None:
         ("train.step_size", train.step_size >= 1, "must be >= 1"),
         ("train.step_gamma", 0.0 < train.step_gamma <= 1.0, "must be in (0, 1]"),
         ("train.warmup_epochs", 0 <= train.warmup_epochs, "must be >= 0"),
+        ("train.freeze_backbone_epochs", train.freeze_backbone_epochs >= 0, "must be >= 0"),
+        ("train.lr_head_multiplier", train.lr_head_multiplier > 0, "must be > 0"),
+        ("train.layer_decay", train.layer_decay is None or 0.0 < train.layer_decay <= 1.0,
+         "must be null or in (0, 1], e.g. 0.75"),
         ("train.augment.crop_scale", _is_range(train.augment.crop_scale),
          "must be [low, high] with 0 < low <= high <= 1"),
         ("train.augment.hflip", 0.0 <= train.augment.hflip <= 1.0, "must be a probability in [0, 1]"),

@@ -45,9 +45,32 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+ORIGIN_KINDS = ("scratch", "hub", "file", "member")
+_SHA256_CHARS = set("0123456789abcdef")
+
+
+def weights_origin_problem(value: Any) -> str | None:
+    """Why an entry's `weights_origin` (where its starting weights came from) is malformed, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("kind") not in ORIGIN_KINDS:
+        return f"must be a mapping whose 'kind' is one of {', '.join(ORIGIN_KINDS)}"
+    if value["kind"] == "scratch":
+        return None
+    sha = value.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= _SHA256_CHARS):
+        return "needs the 'sha256' (64 lowercase hex characters) of the file the starting weights came from"
+    if not isinstance(value.get("source"), str) or not value["source"]:
+        return "needs a 'source': the hub repo, the file or the member the weights came from"
+    return None
+
+
 def validate_entry(entry: Any, where: str) -> dict:
     """Check one entry (field by field, see core.entry) and return the mapping unchanged."""
     RegistryEntry.from_dict(entry, where)
+    problem = weights_origin_problem(entry.get("weights_origin"))
+    if problem:
+        raise UserError(f"{where} ('{entry.get('name', '?')}') field 'weights_origin' {problem}")
     return entry
 
 

@@ -31,6 +31,7 @@ from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
 from modeling.models import build_model, check_arch, count_parameters
+from modeling.pretrained import WeightsOrigin, plan_start
 from members.resume import TrainingState, load_state, resume_config
 from members.run_folder import create_run_folder, finish_run_folder
 from members.tracking import Tracker
@@ -146,6 +147,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         "git": git_revision(),
         "tracking": {"wandb_run": tracker.run_id, "group": config.ensemble},
         "pretrained": built.origin,
+        "weights_origin": built.weights.to_entry(),
         "ema": _ema_entry(config, registry, run_dir, result),
     }
 
@@ -183,16 +185,18 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
     runs this; only rank 0 writes the run folder and the registry, the others return (None, None).
     """
     check_arch(config.model.arch)
+    # The starting weights are found (or fetched) before any data work: a missing file fails in seconds.
+    start = plan_start(config.model, Registry(registry_path or settings.registry))
     ctx = distributed.setup(config.train.device)
     try:
-        return _train_member(config, settings, smoke, registry_path, resume_from, stop_after_epoch, ctx)
+        return _train_member(config, settings, smoke, registry_path, resume_from, stop_after_epoch, ctx, start)
     finally:
         ctx.close()
 
 
 def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registry_path: Path | None,
                   resume_from: Path | None, stop_after_epoch: int | None,
-                  ctx: distributed.DistContext) -> tuple[Path | None, dict | None]:
+                  ctx: distributed.DistContext, start: WeightsOrigin) -> tuple[Path | None, dict | None]:
     registry = Registry(registry_path or settings.registry)
     if not smoke and registry.exists(config.name):
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
@@ -200,8 +204,8 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
         registry.relative(settings.runs)  # a registry that cannot point at the run folder fails now, not after training
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = prepare_data(config, settings)
-    built = build_model(config.model.arch, data.dataset.num_classes, config.model.pretrained_file,
-                        config.model.drop_rate)
+    built = build_model(config.model.arch, data.dataset.num_classes, drop_rate=config.model.drop_rate,
+                        start=start, keep_head=config.model.keep_head)
     device = ctx.device
     state = _resume_state(resume_from, config)
     run_dir = handler = tracker = None
@@ -210,8 +214,9 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
         run_dir = resume_from or create_run_folder(runs_root, config.name, config.model.arch)
         handler = _attach_log(run_dir)
     try:
-        log.info("member %s: %s, %s, %.2fM parameters, device %s", config.name, config.model.arch, built.origin,
+        log.info("member %s: %s, %.2fM parameters, device %s", config.name, config.model.arch,
                  count_parameters(built.model) / 1e6, ctx.describe())
+        log.info("weights: %s", built.origin)
         log.info("split %s fold %d: %d train / %d val rows", config.data.split.name, config.data.split.fold,
                  len(data.train_idx), len(data.val_idx))
         if config.data.on_bad_image == "skip" and run_dir is not None:

@@ -34,11 +34,13 @@ from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
 from members.losses import build_loss
 from members.resume import TrainingState, restore_rng, save_state
+from modeling.models import head_names, head_parameter_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
+from timm.optim import param_groups_layer_decay
 
 log = logging.getLogger("members")
 __all__ = ["Trainer", "TrainResult", "EpochOutputs",
-           "classification_metrics", "lr_factor", "make_optimizer"]
+           "classification_metrics", "lr_factor", "make_optimizer", "parameter_groups"]
 
 
 def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:
@@ -59,11 +61,56 @@ def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:
     return factor
 
 
+def head_params(model: nn.Module, needed: bool) -> set[str]:
+    """The head's parameter names; a model without a Linear head is fine unless a head setting needs one."""
+    try:
+        return head_parameter_names(model)
+    except UserError:
+        if needed:
+            raise
+        return set()
+
+
+def parameter_groups(model: nn.Module, cfg) -> list[dict]:
+    """Optimizer groups: layer-wise lr decay (timm) when asked, the head at lr x lr_head_multiplier.
+
+    Each group carries a `name` and its own `lr`, so LambdaLR scales every group from its own base."""
+    head = head_params(model, needed=cfg.lr_head_multiplier != 1.0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    if cfg.layer_decay is not None:
+        if not hasattr(model, "group_matcher"):
+            raise UserError(f"train.layer_decay needs a timm model that groups its layers (group_matcher); "
+                            f"{model.__class__.__name__} has none: drop train.layer_decay or pick a timm arch")
+        base = param_groups_layer_decay(model, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
+        base = [dict(g, name=f"layer{i}") for i, g in enumerate(base)]
+    else:
+        base = [{"params": [p for p in model.parameters()], "weight_decay": cfg.weight_decay, "lr_scale": 1.0,
+                 "name": "all"}]
+    groups = []
+    for group in base:
+        for is_head in (False, True):
+            params = [p for p in group["params"] if (names[id(p)] in head) == is_head]
+            if params:
+                scale = group["lr_scale"] * (cfg.lr_head_multiplier if is_head else 1.0)
+                part = "head" if is_head else "backbone"
+                name = part if len(base) == 1 else f"{group['name']}/{part}"
+                groups.append({"params": params, "weight_decay": group["weight_decay"], "lr": cfg.lr * scale,
+                               "name": name})
+    return groups
+
+
+def describe_groups(optimizer: torch.optim.Optimizer) -> str:
+    parts = [f"{g['name']}: {sum(p.numel() for p in g['params']):,} params lr {g['lr']:.3g} wd {g['weight_decay']:g}"
+             for g in optimizer.param_groups]
+    return f"optimizer {optimizer.__class__.__name__}, {len(parts)} parameter groups: " + "; ".join(parts)
+
+
 def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, nesterov=True)
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, loss: float, prefix: str = "val_") -> dict:
@@ -142,6 +189,9 @@ class Trainer:
         self.micro_batch: int | None = None  # rows per forward pass once memory ran out; None = whole batches
         self.criterion = build_loss(config.train, class_weights).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
+        head = head_params(self.net, needed=config.train.freeze_backbone_epochs > 0)
+        self.backbone_params = [p for n, p in self.net.named_parameters() if n not in head]
+        self.frozen = False
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -170,6 +220,9 @@ class Trainer:
             # Outside the except block, so the failed attempt's tensors can actually be freed.
             run.optimizer.zero_grad(set_to_none=True)  # a backward that failed half-way left partial gradients
             self._halve_after_oom(len(labels), training=True)
+        if self.frozen:  # under DDP every parameter still gets its all-reduced grad; dropping it skips the update
+            for p in self.backbone_params:
+                p.grad = None
         if self.cfg.train.grad_clip:
             self.scaler.unscale_(run.optimizer)
             nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip)
@@ -219,10 +272,28 @@ class Trainer:
 
     # --- one epoch --------------------------------------------------------------------------
 
+    def set_frozen(self, frozen: bool) -> None:
+        """train.freeze_backbone_epochs: only the head learns; the backbone's weights and norm statistics stay."""
+        if frozen != self.frozen:
+            log.info("%s the backbone (train.freeze_backbone_epochs=%d)", "freezing" if frozen else "unfreezing",
+                     self.cfg.train.freeze_backbone_epochs)
+        self.frozen = frozen
+        if not self.dist.enabled:  # DDP expects the same parameters to need grads in every step
+            for p in self.backbone_params:
+                p.requires_grad_(not frozen)
+
+    def _freeze_norms(self) -> None:
+        head = tuple(f"{n}." for n in head_names(self.net))
+        for name, module in self.net.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not f"{name}.".startswith(head):
+                module.eval()
+
     def train_epoch(self, run: _Run, feed, epoch: int, skip: int = 0,
                     carried: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
         """Train from batch `skip` to the end of the epoch; return (mean train loss, images per second)."""
         self.train_module.train()
+        if self.frozen:
+            self._freeze_norms()
         steps = self._limit(feed)
         total = torch.tensor(carried[0], dtype=torch.float64, device=self.device)
         seen = carried[1]
@@ -367,6 +438,8 @@ class Trainer:
             stop_after_epoch: int | None = None) -> TrainResult:
         cfg, es = self.cfg.train, self.cfg.early_stopping
         optimizer = make_optimizer(self.net, cfg)
+        if self.dist.is_main:
+            log.info(describe_groups(optimizer))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, self._limit(train_feed)))
         run = _Run(optimizer, scheduler, EarlyStopping(es.mode, es.patience, es.min_delta),
                    EarlyStopping(es.mode, es.patience, es.min_delta), TrainResult())
@@ -375,6 +448,7 @@ class Trainer:
             self._restore(run, resume)
             first_epoch, skip, carried = resume.epochs_done + 1, resume.step_in_epoch, tuple(resume.partial_loss)
         for epoch in range(first_epoch, cfg.epochs + 1):
+            self.set_frozen(epoch <= cfg.freeze_backbone_epochs)
             train_loss, rate = self.train_epoch(run, train_feed, epoch, skip, carried)
             skip, carried = 0, (0.0, 0.0)
             should_stop = self._epoch_end(run, epoch, train_loss, rate, val_feed, val_labels) \

@@ -58,6 +58,29 @@ def inspect_safetensors(path: str | Path, expected_sha256: str | None = None) ->
         raise UserError(f"weights file {path} is not a valid safetensors file") from err
 
 
+# Where training scripts put the weights inside a checkpoint (timm, Lightning, DeiT/MAE-style, plain torch).
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+# Prefixes added by wrappers: DistributedDataParallel / DataParallel, and torch.compile.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def unwrap_state(state, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: inside {"state_dict": ...} or {"model": ...}, without `module.` prefixes."""
+    for _ in range(3):  # a Lightning checkpoint of a DDP model nests more than once
+        if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
+            inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
+            if inner is None:
+                break
+            state = inner
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"weights file {path} does not hold a mapping of tensors (nor one under "
+                        f"{' or '.join(repr(k) for k in WRAPPER_KEYS)})")
+    for prefix in WRAPPER_PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
 def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
     """Load safetensors, or a torch file with weights_only=True; a pickle that runs code is refused.
 
@@ -66,18 +89,14 @@ def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dic
     path = check_file(path, expected_sha256)
     if path.suffix == ".safetensors":
         try:
-            return load_file(str(path))
+            return unwrap_state(load_file(str(path)), path)
         except (SafetensorError, OSError, ValueError) as err:
             raise UserError(f"weights file {path} is not a valid safetensors file") from err
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... for unsafe or broken files
         raise UserError(f"weights file {path} was refused: it is not a plain tensor file that loads with weights_only=True") from err
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"weights file {path} does not hold a mapping of tensors")
-    return state
+    return unwrap_state(state, path)
 
 
 def read_sidecar(path: str | Path) -> dict:

@@ -1,7 +1,8 @@
-"""Model factory: timm names, or `torchvision:<name>` with a fresh classifier head.
+"""Model factory: timm names, or `torchvision:<name>`, with a fresh Xavier classifier head.
 
-Weights never come from a hub: a pretrained start needs a local file, and
-without one the model is built from scratch and the caller is told so.
+The starting weights (hub cache, local file, another member: modeling.pretrained) are read
+here through safetensors or torch.load(weights_only=True) only, then handed to timm's own
+loading path or to torchvision's load_state_dict.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import timm
 import torch
 import torchvision
 from timm.data import resolve_model_data_config
+from timm.models import get_pretrained_cfg
 from torch import nn
 
 from core.errors import UserError
 from modeling.checkpoint import load_state_dict
+from modeling.pretrained import WeightsOrigin, resolve_file
 
 TORCHVISION_PREFIX = "torchvision:"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -29,6 +32,7 @@ class BuiltModel:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     origin: str  # how the weights were initialised, said to the user
+    weights: WeightsOrigin | None = None  # the same, for the registry entry
 
 
 def _unknown_arch(arch: str, known: list[str]) -> UserError:
@@ -50,65 +54,130 @@ def find_head(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     return parent, attr, getattr(parent, attr)
 
 
+def init_head(head: nn.Module) -> None:
+    """Xavier-uniform weights and a zero bias: the fine-tuning head, whatever the architecture."""
+    if getattr(head, "weight", None) is not None and head.weight.ndim >= 2:
+        nn.init.xavier_uniform_(head.weight)
+    if getattr(head, "bias", None) is not None:
+        nn.init.zeros_(head.bias)
+
+
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     parent, attr, old = find_head(model)
     head = nn.Linear(old.in_features, num_classes)
-    nn.init.xavier_uniform_(head.weight)
-    nn.init.zeros_(head.bias)
+    init_head(head)
     setattr(parent, attr, head)
     return head
 
 
-def _check_file(path: str | None) -> Path | None:
-    if path is None:
-        return None
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserError(f"pretrained weights file {file} does not exist (weights are never downloaded)")
-    return file
+def _timm_classifiers(model: nn.Module) -> list[nn.Module]:
+    found = model.get_classifier()
+    return [m for m in (found if isinstance(found, (tuple, list)) else (found,)) if isinstance(m, nn.Module)]
 
 
-def _torchvision(name: str, num_classes: int, file: Path | None) -> BuiltModel:
+def head_names(model: nn.Module) -> list[str]:
+    """Dotted names of the classifier module(s): timm's get_classifier(), else the last Linear."""
+    if hasattr(model, "get_classifier"):
+        wanted = {id(m) for m in _timm_classifiers(model)}
+        names = [name for name, module in model.named_modules() if id(module) in wanted and name]
+        if names:
+            return names
+    parent, attr, _ = find_head(model)
+    prefix = next((name for name, module in model.named_modules() if module is parent), "")
+    return [f"{prefix}.{attr}" if prefix else attr]
+
+
+def head_parameter_names(model: nn.Module) -> set[str]:
+    heads = tuple(f"{name}." for name in head_names(model))
+    return {name for name, _ in model.named_parameters() if name.startswith(heads)}
+
+
+def _file_head_size(state: dict, head_keys: list[str]) -> int | None:
+    sizes = {state[f"{key}.weight"].shape[0] for key in head_keys if f"{key}.weight" in state}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _fit_error(origin: WeightsOrigin, arch: str, err: Exception) -> UserError:
+    reason = (str(err).strip().splitlines() or [err.__class__.__name__])[0]
+    return UserError(f"pretrained weights {origin.path} do not fit {arch}: {reason[:300]}")
+
+
+def _decide_head(file_classes: int | None, num_classes: int, keep_head: bool, origin: WeightsOrigin) -> bool:
+    """Whether the file's head is kept: only when asked and already of our size."""
+    if not keep_head or origin.kind == "scratch":
+        return False
+    if file_classes != num_classes:
+        raise UserError(f"model.keep_head: true, but the head in {origin.path} has {file_classes or 'no'} outputs and the "
+                        f"data has {num_classes} classes; drop keep_head and a fresh head is trained")
+    return True
+
+
+def _torchvision(name: str, num_classes: int, state: dict | None, origin: WeightsOrigin,
+                 keep_head: bool) -> BuiltModel:
     known = torchvision.models.list_models()
     if name not in known:
         raise _unknown_arch(f"{TORCHVISION_PREFIX}{name}", [f"{TORCHVISION_PREFIX}{k}" for k in known])
     model = torchvision.models.get_model(name, weights=None)
-    origin = "built from scratch (no pretrained_file given)"
-    if file is not None:
+    file_classes = None
+    if state is not None:
+        file_classes = _file_head_size(state, head_names(model))
+        if file_classes is not None and file_classes != find_head(model)[2].out_features:
+            replace_head(model, file_classes)  # a fine-tuned file: its head decides the shape it loads into
         try:
-            model.load_state_dict(load_state_dict(file))
+            model.load_state_dict(state)
         except RuntimeError as err:
-            raise UserError(f"pretrained weights {file} do not fit torchvision:{name}: {str(err).splitlines()[0]}") from err
-        origin = f"pretrained from {file}"
-    replace_head(model, num_classes)
-    return BuiltModel(model, IMAGENET_MEAN, IMAGENET_STD, origin)
+            raise _fit_error(origin, f"torchvision:{name}", err) from err
+    if not _decide_head(file_classes, num_classes, keep_head, origin):
+        replace_head(model, num_classes)
+    return BuiltModel(model, IMAGENET_MEAN, IMAGENET_STD, origin.describe(), origin)
 
 
-def _timm(arch: str, num_classes: int, file: Path | None, drop_rate: float) -> BuiltModel:
+def _timm(arch: str, num_classes: int, state: dict | None, origin: WeightsOrigin, keep_head: bool,
+          drop_rate: float) -> BuiltModel:
     if not timm.is_model(arch):
         raise _unknown_arch(arch, timm.list_models())
-    kwargs = {"num_classes": num_classes, "drop_rate": drop_rate}
-    if file is not None:
-        try:
-            model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(file)}, **kwargs)
-        except Exception as err:  # timm loads with weights_only=True; a pickle, a broken or a foreign file lands here
-            reason = (str(err).strip().splitlines() or [err.__class__.__name__])[0].split(". ")[0]
-            unsafe = "weights_only" in str(err) or err.__class__.__name__ == "UnpicklingError"
-            why = " (only safetensors or plain tensor files are loaded; pickled objects never run)" if unsafe else ""
-            raise UserError(f"pretrained weights {file} were refused for {arch}: {reason}{why}") from err
-        origin = f"pretrained from {file}"
+    file_classes = None
+    if state is None:
+        model = timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
     else:
-        model = timm.create_model(arch, pretrained=False, **kwargs)
-        origin = "built from scratch (no pretrained_file given)"
+        cfg = get_pretrained_cfg(arch)
+        keys = [cfg.classifier] if cfg and isinstance(cfg.classifier, str) else list(cfg.classifier or ()) if cfg else []
+        file_classes = _file_head_size(state, keys)
+        if file_classes is None:  # a headless backbone: lend it a scratch head so the load stays strict
+            scratch = timm.create_model(arch, pretrained=False, num_classes=num_classes).state_dict()
+            heads = tuple(f"{key}." for key in keys)
+            state = {**{k: v for k, v in scratch.items() if k.startswith(heads)}, **state}
+        try:
+            # timm's own loading path (its filter_fn, input-conv adaptation, strict load) on the state dict we
+            # read safely; built at the file's head size so every key, the head included, must fit.
+            size = file_classes or num_classes
+            model = timm.create_model(arch, pretrained=True, num_classes=size, drop_rate=drop_rate,
+                                      pretrained_cfg_overlay={"state_dict": state, "num_classes": size})
+        except (RuntimeError, KeyError, ValueError, AssertionError) as err:
+            raise _fit_error(origin, arch, err) from err
+        model.pretrained_cfg.pop("state_dict", None)  # the model must not hold a second copy of the weights
+    if not _decide_head(file_classes, num_classes, keep_head, origin):
+        model.reset_classifier(num_classes)
+        for head in _timm_classifiers(model):
+            init_head(head)
     cfg = resolve_model_data_config(model)
-    return BuiltModel(model, tuple(cfg["mean"]), tuple(cfg["std"]), origin)
+    return BuiltModel(model, tuple(cfg["mean"]), tuple(cfg["std"]), origin.describe(), origin)
 
 
-def build_model(arch: str, num_classes: int, pretrained_file: str | None = None, drop_rate: float = 0.0) -> BuiltModel:
-    file = _check_file(pretrained_file)
+def build_model(arch: str, num_classes: int, pretrained_file: str | None = None, drop_rate: float = 0.0,
+                start: WeightsOrigin | None = None, keep_head: bool = False) -> BuiltModel:
+    """A model with `num_classes` outputs, from `start` (see modeling.pretrained) or from scratch.
+
+    The head is always a fresh Xavier-initialised layer unless `keep_head` and the file's head
+    already has `num_classes` outputs."""
+    if start is None:
+        start = resolve_file(pretrained_file) if pretrained_file else WeightsOrigin("scratch")
+    state = None
+    if start.kind != "scratch":
+        state = load_state_dict(start.path, expected_sha256=start.sha256)
     if arch.startswith(TORCHVISION_PREFIX):
-        return _torchvision(arch[len(TORCHVISION_PREFIX):], num_classes, file)
-    return _timm(arch, num_classes, file, drop_rate)
+        return _torchvision(arch[len(TORCHVISION_PREFIX):], num_classes, state, start, keep_head)
+    return _timm(arch, num_classes, state, start, keep_head, drop_rate)
 
 
 def check_arch(arch: str) -> None:

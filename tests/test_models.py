@@ -50,5 +50,5 @@ def test_pretrained_weights_come_from_a_local_file(tmp_path):
 
 
 def test_missing_pretrained_file_is_an_error(tmp_path):
-    with pytest.raises(UserError, match="never downloaded"):
+    with pytest.raises(UserError, match="pretrained_file .*missing.safetensors does not exist"):
         build_model("regnetx_002", 3, pretrained_file=str(tmp_path / "missing.safetensors"))

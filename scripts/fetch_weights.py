@@ -1,0 +1,39 @@
+"""Download timm's pretrained weights into the Hugging Face cache, for a server without internet.
+
+    python -m scripts.fetch_weights resnet18 convnext_nano [--cache DIR]
+
+Run it on a machine with internet; each name is a timm architecture (optionally tagged, such as
+resnet18.tv_in1k). Copy the cache folder to the server and train there with
+HF_HOME=<that folder> HF_HUB_OFFLINE=1 ... model.pretrained=true. Exit 2 when a name is unknown
+or the hub cannot be reached.
+"""
+from __future__ import annotations
+
+import argparse
+
+from core.errors import cli_entry
+from jobs.fetch_weights import fetch_weights
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scripts.fetch_weights", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("archs", nargs="+", help="timm architectures, e.g. resnet18 convnext_nano")
+    parser.add_argument("--cache", help="hub cache folder to fill (default: HF_HUB_CACHE, else HF_HOME/hub)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    folder, fetched = fetch_weights(args.archs, args.cache)
+    for arch, origin in fetched:
+        print(f"{arch}: {origin.source} -> {origin.path} (sha256 {origin.sha256})")
+    home = f"HF_HOME={folder.parent}" if folder.name == "hub" else f"HF_HUB_CACHE={folder}"
+    print(f"cache: {folder}. On the server: copy {folder.parent if folder.name == 'hub' else folder} there, "
+          f"then train with {home} HF_HUB_OFFLINE=1 and model.pretrained=true")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
