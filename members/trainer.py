@@ -187,6 +187,8 @@ class Trainer:
         self.amp_dtype = autocast_dtype(device, config.train.amp)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.micro_batch: int | None = None  # rows per forward pass once memory ran out; None = whole batches
+        # Validation's own size: rank 0 alone validates, so its halving must not change how rank 0 trains.
+        self.eval_micro_batch: int | None = None
         self.criterion = build_loss(config.train, class_weights).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
         head = head_params(self.net, needed=config.train.freeze_backbone_epochs > 0)
@@ -256,7 +258,8 @@ class Trainer:
 
     def _halve_after_oom(self, batch_rows: int, training: bool) -> None:
         free_device_memory(self.device)
-        current = self.micro_batch if self.micro_batch is not None and self.micro_batch < batch_rows else batch_rows
+        size = self.micro_batch if training else self._eval_rows()
+        current = size if size is not None and size < batch_rows else batch_rows
         if self.dist.enabled and training:
             # One rank splitting its batch would run more backward passes (gradient all-reduces) than
             # the others, and they would wait for each other forever.
@@ -266,9 +269,12 @@ class Trainer:
         if current <= 1:
             raise UserError(f"member '{self.cfg.name}': out of memory with a micro-batch of one image; lower "
                             "data.image_size, use a smaller model or another device")
-        self.micro_batch = current // 2
+        if training:
+            self.micro_batch = current // 2
+        else:
+            self.eval_micro_batch = current // 2
         log.warning("out of memory with %d images per forward pass; each batch of %d now runs as micro-batches "
-                    "of %d (the same optimizer step, the same epoch order)", current, batch_rows, self.micro_batch)
+                    "of %d (the same optimizer step, the same epoch order)", current, batch_rows, current // 2)
 
     # --- one epoch --------------------------------------------------------------------------
 
@@ -344,7 +350,7 @@ class Trainer:
         evaluates, so halving here cannot make ranks disagree)."""
         while True:
             try:
-                rows = self.micro_batch or len(images)
+                rows = self._eval_rows() or len(images)
                 with self._autocast():
                     parts = [module(self._inputs(images[lo:lo + rows])).float() for lo in range(0, len(images), rows)]
                 return parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -352,6 +358,10 @@ class Trainer:
                 if not is_out_of_memory(err):
                     raise
             self._halve_after_oom(len(images), training=False)
+
+    def _eval_rows(self) -> int | None:
+        sizes = [s for s in (self.micro_batch, self.eval_micro_batch) if s is not None]
+        return min(sizes) if sizes else None
 
     # --- checkpoints and resumable state -----------------------------------------------------
 

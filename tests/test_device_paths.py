@@ -292,3 +292,19 @@ def test_a_run_saved_without_fp16_resumes_with_fp16(tmp_path):
     resumed.run_dir = tmp_path
     result = resumed.fit(feeds.train, feeds.val, val_labels, resume=state)
     assert [h["epoch"] for h in result.history] == [1, 2] and resumed.scaler.is_enabled()
+
+
+def test_out_of_memory_in_validation_halves_validation_only():
+    """Rank 0 alone validates: its halving must not change how it trains (DDP ranks must step alike)."""
+    class EvalCap(MemoryCap):
+        def forward(self, x):
+            return self.model(x) if self.training else super().forward(x)
+
+    config = load_config(None, ["train.batch_size=8", "train.epochs=1", "train.feed=resident",
+                                "train.augment.mode=batched"])
+    feeds, val_labels = small_feeds(config)
+    capped = EvalCap(layer_norm_net(), max_rows=3)
+    trainer = make_trainer(config, capped, feeds)
+    result = trainer.fit(feeds.train, feeds.val, val_labels)
+    assert (trainer.micro_batch, trainer.eval_micro_batch) == (None, 2)
+    assert capped.refused == [8, 4] and len(result.best_outputs.probs) == 8
