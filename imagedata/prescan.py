@@ -21,10 +21,12 @@ from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_file, sha256_text
 from core.images import BadImageError, probe
+from imagedata.duplicates import hash_file
 from imagedata.image_cache import data_fingerprint
 
 log = logging.getLogger("members")
 SCAN_VERSION = "scan-v1"
+HASH_VERSION = "hash-v1"  # bump when the perceptual hash or its thumbnail changes
 LISTED = 5  # bad files named in a one-line message; the rest are counted
 
 
@@ -60,12 +62,12 @@ def scan(paths: list[str], desc: str = "scan images", with_hash: bool = False) -
     return result
 
 
-def _cache_file(paths: list[str], cache_dir: Path) -> Path | None:
+def _cache_file(paths: list[str], cache_dir: Path, version: str = SCAN_VERSION, folder: str = "scans") -> Path | None:
     try:
-        key = sha256_text(f"{SCAN_VERSION}|{data_fingerprint(paths)}")[:24]
+        key = sha256_text(f"{version}|{data_fingerprint(paths)}")[:24]
     except OSError:
         return None  # a missing file: scan it uncached, so the scan can name it
-    return Path(cache_dir) / "scans" / f"{key}.json"
+    return Path(cache_dir) / folder / f"{key}.json"
 
 
 def bad_images(paths: list[str], cache_dir: Path | None, desc: str = "scan images") -> dict[str, str]:
@@ -80,6 +82,35 @@ def bad_images(paths: list[str], cache_dir: Path | None, desc: str = "scan image
     if cached is not None:
         atomic.write_text(cached, json.dumps({"n": len(paths), "bad": [[p, r] for p, r in bad.items()]}))
     return bad
+
+
+def file_hashes(paths: list[str], cache_dir: Path | None,
+                desc: str = "hash images") -> tuple[list[str | None], list[str | None]]:
+    """(sha256, perceptual hash) of every file, cached by the same fingerprint as the scan verdicts.
+
+    The first member on a data set pays one thread-pooled pass (JPEGs decoded at 1/8 scale, like
+    the scan); every later member, and check_data, reads the JSON back. A file that does not
+    decode has a phash of None (the scan reports it); a missing one has neither.
+    """
+    cached = _cache_file(paths, cache_dir, HASH_VERSION, "hashes") if cache_dir is not None else None
+    if cached is not None and cached.exists():
+        try:
+            stored = json.loads(cached.read_text(encoding="utf-8"))
+            if stored["n"] == len(paths):
+                return list(stored["sha256"]), list(stored["phash"])
+        except (ValueError, KeyError, TypeError):
+            pass  # an unreadable cache is only a miss
+    workers = max(1, min(8, os.cpu_count() or 1))
+
+    def one(path: str) -> tuple[str | None, str | None]:
+        return hash_file(path) if os.path.isfile(path) else (None, None)
+
+    with ThreadPoolExecutor(workers) as pool:
+        found = list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, unit="img", leave=False))
+    sha256, phash = [s for s, _ in found], [p for _, p in found]
+    if cached is not None:
+        atomic.write_text(cached, json.dumps({"n": len(paths), "sha256": sha256, "phash": phash}))
+    return sha256, phash
 
 
 def describe(bad: dict[str, str], limit: int = LISTED) -> str:

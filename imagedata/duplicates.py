@@ -1,0 +1,217 @@
+"""Exact and near-duplicate images, found so that a split can keep every copy of a picture in one fold.
+
+Two kinds of copy are looked for:
+- exact: the same file bytes (sha256);
+- near: the same picture re-encoded, resized or slightly cropped, found by a 64-bit perceptual
+  hash (`imagehash.phash`, a DCT of a 32x32 grey thumbnail) within a Hamming distance.
+
+Neighbours are found by multi-index hashing rather than by comparing all pairs: the 64 bits are
+cut into `distance + 1` chunks, and by the pigeonhole principle two hashes within `distance` bits
+agree exactly on at least one chunk, so only images sharing a chunk value are compared. Copies
+are joined with each other and with their existing group (a person, a sub-folder, a CSV `group`)
+by union-find, so a group absorbs every duplicate of every one of its images.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from core.images import to_rgb
+
+SETTINGS = ("exact", "near", "off")
+HASH_BITS = 64
+MAX_DISTANCE = 16  # above this a 64-bit phash joins unrelated pictures; the chunks would also get too short
+# Why 8 (core.config's default too): in benchmarks/duplicates.py re-encoded and resized photos land
+# within 0-6 bits and 5% crops mostly within 8, while mirrored copies lie 26-40 bits apart and
+# unrelated pictures 14 or more. On the 8x8-upscaled digits demo 8 joins look-alike digits of
+# different classes, which is why the digits configs ask for 4.
+DEFAULT_DISTANCE = 8
+_THUMB = 32  # phash's own working size (hash_size 8 x highfreq_factor 4)
+# A flat picture (blank frame, solid colour) has no structure to hash: every one of them gets the same
+# phash whatever its colour, so it is matched by its bytes only. Grey levels, 0..255, of the thumbnail.
+FLAT_STD = 2.0
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def describe_setting(setting: str, distance: int) -> str:
+    """What a split file and a registry entry record: 'off', 'exact' or 'near<=10'."""
+    return f"near<={distance}" if setting == "near" else setting
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(0x0112, 1)
+        return int(value) if value in _TRANSPOSE else 1
+    except Exception:  # noqa: BLE001 - a damaged EXIF block only costs the rotation
+        return 1
+
+
+def _thumbnail(data: bytes) -> Image.Image:
+    """A small upright grey picture: JPEGs decoded at up to 1/8 scale, the pre-scan's own trick."""
+    with Image.open(io.BytesIO(data)) as img:
+        orientation = _orientation(img)
+        if img.format == "JPEG":
+            img.draft("L", (_THUMB * 2, _THUMB * 2))
+        img.load()
+        small = img if img.mode in ("L", "RGB") else to_rgb(img)
+        small = small.convert("L")
+    factor = min(small.size) // (_THUMB * 2)
+    if factor > 1:  # a box reduction first keeps phash's own LANCZOS resize cheap on big PNGs
+        small = small.reduce(factor)
+    return small.transpose(_TRANSPOSE[orientation]) if orientation != 1 else small
+
+
+def hash_file(path: str | Path) -> tuple[str, str | None]:
+    """(sha256 of the bytes, 16-hex-digit phash); the phash is None for a flat picture or a file that does not decode."""
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        thumb = _thumbnail(data)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return digest, None
+    if float(np.asarray(thumb, dtype=np.float32).std()) < FLAT_STD:
+        return digest, None
+    return digest, str(imagehash.phash(thumb))
+
+
+class UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:  # path compression
+            self.parent[i], i = root, self.parent[i]
+        return int(root)
+
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        self.parent[max(ra, rb)] = min(ra, rb)
+        return True
+
+    def labels(self) -> np.ndarray:
+        return np.array([self.find(i) for i in range(len(self.parent))])
+
+
+def to_codes(phashes: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(uint64 codes, mask of rows that have one) from the hex strings."""
+    valid = np.array([h is not None for h in phashes], dtype=bool)
+    codes = np.array([int(h, 16) if h is not None else 0 for h in phashes], dtype=np.uint64)
+    return codes, valid
+
+
+def _chunks(max_distance: int) -> list[tuple[int, int]]:
+    """(shift, width) of `max_distance + 1` nearly equal bit chunks covering the 64 bits."""
+    n = max_distance + 1
+    widths = [HASH_BITS // n + (1 if i < HASH_BITS % n else 0) for i in range(n)]
+    shifts = np.cumsum([0] + widths[:-1])
+    return [(int(s), w) for s, w in zip(shifts, widths)]
+
+
+def near_pairs(codes: np.ndarray, max_distance: int, valid: np.ndarray | None = None,
+               block: int = 2048) -> np.ndarray:
+    """Every pair (i < j) within `max_distance` bits, as rows [i, j, distance], by multi-index hashing."""
+    if not 0 <= max_distance <= MAX_DISTANCE:
+        raise ValueError(f"max_distance must lie in 0..{MAX_DISTANCE}")
+    index = np.flatnonzero(valid) if valid is not None else np.arange(len(codes))
+    codes = np.asarray(codes, dtype=np.uint64)
+    found: list[np.ndarray] = []
+    for shift, width in _chunks(max_distance):
+        keys = (codes[index] >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
+            members = index[order[start:end]]
+            # A bucket of b images costs b^2 comparisons; a huge one (a flat colour) is walked in blocks.
+            for lo in range(0, len(members), block):
+                left = members[lo:lo + block]
+                dist = np.bitwise_count(codes[left][:, None] ^ codes[members][None, :])
+                i, j = np.nonzero((dist <= max_distance) & (left[:, None] < members[None, :]))
+                if len(i):
+                    found.append(np.stack([left[i], members[j], dist[i, j]], axis=1))
+    if not found:
+        return np.zeros((0, 3), dtype=np.int64)
+    pairs = np.unique(np.concatenate(found).astype(np.int64), axis=0)  # a pair sharing two chunks is found twice
+    return pairs
+
+
+def all_pairs(codes: np.ndarray, max_distance: int) -> np.ndarray:
+    """The naive way (every pair compared), for the benchmark and the tests to check `near_pairs` against."""
+    codes = np.asarray(codes, dtype=np.uint64)
+    dist = np.bitwise_count(codes[:, None] ^ codes[None, :])
+    i, j = np.nonzero(np.triu(dist <= max_distance, k=1))
+    return np.stack([i, j, dist[i, j]], axis=1).astype(np.int64)
+
+
+def exact_sets(sha256: list[str | None]) -> list[list[int]]:
+    """Indices of files with the same bytes, one list per set of two or more."""
+    owners: dict[str, list[int]] = {}
+    for i, digest in enumerate(sha256):
+        if digest:
+            owners.setdefault(digest, []).append(i)
+    return [rows for rows in owners.values() if len(rows) > 1]
+
+
+def duplicate_links(sha256: list[str | None], phashes: list[str | None], setting: str,
+                    distance: int) -> np.ndarray:
+    """Pairs [i, j] of rows that are copies of each other under the setting (none for 'off')."""
+    if setting == "off":
+        return np.zeros((0, 2), dtype=np.int64)
+    links = [np.array([[rows[0], r] for r in rows[1:]], dtype=np.int64) for rows in exact_sets(sha256)]
+    if setting == "near":
+        codes, valid = to_codes(phashes)
+        links.append(near_pairs(codes, distance, valid)[:, :2])
+    links = [x for x in links if len(x)]
+    return np.concatenate(links) if links else np.zeros((0, 2), dtype=np.int64)
+
+
+def duplicate_sets(n: int, links: np.ndarray) -> list[list[int]]:
+    """Connected sets of two or more rows, joined through the links alone (no groups)."""
+    uf = UnionFind(n)
+    for a, b in links:
+        uf.union(int(a), int(b))
+    labels = uf.labels()
+    sets: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        sets.setdefault(int(label), []).append(i)
+    return [rows for rows in sets.values() if len(rows) > 1]
+
+
+@dataclass
+class Absorbed:
+    groups: pd.Series    # the new group of every row, aligned with the input
+    merged: int          # how many groups disappeared into another (groups before - groups after)
+    sets: int            # duplicate sets found (two or more rows joined through copies)
+
+
+def absorb(groups: pd.Series, links: np.ndarray) -> Absorbed:
+    """Join each duplicate pair's groups by union-find; a joined group keeps its smallest member name.
+
+    The name is deterministic, so the same data and setting give the same split file every time.
+    """
+    names = groups.astype(str).to_numpy()
+    uniq, inverse = np.unique(names, return_inverse=True)
+    uf = UnionFind(len(uniq))
+    for a, b in links:
+        uf.union(int(inverse[a]), int(inverse[b]))
+    # Roots are the smallest index of their component, and `uniq` is sorted: the root is the smallest name.
+    roots = uf.labels()
+    joined = uniq[roots[inverse]]
+    n_sets = len(duplicate_sets(len(names), links)) if len(links) else 0
+    return Absorbed(pd.Series(joined, index=groups.index, name=groups.name), len(uniq) - len(np.unique(roots)),
+                    n_sets)
