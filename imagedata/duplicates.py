@@ -55,32 +55,48 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def _thumbnail(data: bytes) -> Image.Image:
-    """A small upright grey picture: JPEGs decoded at up to 1/8 scale, the pre-scan's own trick."""
+@dataclass
+class FileHash:
+    sha256: str
+    phash: str | None              # None for a flat picture or one that does not decode
+    size: tuple[int, int] | None   # upright (width, height); None when it does not decode
+
+
+def _thumbnail(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
+    """A small upright grey picture and the upright size; JPEGs decoded at 1/8 scale, like the pre-scan.
+
+    The decoder still reads every byte, so this decode is also the pre-scan's check of the file.
+    """
     with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
         orientation = _orientation(img)
         if img.format == "JPEG":
-            img.draft("L", (_THUMB * 2, _THUMB * 2))
+            img.draft("L", (_THUMB, _THUMB))  # at least 32 px a side: 1/8 scale for any photo
         img.load()
         small = img if img.mode in ("L", "RGB") else to_rgb(img)
         small = small.convert("L")
     factor = min(small.size) // (_THUMB * 2)
     if factor > 1:  # a box reduction first keeps phash's own LANCZOS resize cheap on big PNGs
         small = small.reduce(factor)
-    return small.transpose(_TRANSPOSE[orientation]) if orientation != 1 else small
+    size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return (small.transpose(_TRANSPOSE[orientation]) if orientation != 1 else small), size
+
+
+def hash_bytes(data: bytes) -> FileHash:
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        thumb, size = _thumbnail(data)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return FileHash(digest, None, None)
+    if float(np.asarray(thumb, dtype=np.float32).std()) < FLAT_STD:
+        return FileHash(digest, None, size)
+    return FileHash(digest, str(imagehash.phash(thumb)), size)
 
 
 def hash_file(path: str | Path) -> tuple[str, str | None]:
     """(sha256 of the bytes, 16-hex-digit phash); the phash is None for a flat picture or a file that does not decode."""
-    data = Path(path).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        thumb = _thumbnail(data)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return digest, None
-    if float(np.asarray(thumb, dtype=np.float32).std()) < FLAT_STD:
-        return digest, None
-    return digest, str(imagehash.phash(thumb))
+    found = hash_bytes(Path(path).read_bytes())
+    return found.sha256, found.phash
 
 
 class UnionFind:
@@ -121,33 +137,46 @@ def _chunks(max_distance: int) -> list[tuple[int, int]]:
     return [(int(s), w) for s, w in zip(shifts, widths)]
 
 
-def near_pairs(codes: np.ndarray, max_distance: int, valid: np.ndarray | None = None,
-               block: int = 2048) -> np.ndarray:
+def _chunk_matches(codes: np.ndarray, keys: np.ndarray, max_distance: int) -> np.ndarray:
+    """Pairs [a, b, distance] of positions with equal keys and codes within `max_distance`, vectorised.
+
+    After sorting by key, the members of a bucket are consecutive; step k compares each position
+    with the one k places on, for as long as that one is still in the same bucket. The positions
+    still alive shrink with k, so the work is the number of pairs inside buckets (no Python loop
+    over buckets), and each step keeps only its matches, so memory stays at one array of n.
+    """
+    order = np.argsort(keys, kind="stable")
+    sorted_keys, sorted_codes = keys[order], codes[order]
+    alive = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])  # p such that p and p+1 share a bucket
+    found = []
+    k = 1
+    while len(alive):
+        dist = np.bitwise_count(sorted_codes[alive] ^ sorted_codes[alive + k])
+        hit = dist <= max_distance
+        if hit.any():
+            found.append(np.stack([order[alive[hit]], order[alive[hit] + k], dist[hit].astype(np.int64)], axis=1))
+        k += 1
+        alive = alive[alive + k < len(order)]
+        alive = alive[sorted_keys[alive + k] == sorted_keys[alive]]
+    return np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64)
+
+
+def near_pairs(codes: np.ndarray, max_distance: int, valid: np.ndarray | None = None) -> np.ndarray:
     """Every pair (i < j) within `max_distance` bits, as rows [i, j, distance], by multi-index hashing."""
     if not 0 <= max_distance <= MAX_DISTANCE:
         raise ValueError(f"max_distance must lie in 0..{MAX_DISTANCE}")
     index = np.flatnonzero(valid) if valid is not None else np.arange(len(codes))
-    codes = np.asarray(codes, dtype=np.uint64)
+    codes = np.asarray(codes, dtype=np.uint64)[index]
     found: list[np.ndarray] = []
     for shift, width in _chunks(max_distance):
-        keys = (codes[index] >> np.uint64(shift)) & np.uint64((1 << width) - 1)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
-            members = index[order[start:end]]
-            # A bucket of b images costs b^2 comparisons; a huge one (a flat colour) is walked in blocks.
-            for lo in range(0, len(members), block):
-                left = members[lo:lo + block]
-                dist = np.bitwise_count(codes[left][:, None] ^ codes[members][None, :])
-                i, j = np.nonzero((dist <= max_distance) & (left[:, None] < members[None, :]))
-                if len(i):
-                    found.append(np.stack([left[i], members[j], dist[i, j]], axis=1))
+        keys = (codes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        matches = _chunk_matches(codes, keys, max_distance)
+        if len(matches):
+            a, b = index[matches[:, 0]], index[matches[:, 1]]
+            found.append(np.stack([np.minimum(a, b), np.maximum(a, b), matches[:, 2]], axis=1))
     if not found:
         return np.zeros((0, 3), dtype=np.int64)
-    pairs = np.unique(np.concatenate(found).astype(np.int64), axis=0)  # a pair sharing two chunks is found twice
-    return pairs
+    return np.unique(np.concatenate(found).astype(np.int64), axis=0)  # a pair sharing two chunks is found twice
 
 
 def all_pairs(codes: np.ndarray, max_distance: int) -> np.ndarray:

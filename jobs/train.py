@@ -74,8 +74,10 @@ def git_revision() -> str | None:
 def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
     dataset = load_dataset(config.data, settings.data_root)
     # Every bad file is found before any work starts; skipped rows leave before the split is made or checked.
+    # The duplicate hashes are taken in the scan's own visit of each file, and cached for the split.
     dataset.train, skipped = apply_policy(dataset.train, config.data.on_bad_image, settings.image_cache,
-                                          f"the {dataset.name} data at {dataset.root}")
+                                          f"the {dataset.name} data at {dataset.root}",
+                                          with_hashes=config.data.duplicates != "off")
     s = config.data.split
     split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits, config.data.duplicates,
                          config.data.near_duplicate_distance, settings.image_cache)

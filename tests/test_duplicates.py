@@ -289,3 +289,19 @@ def test_training_records_the_setting_and_the_merged_groups(tmp_path, isolated_e
     assert "split shapes-s0 duplicates exact: 2 group(s) merged with their copies" in log
     split = read_split(isolated_env / "splits" / "shapes-s0.csv").table.set_index("id")
     assert split.loc[["circle/03.png", "bar/15.png", "cross/15.png"], "fold"].nunique() == 1
+
+
+def test_the_pre_scan_takes_the_hashes_in_the_same_visit(planted, tmp_path):
+    from imagedata.prescan import apply_policy, scan
+
+    _, train = folder_data(planted)
+    (planted / "c0/g05/1.png").write_bytes((planted / "c0/g05/1.png").read_bytes()[:300])   # truncated
+    plain = scan(train["path"].tolist())
+    kept, skipped = apply_policy(train, "skip", tmp_path / "cache", with_hashes=True)
+    assert skipped["id"].tolist() == ["c0/g05/1.png"]
+    both = scan(train["path"].tolist(), with_phash=True)
+    assert both.bad == plain.bad and both.sizes == plain.sizes       # the same verdict and sizes as the probe
+    [cached] = (tmp_path / "cache" / "hashes").glob("*.json")        # written for the rows the split is made on
+    stored = json.loads(cached.read_text())
+    assert stored["n"] == len(kept) == len(train) - 1
+    assert (stored["sha256"], stored["phash"]) == file_hashes(kept["path"].tolist(), None)
