@@ -21,7 +21,7 @@ from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_file, sha256_text
 from core.images import BadImageError, probe
-from imagedata.duplicates import hash_bytes, hash_file
+from imagedata.duplicates import FileHash, hash_bytes, with_phashes
 from imagedata.image_cache import data_fingerprint
 
 log = logging.getLogger("members")
@@ -53,7 +53,7 @@ def _inspect(path: str, with_hash: bool, with_phash: bool) -> tuple:
         # decode is probed again, for the same reason text the scan gives without hashing.
         found = hash_bytes(Path(path).read_bytes())
         size, reason = (found.size, None) if found.size is not None else _probe(path)
-        return size, reason, found.sha256, found.phash
+        return size, reason, found.sha256, found
     digest = sha256_file(path) if with_hash and os.path.isfile(path) else None
     return *_probe(path), digest, None
 
@@ -68,13 +68,15 @@ def scan(paths: list[str], desc: str = "scan images", with_hash: bool = False,
     result = ScanResult(list(paths), [], {}, [], [])
     with ThreadPoolExecutor(workers) as pool:
         found = pool.map(lambda p: _inspect(p, with_hash, with_phash), paths)
-        for path, (size, reason, digest, phash) in zip(paths, tqdm(found, total=len(paths), desc=desc, unit="img",
-                                                                   leave=False)):
+        hashed = []
+        for path, (size, reason, digest, file_hash) in zip(paths, tqdm(found, total=len(paths), desc=desc,
+                                                                       unit="img", leave=False)):
             result.sizes.append(size)
             result.sha256.append(digest)
-            result.phash.append(phash)
+            hashed.append(file_hash or FileHash(digest, None, size))
             if reason is not None:
                 result.bad[path] = reason
+    result.phash = [f.phash for f in with_phashes(hashed)] if with_phash else [None] * len(paths)
     return result
 
 
@@ -129,12 +131,12 @@ def file_hashes(paths: list[str], cache_dir: Path | None,
             pass  # an unreadable cache is only a miss
     workers = max(1, min(8, os.cpu_count() or 1))
 
-    def one(path: str) -> tuple[str | None, str | None]:
-        return hash_file(path) if os.path.isfile(path) else (None, None)
+    def one(path: str) -> FileHash:
+        return hash_bytes(Path(path).read_bytes()) if os.path.isfile(path) else FileHash(None, None, None)
 
     with ThreadPoolExecutor(workers) as pool:
-        found = list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, unit="img", leave=False))
-    sha256, phash = [s for s, _ in found], [p for _, p in found]
+        found = with_phashes(list(tqdm(pool.map(one, paths), total=len(paths), desc=desc, unit="img", leave=False)))
+    sha256, phash = [f.sha256 for f in found], [f.phash for f in found]
     store_hashes(paths, sha256, phash, cache_dir)
     return sha256, phash
 

@@ -14,7 +14,7 @@ from core.settings import load_settings
 from core.config import MemberConfig, load_config
 from imagedata.duplicates import (describe_setting, duplicate_links, duplicate_sets, exact_sets, near_pairs,
                                   to_codes)
-from imagedata.prescan import file_hashes, scan
+from imagedata.prescan import file_hashes, scan, store_hashes
 from imagedata.sources import Dataset, load_dataset
 from imagedata.splits import describe_leaks, find_leaks, group_duplicates, make_folds, read_split
 from report.contact_sheet import write_contact_sheet
@@ -287,12 +287,18 @@ def check_data(args) -> int:
     print(f"  test list: {'none' if test is None else f'{len(test)} images'}"
           + (f" ({dataset.test_info})" if dataset.test_info else ""))
     findings = Findings()
-    train_scan = scan(train["path"].tolist(), "scan training images")
-    test_scan = scan(test["path"].tolist(), "scan test images") if test is not None else None
+    # One visit per file: the decode that finds bad files also takes the duplicate hashes (cached below).
+    train_scan = scan(train["path"].tolist(), "scan training images", with_phash=True)
+    test_scan = scan(test["path"].tolist(), "scan test images", with_phash=True) if test is not None else None
     report_bad(train_scan, test_scan, config.data.on_bad_image, findings)
 
     # Bad rows leave before the split is checked, exactly as training would drop them under skip.
     kept = train[~train["path"].isin(train_scan.bad)]
+    good = [i for i, p in enumerate(train["path"]) if p not in train_scan.bad]
+    store_hashes(kept["path"].tolist(), [train_scan.sha256[i] for i in good], [train_scan.phash[i] for i in good],
+                 settings.image_cache)
+    if test_scan is not None:
+        store_hashes(test_scan.paths, test_scan.sha256, test_scan.phash, settings.image_cache)
     checked = split_table(args, config, kept, settings.splits, settings.image_cache, findings)
     table = checked.table
     fold = config.data.split.fold

@@ -305,3 +305,15 @@ def test_the_pre_scan_takes_the_hashes_in_the_same_visit(planted, tmp_path):
     stored = json.loads(cached.read_text())
     assert stored["n"] == len(kept) == len(train) - 1
     assert (stored["sha256"], stored["phash"]) == file_hashes(kept["path"].tolist(), None)
+
+
+def test_batched_phash_is_imagehash_phash_bit_for_bit(planted):
+    import imagehash
+
+    from imagedata.duplicates import _thumbnail, phashes
+
+    thumbs = [_thumbnail((planted / rel).read_bytes())[0] for rel in sorted(
+        p.relative_to(planted).as_posix() for p in planted.rglob("*.*"))]
+    ours = phashes(np.stack(thumbs))
+    theirs = [str(imagehash.phash(Image.fromarray(t))) for t in thumbs]
+    assert ours == theirs and len(set(ours)) > 30
