@@ -34,8 +34,13 @@ class DataConfig:
     on_bad_image: str = "error"  # error | skip
     composite: dict | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
-    duplicates: str = "near"  # exact | near | off: copies of a picture join one group before the split
+    duplicates: str | bool = "near"  # exact | near | off: copies of a picture join one group before the split
     near_duplicate_distance: int = 8  # max differing bits of the 64-bit perceptual hash (0..16; see imagedata/duplicates.py)
+
+    def __post_init__(self) -> None:
+        # YAML reads a bare `off` (in a file or in data.duplicates=off) as false; it means the setting off.
+        if self.duplicates is False:
+            self.duplicates = "off"
 
 
 @dataclass

@@ -239,7 +239,8 @@ def report_duplicates(args, config: MemberConfig, train: pd.DataFrame, test: pd.
     if spanning:
         text = (f"{checked.name} (made with data.duplicates {checked.duplicates}) leaks through duplicates: "
                 f"{len(spanning)} set(s) of copies span folds, e.g. {_named(spanning[0], pool, folds, 2)}; "
-                f"make a new split with data.duplicates near (a new split name)")
+                + ("set data.duplicates near before the split file is made" if checked.name == "the previewed split"
+                   else "make a new split (a new split name) with data.duplicates near"))
         if args.allow_duplicate_leaks:
             print(f"  allowed by --allow-duplicate-leaks: {text}")
         else:
@@ -256,7 +257,8 @@ def sheet_pairs(pairs: np.ndarray, sha: list[str | None], pool: list[Row], folds
 
     def label(i: int) -> str:
         fold = folds.get(pool[i].id) if pool[i].role == "train" else None
-        return f"{pool[i].role}:{Path(pool[i].id).name}" + (f"/f{fold}" if fold is not None else "")
+        short = "/".join(Path(pool[i].id).parts[-2:])  # the sheet is narrow: the last two parts name the file
+        return f"{pool[i].role}:{short}" + (f" f{fold}" if fold is not None else "")
 
     rows = [(pool[i].path, pool[j].path, f"{dist} bits  {label(i)} | {label(j)}") for i, j, dist in near[:limit]]
     write_contact_sheet(rows, out, f"{len(near)} near-duplicate pair(s) within {distance} bits; "

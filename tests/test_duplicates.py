@@ -260,7 +260,11 @@ def test_report_header_names_the_shared_split_and_setting():
     assert split_line({}) is None
 
 
-def test_config_refuses_unknown_settings_and_distances():
+def test_config_refuses_unknown_settings_and_distances(tmp_path):
+    # YAML reads a bare `off` as false, on the command line and in a file alike: both mean the setting off.
+    assert load_config(None, ["data.duplicates=off"]).data.duplicates == "off"
+    (tmp_path / "m.yaml").write_text("data:\n  duplicates: off\n")
+    assert load_config(tmp_path / "m.yaml").data.duplicates == "off"
     with pytest.raises(UserError, match="data.duplicates' in the command-line overrides is 'fuzzy'; choose one of"):
         load_config(None, ["data.duplicates=fuzzy"])
     with pytest.raises(UserError, match="near_duplicate_distance' in defaults must lie in 0..16"):
