@@ -208,6 +208,8 @@ def report_duplicates(args, config: MemberConfig, train: pd.DataFrame, test: pd.
           f"data.near_duplicate_distance):")
     if not everything:
         print("  none")
+        if args.sheet:  # asked for: an empty sheet says so, rather than leaving an older file in place
+            sheet_pairs(pairs, sha, pool, folds, Path(args.sheet), distance)
         return
     _print_sets("exact (byte-identical)", exact, pool, folds)
     _print_sets(f"near (re-encoded, resized, cropped; within {distance} bits)", near, pool, folds)
