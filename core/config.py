@@ -36,6 +36,13 @@ class DataConfig:
     on_bad_image: str = "error"  # error | skip
     composite: dict | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
+    duplicates: str | bool = "near"  # exact | near | off: copies of a picture join one group before the split
+    near_duplicate_distance: int = 8  # max differing bits of the 64-bit perceptual hash (0..16; see imagedata/duplicates.py)
+
+    def __post_init__(self) -> None:
+        # YAML reads a bare `off` (in a file or in data.duplicates=off) as false; it means the setting off.
+        if self.duplicates is False:
+            self.duplicates = "off"
 
 
 @dataclass
@@ -123,6 +130,7 @@ class MemberConfig:
 CHOICES = {
     "data.source": {"digits", "folder", "csv", "mask"},
     "data.on_bad_image": {"error", "skip"},
+    "data.duplicates": {"exact", "near", "off"},
     "train.optimizer": {"adamw", "sgd"},
     "train.loss": {"ce", "focal", "soft_f1"},
     "train.class_balance": {"none", "weights", "sampler"},
@@ -290,6 +298,8 @@ def _check_values(config: MemberConfig, origin: str) -> None:
         raise UserError(f"config key 'data.split.name' in {origin} is {split.name!r}: it {problem}")
     if split.n_folds < 2 or not 0 <= split.fold < split.n_folds:
         raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
+    if not 0 <= config.data.near_duplicate_distance <= 16:
+        raise UserError(f"config key 'data.near_duplicate_distance' in {origin} must lie in 0..16 (bits of a 64-bit hash)")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise UserError(f"config keys 'train.epochs' and 'train.batch_size' in {origin} must be >= 1")
     _check_train_values(config.train, origin)

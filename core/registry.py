@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,12 +66,27 @@ def weights_origin_problem(value: Any) -> str | None:
     return None
 
 
+# split.duplicates as imagedata.duplicates.describe_setting writes it; optional, older entries lack it.
+_DUPLICATES = re.compile(r"off|exact|near<=\d{1,2}")
+
+
+def _check_duplicate_fields(entry: dict, where: str) -> None:
+    split = entry["split"]
+    label = f"{where} ('{entry.get('name', '?')}') field 'split'"
+    if "duplicates" in split and not (isinstance(split["duplicates"], str) and _DUPLICATES.fullmatch(split["duplicates"])):
+        raise UserError(f"{label}: 'duplicates' must be off, exact or near<=N, got {split['duplicates']!r}")
+    merged = split.get("merged_groups")
+    if "merged_groups" in split and not (isinstance(merged, int) and not isinstance(merged, bool) and merged >= 0):
+        raise UserError(f"{label}: 'merged_groups' must be a whole number >= 0, got {merged!r}")
+
+
 def validate_entry(entry: Any, where: str) -> dict:
     """Check one entry (field by field, see core.entry) and return the mapping unchanged."""
     RegistryEntry.from_dict(entry, where)
     problem = weights_origin_problem(entry.get("weights_origin"))
     if problem:
         raise UserError(f"{where} ('{entry.get('name', '?')}') field 'weights_origin' {problem}")
+    _check_duplicate_fields(entry, where)
     return entry
 
 

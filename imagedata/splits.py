@@ -3,6 +3,13 @@
 A split file lists every training image with its group and fold. A holdout is
 fold 0 of a stratified group k-fold, so holdout and k-fold share one mechanism
 and one guarantee: a group (a person) never lands in two folds.
+
+Before the folds are made, each group absorbs the duplicates of its images
+(`data.duplicates`: exact copies, or near ones too; see duplicates.py), so a
+picture and its copy are never one in train and one in val. Columns: id, group
+(the group the folds were made on), label, fold, data_group (the data's own
+group) and duplicates (the setting that made the file, e.g. 'near<=8'; files
+from before the setting existed read as 'off').
 """
 from __future__ import annotations
 
@@ -18,6 +25,8 @@ from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.names import path_inside
+from imagedata.duplicates import DEFAULT_DISTANCE, Absorbed, absorb, describe_setting, duplicate_links
+from imagedata.prescan import file_hashes
 
 
 @dataclass
@@ -25,7 +34,13 @@ class Split:
     name: str
     path: Path
     sha256: str
-    table: pd.DataFrame  # id, group, label, fold
+    table: pd.DataFrame  # id, group, label, fold, data_group, duplicates
+    duplicates: str = "off"  # the setting that made the file, as describe_setting writes it
+
+    @property
+    def merged_groups(self) -> int:
+        """How many of the data's groups were absorbed into another through duplicates."""
+        return int(self.table["data_group"].nunique() - self.table["group"].nunique())
 
     def rows(self, fold: int, role: str) -> pd.DataFrame:
         mask = self.table["fold"] == fold if role == "val" else self.table["fold"] != fold
@@ -56,6 +71,32 @@ def describe_leaks(leaks: dict[str, list[int]], limit: int = 3) -> str:
     return "; ".join(named) + more
 
 
+def group_duplicates(train: pd.DataFrame, setting: str, distance: int, cache_dir: Path | None) -> Absorbed:
+    """The groups of `train` after absorbing its duplicates under the setting (hashes cached by fingerprint)."""
+    if setting == "off":
+        return absorb(train["group"], np.zeros((0, 2), dtype=np.int64))
+    sha256, phash = file_hashes(train["path"].tolist(), cache_dir, desc="hash training images")
+    return absorb(train["group"], duplicate_links(sha256, phash, setting, distance))
+
+
+def _check_setting(split: Split, wanted: str) -> None:
+    if split.duplicates != wanted:
+        raise UserError(f"split file {split.path} was made with data.duplicates {split.duplicates} but this member "
+                        f"asks for {wanted}; members sharing a split must group duplicates alike: set "
+                        f"data.duplicates/near_duplicate_distance to match ({split.duplicates}), "
+                        f"or use a new split name")
+
+
+def _check_duplicates(split: Split, train: pd.DataFrame, absorbed: Absorbed) -> None:
+    # Files replaced under the same names since the split was made may be copies now: judge today's bytes.
+    groups = absorbed.groups.set_axis(train["id"].to_numpy()).reindex(split.table["id"])
+    leaks = find_leaks(split.table["id"], groups, split.table["fold"])
+    if leaks:
+        raise UserError(f"split file {split.path} leaks through duplicates: {len(leaks)} set(s) of copies span "
+                        f"folds (under data.duplicates {split.duplicates}), e.g. group {describe_leaks(leaks, 1)}; "
+                        f"use a new split name or delete the file")
+
+
 def _check_matches(split: Split, train: pd.DataFrame) -> None:
     ours = set(train["id"])
     theirs = set(split.table["id"])
@@ -80,7 +121,8 @@ def read_split(path: Path) -> Split:
                         f"copy the splits/ folder along with the registry)")
     try:
         # keep_default_na=False: an id or group such as "NA" or "None" is a name, not a missing value.
-        table = pd.read_csv(path, dtype={"id": str, "group": str}, keep_default_na=False)
+        table = pd.read_csv(path, dtype={"id": str, "group": str, "data_group": str, "duplicates": str},
+                            keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise UserError(f"split file {path} is not a readable CSV") from err
     missing = {"id", "group", "label", "fold"} - set(table.columns)
@@ -90,22 +132,48 @@ def read_split(path: Path) -> Split:
         raise UserError(f"split file {path}: column 'fold' must hold whole numbers >= 0 on every row")
     if table["id"].duplicated().any():
         raise UserError(f"split file {path} lists id '{table['id'][table['id'].duplicated()].iloc[0]}' twice")
-    return Split(path.stem, path, sha256_file(path), table)
+    # Files written before duplicates were grouped have neither column: their folds grouped nothing.
+    if "data_group" not in table.columns:
+        table["data_group"] = table["group"]
+    table["data_group"] = table["data_group"].astype(str)
+    settings = table["duplicates"].dropna().astype(str).unique() if "duplicates" in table.columns else ["off"]
+    if len(settings) != 1:
+        raise UserError(f"split file {path}: column 'duplicates' must hold one setting on every row "
+                        f"(found {', '.join(map(str, settings)) or 'none'})")
+    table["duplicates"] = settings[0]
+    return Split(path.stem, path, sha256_file(path), table, str(settings[0]))
 
 
-def ensure_split(train: pd.DataFrame, name: str, n_folds: int, seed: int, splits_dir: Path) -> Split:
-    """Reuse `splits/<name>.csv` if present (checking it fits the data), otherwise create it once."""
+def ensure_split(train: pd.DataFrame, name: str, n_folds: int, seed: int, splits_dir: Path,
+                 duplicates: str = "near", distance: int = DEFAULT_DISTANCE,
+                 cache_dir: Path | None = None) -> Split:
+    """Reuse `splits/<name>.csv` if present (checking it fits the data), otherwise create it once.
+
+    A new file is made on groups that have absorbed the data's duplicates under `duplicates`
+    (exact | near | off) and `distance`; an existing one must have been made with the same setting.
+    """
     path = path_inside(splits_dir, name, "split name (data.split.name)", ".csv")
     path.parent.mkdir(parents=True, exist_ok=True)
+    wanted = describe_setting(duplicates, distance)
+    absorbed = group_duplicates(train, duplicates, distance, cache_dir)
     with FileLock(str(path) + ".lock", timeout=120):
         if not path.exists():
-            folds = make_folds(train, n_folds, seed)
-            table = pd.DataFrame({"id": train["id"], "group": train["group"], "label": train["label"], "fold": folds})
+            try:
+                folds = make_folds(train.assign(group=absorbed.groups.to_numpy()), n_folds, seed)
+            except UserError as err:
+                if not absorbed.merged:
+                    raise
+                raise UserError(f"{err} (after data.duplicates {wanted} joined {absorbed.merged} groups "
+                                f"with their copies; python -m scripts.check_data lists the duplicate sets)") from None
+            table = pd.DataFrame({"id": train["id"], "group": absorbed.groups.to_numpy(), "label": train["label"],
+                                  "fold": folds, "data_group": train["group"], "duplicates": wanted})
             with atomic.atomic_path(path) as tmp:
                 table.to_csv(tmp, index=False)
         split = read_split(path)
+    _check_setting(split, wanted)
     n_found = int(split.table["fold"].max()) + 1
     if n_found != n_folds:
         raise UserError(f"split file {path} has {n_found} folds but the config asks for {n_folds}")
     _check_matches(split, train)
+    _check_duplicates(split, train, absorbed)
     return split

@@ -3,17 +3,21 @@
 The exit code it returns: 0 fit to train on, 1 problems found (listed). See scripts/check_data.py."""
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core.errors import UserError
 from core.settings import load_settings
 from core.config import MemberConfig, load_config
-from imagedata.prescan import scan
+from imagedata.duplicates import (describe_setting, duplicate_links, duplicate_sets, exact_sets, near_pairs,
+                                  to_codes)
+from imagedata.prescan import file_hashes, scan, store_hashes
 from imagedata.sources import Dataset, load_dataset
-from imagedata.splits import describe_leaks, find_leaks, make_folds, read_split
+from imagedata.splits import describe_leaks, find_leaks, group_duplicates, make_folds, read_split
+from report.contact_sheet import write_contact_sheet
 
 SHOWN = 5  # examples printed per finding
 
@@ -32,6 +36,8 @@ def member_config(args) -> MemberConfig:
         overrides.append(f"data.on_bad_image={args.on_bad_image}")
     if args.n_folds:
         overrides += [f"data.split.n_folds={args.n_folds}", "data.split.fold=0"]
+    if getattr(args, "duplicates", None):
+        overrides.append(f"data.duplicates={args.duplicates}")
     return load_config(args.config, overrides)
 
 
@@ -78,24 +84,38 @@ def report_bad(train_scan, test_scan, policy: str, findings: Findings) -> None:
         findings.add(f"{len(test_scan.bad)} test file(s) cannot be decoded; a submission needs every row")
 
 
-def split_table(args, config: MemberConfig, train: pd.DataFrame, splits_dir: Path,
-                findings: Findings) -> pd.DataFrame:
-    """The split to check (id, group, label, fold): the persisted file, or a preview of the folds."""
+@dataclass
+class CheckedSplit:
+    table: pd.DataFrame   # id, group, label, fold (rows of the data only)
+    name: str             # the file, or 'the previewed split'
+    duplicates: str       # the setting it was made with, e.g. 'near<=8'
+
+
+def split_table(args, config: MemberConfig, train: pd.DataFrame, splits_dir: Path, cache_dir: Path,
+                findings: Findings) -> CheckedSplit:
+    """The split to check: the persisted file, or a preview of the folds training would make."""
     path = split_path(args, config, splits_dir)
-    s = config.data.split
+    s, d = config.data.split, config.data
     if path is None or not path.exists():
         if args.split:
             raise UserError(f"split file {path} does not exist")
         note = f"{path} does not exist yet; " if path else ""
-        print(f"\nSplit: {note}previewing {s.n_folds} stratified group folds (seed {s.seed}), nothing written")
-        return train.assign(fold=make_folds(train, s.n_folds, s.seed))[["id", "group", "label", "fold"]]
+        setting = describe_setting(d.duplicates, d.near_duplicate_distance)
+        print(f"\nSplit: {note}previewing {s.n_folds} stratified group folds (seed {s.seed}, "
+              f"data.duplicates {setting}), nothing written")
+        # The preview groups duplicates exactly as the first member would before writing the file.
+        groups = group_duplicates(train, d.duplicates, d.near_duplicate_distance, cache_dir).groups
+        grouped = train.assign(group=groups.to_numpy())
+        table = grouped.assign(fold=make_folds(grouped, s.n_folds, s.seed))[["id", "group", "label", "fold"]]
+        return CheckedSplit(table, "the previewed split", setting)
     split = read_split(path)
-    print(f"\nSplit: {path} (sha256 {split.sha256[:12]}…), {split.table['fold'].nunique()} folds")
+    print(f"\nSplit: {path} (sha256 {split.sha256[:12]}…), {split.table['fold'].nunique()} folds, "
+          f"made with data.duplicates {split.duplicates} ({split.merged_groups} group(s) merged with their copies)")
     ours, theirs = set(train["id"]), set(split.table["id"])
     if ours != theirs:
         findings.add(f"split file {path} does not fit the data: {len(ours - theirs)} images are not in it, "
                      f"{len(theirs - ours)} of its rows are not in the data")
-    return split.table[split.table["id"].isin(ours)]
+    return CheckedSplit(split.table[split.table["id"].isin(ours)], str(path), split.duplicates)
 
 
 def report_leaks(table: pd.DataFrame, train: pd.DataFrame, findings: Findings) -> None:
@@ -137,30 +157,115 @@ def report_counts(dataset: Dataset, table: pd.DataFrame, fold: int) -> None:
                   + ", ".join(f"{g} ({n})" for g, n in odd.head(SHOWN).items()))
 
 
-def report_duplicates(train: pd.DataFrame, train_scan, test: pd.DataFrame | None, test_scan,
-                      folds: dict[str, int]) -> None:
-    owners: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for row_id, digest in zip(train["id"], train_scan.sha256):
-        if digest:
-            owners[digest].append(("train", row_id))
+@dataclass
+class Row:
+    role: str   # train | test
+    id: str
+    path: str
+
+
+def _fold_span(rows: list[int], pool: list[Row], folds: dict[str, int]) -> int:
+    return len({folds.get(pool[i].id) for i in rows if pool[i].role == "train"} - {None})
+
+
+def _named(rows: list[int], pool: list[Row], folds: dict[str, int], limit: int = 4) -> str:
+    def one(i: int) -> str:
+        fold = folds.get(pool[i].id) if pool[i].role == "train" else None
+        return f"{pool[i].role}:{pool[i].id}" + (f" (fold {fold})" if fold is not None else "")
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ", ".join(one(i) for i in rows[:limit]) + more
+
+
+def _print_sets(title: str, sets: list[list[int]], pool: list[Row], folds: dict[str, int]) -> None:
+    print(f"  {title}: {len(sets)} set(s), {sum(len(s) for s in sets)} files")
+    spanning = [rows for rows in sets if _fold_span(rows, pool, folds) > 1]
+    shown = spanning[:SHOWN] + [rows for rows in sets if rows not in spanning][: max(0, SHOWN - len(spanning))]
+    for rows in shown:
+        print("    = " + _named(rows, pool, folds))
+
+
+def report_duplicates(args, config: MemberConfig, train: pd.DataFrame, test: pd.DataFrame | None,
+                      checked: CheckedSplit, cache_dir: Path, findings: Findings) -> None:
+    """Exact and near-duplicate sets, the ones the split lets span folds, and train-test overlap."""
+    d = config.data
+    distance = d.near_duplicate_distance
+    pool = [Row("train", i, p) for i, p in zip(train["id"], train["path"])]
     if test is not None:
-        for row_id, digest in zip(test["id"], test_scan.sha256):
-            if digest:
-                owners[digest].append(("test", row_id))
-    sets = [files for files in owners.values() if len(files) > 1]
-    print("\nByte-identical duplicates (sha256 of the file bytes):")
-    if not sets:
+        pool += [Row("test", i, p) for i, p in zip(test["id"], test["path"])]
+    sha, phash = file_hashes(train["path"].tolist(), cache_dir, desc="hash training images")
+    if test is not None:
+        test_sha, test_phash = file_hashes(test["path"].tolist(), cache_dir, desc="hash test images")
+        sha, phash = sha + test_sha, phash + test_phash
+    folds = dict(zip(checked.table["id"], checked.table["fold"]))
+    exact = exact_sets(sha)
+    codes, valid = to_codes(phash)
+    pairs = near_pairs(codes, distance, valid)
+    everything = duplicate_sets(len(pool), duplicate_links(sha, phash, "near", distance))
+    exact_keys = {tuple(rows) for rows in exact}
+    near = [rows for rows in everything if tuple(rows) not in exact_keys]  # joined through a perceptual match
+
+    print(f"\nDuplicates (exact: the same bytes; near: perceptual hash within {distance} bits, "
+          f"data.near_duplicate_distance):")
+    if not everything:
         print("  none")
+        if args.sheet:  # asked for: an empty sheet says so, rather than leaving an older file in place
+            sheet_pairs(pairs, sha, pool, folds, Path(args.sheet), distance)
         return
-    print(f"  {len(sets)} set(s), {sum(len(s) for s in sets)} files")
-    across = [s for s in sets if len({folds.get(i) for role, i in s if role == "train"} - {None}) > 1]
-    with_test = [s for s in sets if {"train", "test"} <= {role for role, _ in s}]
-    if across:
-        print(f"  {len(across)} set(s) span folds: the same picture would be in train and val")
-    if with_test:
-        print(f"  {len(with_test)} set(s) join training and test images")
-    for files in sets[:SHOWN]:
-        print("  = " + ", ".join(f"{role}:{row_id}" for role, row_id in files))
+    _print_sets("exact (byte-identical)", exact, pool, folds)
+    _print_sets(f"near (re-encoded, resized, cropped; within {distance} bits)", near, pool, folds)
+
+    n_train = len(train)
+    train_sets = [[i for i in rows if i < n_train] for rows in everything]
+    spanning = [rows for rows in train_sets if _fold_span(rows, pool, folds) > 1]
+    exact_spanning = [rows for rows in exact if _fold_span(rows, pool, folds) > 1]
+    # What a split made now would do: groups absorb copies (near unless the config asks for exact only).
+    setting = "exact" if d.duplicates == "exact" else "near"
+    after = group_duplicates(train, setting, distance, cache_dir)
+    print(f"  spanning folds under {checked.name} (data.duplicates {checked.duplicates}): {len(spanning)} set(s) "
+          f"({len(exact_spanning)} of them byte-identical)")
+    try:
+        grouped = train.assign(group=after.groups.to_numpy())
+        preview = dict(zip(train["id"], make_folds(grouped, d.split.n_folds, d.split.seed)))
+        after_text = f"{sum(_fold_span(rows, pool, preview) > 1 for rows in train_sets)} set(s)"
+    except UserError as err:
+        after_text = f"no split possible ({err})"
+    print(f"  spanning folds after grouping (data.duplicates {describe_setting(setting, distance)}): "
+          f"{after_text}; {after.merged} group(s) would merge with their copies")
+
+    overlap = [rows for rows in everything if {pool[i].role for i in rows} == {"train", "test"}]
+    if test is not None:
+        print(f"  train-test overlap: {len(overlap)} set(s) join training and test images "
+              f"(shown only; the test list is never altered)")
+        for rows in overlap[:SHOWN]:
+            print("    = " + _named(rows, pool, folds))
+    if spanning:
+        text = (f"{checked.name} (made with data.duplicates {checked.duplicates}) leaks through duplicates: "
+                f"{len(spanning)} set(s) of copies span folds, e.g. {_named(spanning[0], pool, folds, 2)}; "
+                + ("set data.duplicates near before the split file is made" if checked.name == "the previewed split"
+                   else "make a new split (a new split name) with data.duplicates near"))
+        if args.allow_duplicate_leaks:
+            print(f"  allowed by --allow-duplicate-leaks: {text}")
+        else:
+            findings.add(text)
+    if args.sheet:
+        sheet_pairs(pairs, sha, pool, folds, Path(args.sheet), distance)
+
+
+def sheet_pairs(pairs: np.ndarray, sha: list[str | None], pool: list[Row], folds: dict[str, int], out: Path,
+                distance: int, limit: int = 24) -> None:
+    """The near (not byte-identical) pairs, the weakest matches first: if those are true copies, so are the rest."""
+    near = [(int(i), int(j), int(dist)) for i, j, dist in pairs if sha[i] != sha[j]]
+    near.sort(key=lambda p: (-p[2], p[0], p[1]))
+
+    def label(i: int) -> str:
+        fold = folds.get(pool[i].id) if pool[i].role == "train" else None
+        short = "/".join(Path(pool[i].id).parts[-2:])  # the sheet is narrow: the last two parts name the file
+        return f"{pool[i].role}:{short}" + (f" f{fold}" if fold is not None else "")
+
+    rows = [(pool[i].path, pool[j].path, f"{dist} bits  {label(i)} | {label(j)}") for i, j, dist in near[:limit]]
+    write_contact_sheet(rows, out, f"{len(near)} near-duplicate pair(s) within {distance} bits; "
+                                   f"{len(rows)} shown, weakest first")
+    print(f"  contact sheet: {out} ({len(rows)} of {len(near)} near pair(s), weakest match first)")
 
 
 def report_sizes(train_scan, test_scan) -> None:
@@ -186,23 +291,30 @@ def check_data(args) -> int:
     print(f"  test list: {'none' if test is None else f'{len(test)} images'}"
           + (f" ({dataset.test_info})" if dataset.test_info else ""))
     findings = Findings()
-    train_scan = scan(train["path"].tolist(), "scan training images", with_hash=True)
-    test_scan = scan(test["path"].tolist(), "scan test images", with_hash=True) if test is not None else None
+    # One visit per file: the decode that finds bad files also takes the duplicate hashes (cached below).
+    train_scan = scan(train["path"].tolist(), "scan training images", with_phash=True)
+    test_scan = scan(test["path"].tolist(), "scan test images", with_phash=True) if test is not None else None
     report_bad(train_scan, test_scan, config.data.on_bad_image, findings)
 
     # Bad rows leave before the split is checked, exactly as training would drop them under skip.
     kept = train[~train["path"].isin(train_scan.bad)]
-    table = split_table(args, config, kept, settings.splits, findings)
+    good = [i for i, p in enumerate(train["path"]) if p not in train_scan.bad]
+    store_hashes(kept["path"].tolist(), [train_scan.sha256[i] for i in good], [train_scan.phash[i] for i in good],
+                 settings.image_cache)
+    if test_scan is not None:
+        store_hashes(test_scan.paths, test_scan.sha256, test_scan.phash, settings.image_cache)
+    checked = split_table(args, config, kept, settings.splits, settings.image_cache, findings)
+    table = checked.table
     fold = config.data.split.fold
     report_counts(dataset, table, fold if fold in set(table["fold"]) else int(table["fold"].min()))
     report_leaks(table, kept, findings)
-    report_duplicates(train, train_scan, test, test_scan, dict(zip(table["id"], table["fold"])))
+    report_duplicates(args, config, kept, test, checked, settings.image_cache, findings)
     report_sizes(train_scan, test_scan)
     if findings.problems:
         print(f"\n{len(findings.problems)} problem(s) found:")
         for text in findings.problems:
             print(f"  - {text}")
         return 1
-    print("\nOK: no leaks and no blocking bad files")
+    print("\nOK: no leaks (by group or through duplicates) and no blocking bad files")
     return 0
 

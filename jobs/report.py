@@ -111,6 +111,7 @@ def report_command(args, settings: Settings):
         ensembles={primary: Vote(labels, table)}, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={e["name"]: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
+        member_splits={e["name"]: dict(e["split"]) for e in entries},
         seed=args.seed, n_boot=args.n_boot, gallery_limit=args.gallery),
         folder)
 

@@ -75,10 +75,13 @@ def git_revision() -> str | None:
 def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
     dataset = load_dataset(config.data, settings.data_root)
     # Every bad file is found before any work starts; skipped rows leave before the split is made or checked.
+    # The duplicate hashes are taken in the scan's own visit of each file, and cached for the split.
     dataset.train, skipped = apply_policy(dataset.train, config.data.on_bad_image, settings.image_cache,
-                                          f"the {dataset.name} data at {dataset.root}")
+                                          f"the {dataset.name} data at {dataset.root}",
+                                          with_hashes=config.data.duplicates != "off")
     s = config.data.split
-    split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits)
+    split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits, config.data.duplicates,
+                         config.data.near_duplicate_distance, settings.image_cache)
     pool = dataset.train.reset_index(drop=True)
     position = pd.Series(np.arange(len(pool)), index=pool["id"])
     train_idx = position[split.rows(s.fold, "train")["id"]].to_numpy()
@@ -135,7 +138,8 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         "sha256": sha256,
         "input": {"size": list(config.data.image_size), "mean": [float(v) for v in built.mean],
                   "std": [float(v) for v in built.std], "interpolation": RESIZE_INTERPOLATION},
-        "split": {"name": s.name, "sha256": data.split.sha256, "fold": s.fold, "n_folds": s.n_folds},
+        "split": {"name": s.name, "sha256": data.split.sha256, "fold": s.fold, "n_folds": s.n_folds,
+                  "duplicates": data.split.duplicates, "merged_groups": data.split.merged_groups},
         "composite": data.dataset.composite,  # task layout for per-task votes; None for plain classes
         "metrics": {k: round(float(result.best[k]), 6) for k in ("val_f1_macro", "val_acc", "val_loss")}
                    | {"best_epoch": result.best_epoch},
@@ -219,6 +223,8 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
         log.info("weights: %s", built.origin)
         log.info("split %s fold %d: %d train / %d val rows", config.data.split.name, config.data.split.fold,
                  len(data.train_idx), len(data.val_idx))
+        log.info("split %s duplicates %s: %d group(s) merged with their copies", config.data.split.name,
+                 data.split.duplicates, data.split.merged_groups)
         if config.data.on_bad_image == "skip" and run_dir is not None:
             atomic.write_text(run_dir / "skipped_images.csv", data.skipped.to_csv(index=False))
         if smoke:

@@ -60,6 +60,25 @@ def score_table(y: np.ndarray, preds: dict[str, np.ndarray], n_classes: int, kin
     return pd.DataFrame(rows)
 
 
+def split_line(member_splits: dict[str, dict]) -> str | None:
+    """The header line: the split and duplicate setting the members share (or how they differ)."""
+    if not member_splits:
+        return None
+
+    def key(split: dict) -> str:
+        # Entries from before duplicates were grouped record no setting; their split grouped nothing.
+        dup = split.get("duplicates", "off (not recorded)")
+        merged = f", {split['merged_groups']} group(s) merged" if split.get("merged_groups") else ""
+        return f"split `{split.get('name')}` ({str(split.get('sha256', ''))[:12]}), duplicates {dup}{merged}"
+
+    kinds: dict[str, list[str]] = {}
+    for name, split in member_splits.items():
+        kinds.setdefault(key(split), []).append(name)
+    if len(kinds) == 1:
+        return f"Validation: {next(iter(kinds))}, shared by every member"
+    return "Validation differs between members: " + "; ".join(f"{k} for {', '.join(v)}" for k, v in kinds.items())
+
+
 def safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
 
@@ -96,6 +115,7 @@ class ReportInputs:
     n_splits: int = 5
     gallery_limit: int = 30
     compare: pd.DataFrame | None = None  # compare_rules' table when the caller already computed it
+    member_splits: dict[str, dict] = field(default_factory=dict)  # member -> its registry entry's split
 
 
 @dataclass
@@ -422,8 +442,9 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
             "compare": _records(compared), "diversity": diversity_metrics, "gallery": gallery_metrics,
         }
         _write_tables(stage, metrics, val_table, test_table, compared, reports, inputs.recipe)
+        validation = split_line(inputs.member_splits)
         page = Page(inputs.title, [*inputs.summary, f"{len(y)} validation rows, {n_classes} classes; members: "
-                                   f"{', '.join(inputs.members)}"], sections)
+                                   f"{', '.join(inputs.members)}", *([validation] if validation else [])], sections)
         atomic.write_text(stage / "report.md", to_markdown(page))
         atomic.write_text(stage / "report.html", to_html(page, footer=f"ensemble-vote report, {created}; "
                                                                       f"report.md beside it has the same content"))

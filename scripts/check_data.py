@@ -4,9 +4,13 @@
     python -m scripts.check_data --source mask --root PATH [--test PATH] [--split NAME] [--n-folds 5]
 
 The split checked is `--split` (a name under <output root>/splits/ or a CSV path), else the
-config's split file when it exists; otherwise the folds are previewed without being written.
-Exits 1 on a leak (a group in two folds), a split file that does not fit the data, a bad
-training file under data.on_bad_image=error, or any bad test file; 2 on a usage error.
+config's split file when it exists; otherwise the folds are previewed (grouping duplicates as
+data.duplicates says) without being written. Exact and near-duplicate sets are listed with how
+many span folds now and after grouping, and the train-test overlap; `--sheet FILE` draws the
+near pairs, weakest match first, to judge data.near_duplicate_distance by eye.
+Exits 1 on a leak (a group in two folds, or copies of a picture in two folds, unless
+--allow-duplicate-leaks), a split file that does not fit the data, a bad training file under
+data.on_bad_image=error, or any bad test file; 2 on a usage error.
 """
 from __future__ import annotations
 
@@ -28,6 +32,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--split", help="split name under <output root>/splits/, or a split CSV path")
     parser.add_argument("--n-folds", type=int, help="folds for a previewed split (default: the config's)")
     parser.add_argument("--on-bad-image", choices=["error", "skip"], help="policy to judge bad files by")
+    parser.add_argument("--duplicates", choices=["exact", "near", "off"],
+                        help="data.duplicates for a previewed split (default: the config's, near)")
+    parser.add_argument("--sheet", metavar="FILE", help="write a contact-sheet PNG of the near-duplicate pairs")
+    parser.add_argument("--allow-duplicate-leaks", action="store_true",
+                        help="report copies that span folds without failing (exit 0)")
     return parser.parse_args(argv)
 
 

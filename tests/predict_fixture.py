@@ -34,7 +34,8 @@ def register_member(settings: Settings, name: str, arch: str, size: int, seed: i
     config = load_config(CONFIG, [f"name={name}", f"model.arch={arch}", f"data.image_size=[{size},{size}]"])
     dataset = load_dataset(config.data, settings.data_root)
     s = config.data.split
-    split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits)
+    split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits, config.data.duplicates,
+                         config.data.near_duplicate_distance, settings.image_cache)
     torch.manual_seed(seed)
     built = build_model(arch, dataset.num_classes)
     with torch.no_grad():
