@@ -86,8 +86,9 @@ def _caruana(seed: int, options: Mapping[str, Any]) -> Fit:
 
 
 def size_control(n_members: int) -> dict[str, Any]:
-    """Options of the size-controlled Caruana row: prune to the best half (at least 3), stop at the curve's best."""
-    return {"nbest": min(n_members, max(3, math.ceil(n_members / 2))), "use_best": True}
+    """Options of the size-controlled Caruana row: prune a large library to its best half (keep at least 5),
+    stop at the selection curve's first best point."""
+    return {"nbest": min(n_members, max(5, math.ceil(n_members / 2))), "use_best": True}
 
 
 def _stack(seed: int) -> Fit:
