@@ -14,7 +14,7 @@ def imbalanced(rng, n_rows, n_classes=5):
     y = rng.choice(n_classes, n_rows, p=[0.6, 0.15, 0.1, 0.1, 0.05])
     z = rng.normal(size=(n_rows, n_classes))
     z[np.arange(n_rows), y] += 1.6
-    z[:, 0] += 1.2
+    z[:, 0] += 2.0
     return y, softmax(z, axis=1)
 
 
@@ -26,7 +26,7 @@ def test_weights_raise_macro_f1_on_fresh_rows() -> None:
     assert max(w) == 1.0 and w[0] < 1.0  # the majority class is weighed down
     before = macro_f1(y_new, p_new.argmax(1))
     after = macro_f1(y_new, apply_decision_weights(p_new, w)[0])
-    assert after > before + 0.03
+    assert after > before + 0.08
 
 
 def test_coordinate_ascent_never_loses_on_its_own_rows() -> None:
