@@ -23,7 +23,7 @@ from core.settings import Settings
 from ensemble.recipe import GROUP_RULE
 from jobs.inputs import VoteInputs, check_compatible, class_difference
 from predict.cache import Prediction
-from predict.oof import stitch_oof
+from predict.oof import check_fold_group, stitch_oof
 
 GLOB = set("*?[")
 
@@ -74,6 +74,35 @@ def units_of_recipe(members: list[str], groups: dict[str, list[str]] | None) -> 
             for name in members]
 
 
+def check_units(units: list[Unit], entries: dict[str, dict]) -> None:
+    """What can be refused from the registry entries alone, before any prediction work.
+
+    A fold group must be complete (each fold once, one split, one architecture). A trained holdout
+    member is validated on one fold, a strict part of the training rows a fold group is scored on,
+    so the two never cover the same rows; imported members are checked on their rows later.
+    """
+    singles = [entries[u.name] for u in units if not u.group]
+    if singles:
+        check_compatible(singles)
+    first = entries[units[0].members[0]]
+    for entry in (entries[m] for u in units for m in u.members):
+        if entry["classes"] != first["classes"]:
+            raise UserError(f"members '{first['name']}' and '{entry['name']}' have different class lists "
+                            f"({class_difference(first['classes'], entry['classes'])})")
+    groups = [u for u in units if u.group]
+    for unit in groups:
+        group_entries = [entries[m] for m in unit.members]
+        check_fold_group(group_entries)
+    holdouts = [u for u in units if not u.group and not entries[u.name].get("imported")]
+    if groups and holdouts:
+        group, member = groups[0], holdouts[0]
+        split = entries[member.name]["split"]
+        raise UserError(f"fold group '{group.name}' is scored on the out-of-fold rows of every training image, but "
+                        f"member '{member.name}' is validated only on fold {split.get('fold')} of split "
+                        f"'{split['name']}': weights fitted on one set of rows would be scored on the other's; "
+                        f"vote fold groups with fold groups, or holdout members with holdout members")
+
+
 def fold_members(units: list[Unit]) -> list[str]:
     return [m for u in units for m in u.members]
 
@@ -112,18 +141,12 @@ def unit_inputs(units: list[Unit], entries: dict[str, dict], predictions: dict[s
     `scripts.oof` checks it. A fold group and a holdout member are refused together unless they
     cover the same rows: a weight fitted on one set of rows would be scored on the other's.
     """
-    singles = [entries[u.name] for u in units if not u.group]
-    if singles:
-        check_compatible(singles)
+    check_units(units, entries)
     first_entry = entries[units[0].members[0]]
     val: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # unit -> ids, labels, probs
     test: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     for unit in units:
         unit_entries = [entries[m] for m in unit.members]
-        for entry in unit_entries:
-            if entry["classes"] != first_entry["classes"]:
-                raise UserError(f"members '{first_entry['name']}' and '{entry['name']}' have different class lists "
-                                f"({class_difference(first_entry['classes'], entry['classes'])})")
         if unit.group:
             split_file = settings.splits / f"{unit_entries[0]['split']['name']}.csv"
             oof = stitch_oof(unit_entries, _parts(predictions, unit.members),

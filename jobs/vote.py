@@ -21,7 +21,7 @@ from ensemble.choose import ALL_RULES, choose_recipe, needs_comparison
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
-from jobs.fold_groups import expand_units, fold_members, units_of_recipe, unit_inputs
+from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
 from jobs.inputs import parse_weights
 from predict.imports import member_entry
 from predict.run import predict_members
@@ -93,9 +93,12 @@ def primary_name(req: VoteRequest, recipe: Recipe) -> str:
     return f"vote:{req.rule}" if req.rule in PLAIN_RULES else f"recipe:{req.rule}"
 
 
-def resolve_members(registry: Registry, settings: Settings, names: list[str]) -> dict[str, dict]:
-    """Every member's entry from one read of the registry; imported members get theirs from the cache."""
-    registered = {entry["name"]: entry for entry in registry.members()}
+def resolve_members(registry: Registry, settings: Settings, names: list[str],
+                    registered: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every member's entry from one read of the registry (or the entries already read, `registered`);
+    imported members get theirs from the cache."""
+    if registered is None:
+        registered = {entry["name"]: entry for entry in registry.members()}
     return {name: registered[name] if name in registered else member_entry(registry, settings, name)
             for name in names}
 
@@ -112,14 +115,16 @@ def ensemble_recipes(primary: str, recipe: Recipe, weights: dict[str, float]) ->
 def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
     registry = Registry(req.registry or settings.registry)
+    registered = {entry["name"]: entry for entry in registry.members()}  # the one registry read
     if recipe is not None:
         units = units_of_recipe(names, recipe.groups)
     else:
-        units = expand_units(names, req.groups, [e["name"] for e in registry.members()])
+        units = expand_units(names, req.groups, list(registered))
     names = [u.name for u in units]
     members = fold_members(units)
-    entries = resolve_members(registry, settings, members)
+    entries = resolve_members(registry, settings, members, registered)
     ordered = [entries[n] for n in members]
+    check_units(units, entries)  # before any prediction work
     weights = dict(zip(names, parse_weights(req.weights, names).tolist()))
     listing = DatasetListing()
     predictions = predict_members(members, registry, settings, tta=req.tta, entries=entries, listing=listing)

@@ -87,6 +87,12 @@ def _by_fold(entries: list[dict]) -> list[dict]:
     return [slots[k] for k in range(n_folds)]
 
 
+def check_fold_group(entries: list[dict]) -> list[dict]:
+    """The entries of a complete fold group, in fold order; a one-line refusal names what is wrong."""
+    _check_same(entries)
+    return _by_fold(entries)
+
+
 def _val_probs(registry: Registry, entry: dict) -> dict[str, np.ndarray]:
     if not entry.get("val_probs"):
         raise UserError(f"member '{entry['name']}' records no val_probs file; retrain it")
