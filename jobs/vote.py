@@ -190,7 +190,7 @@ def print_vote(result: VoteResult) -> None:
     print_table("Validation (macro F1 is the metric; in-sample for fitted rules):", report.val_table)
     if result.compare:
         print_table("Honest comparison (cross-fitted on validation; gain vs the best member, 95% paired "
-                    "bootstrap CI):", report.compare_table)
+                    f"bootstrap CI; resampling unit: {report.metrics.get('resampling')}):", report.compare_table)
         print_gain_verdict(report.compare_table)
     print_table("Test rows of the submission (true labels known for the demo data):", report.test_table)
     weights_text = ", ".join(f"{n}={w:.3g}" for n, w in recipe.members.items())
