@@ -4,7 +4,8 @@ One builder serves `scripts.report` and `scripts.vote`. It writes, into one fold
 that is replaced whole (never left half-written):
   report.html (self-contained) and report.md, classification_reports.txt,
   confusion_*.png, learning_curves.png, disagreement.png, error_correlation.png,
-  gallery.png, recipe.yaml, metrics.json, metrics.csv and scores_*.csv.
+  gallery.png, selection_curve.png (with two or more members), recipe.yaml, metrics.json,
+  metrics.csv and scores_*.csv.
 """
 from __future__ import annotations
 
