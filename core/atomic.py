@@ -4,10 +4,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
+from core import leftovers
 from core.errors import UserError
 
 TEMP_SUFFIX = ".tmp"
@@ -61,16 +64,19 @@ def temp_name_pattern(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, tagged: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only on success.
 
     The temporary file lives in the same folder so the final rename is atomic
     on every OS; on any failure it is removed and the old file stays as it was.
+    `tagged` puts the writer's host and pid in its name (see core.leftovers), so a
+    later writer can sweep it if this one is killed, without holding a lock.
     """
     path = Path(path)
+    prefix = f".{path.name}.{leftovers.owner_tag()}-" if tagged else f".{path.name}."
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as err:
         raise explain_write_error(path, err) from err
@@ -85,6 +91,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise explain_write_error(path, err) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden sibling folder to build `path` in; swap it in whole only on success.
+
+    The stage and the set-aside old folder carry the writer's tag (core.leftovers), so a later
+    build sweeps what a killed one left. On any failure the stage is removed and `path` stays as it was.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.{leftovers.owner_tag()}-", suffix=TEMP_SUFFIX,
+                                      dir=path.parent))
+        # mkdtemp makes a private folder; outputs are shared like any other file.
+        os.chmod(stage, 0o777 & ~_UMASK)
+    except OSError as err:
+        raise explain_write_error(path, err) from err
+    try:
+        yield stage
+        old = path.with_name(f".{path.name}.{leftovers.owner_tag()}-{uuid.uuid4().hex[:8]}.old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(stage, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise explain_write_error(path, err) from err
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
         raise
     _fsync_folder(path.parent)
 
@@ -135,6 +173,16 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     for tmp in path.parent.glob(temp_name_pattern(path)):
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
+    return removed
+
+
+def remove_dead_writers_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the tagged temporary siblings of `path` whose writer (on this host) is dead; no lock needed."""
+    removed = []
+    for tmp in leftovers.stale_siblings(Path(path), (TEMP_SUFFIX,)):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
     return removed
 
 

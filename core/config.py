@@ -1,15 +1,22 @@
-"""Typed member configuration: YAML plus `key=value` overrides, with unknown keys refused."""
+"""Typed member configuration: YAML plus `key=value` overrides, validated by pydantic against the dataclasses below.
+
+Unknown keys are refused with a suggestion, bad values name the key, the value and what is expected,
+and every message says where the value came from (the file, or the command-line overrides)."""
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from core.errors import UserError
+from core.limits import image_size_problem
+from core.names import name_problem
 
 
 @dataclass
@@ -125,54 +132,83 @@ def _unknown_key(key: str, known: list[str], origin: str) -> UserError:
     return UserError(f"unknown config key '{key}' in {origin}{hint}")
 
 
-def _coerce(value: Any, hint: Any, key: str, origin: str) -> Any:
-    text = str(hint)
-    if value is None:
-        if "None" in text:
-            return None
-        raise UserError(f"config key '{key}' in {origin} may not be empty")
-    text = text.replace(" | None", "")  # an optional value that is present follows the plain type's rules
-    if hint is bool or text == "bool":
-        if isinstance(value, bool):
-            return value
-    elif hint is int or text == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float or text == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif text.startswith("list"):
-        if isinstance(value, list):
-            return value
-    elif text.startswith("dict"):
-        if isinstance(value, dict):
-            return value
-    elif "str" in text:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    raise UserError(f"config key '{key}' in {origin} has value {value!r}, expected {text.replace('typing.', '')}")
+def _schemas() -> list[type]:
+    """Every config dataclass of this module (sections added later are picked up too)."""
+    return [v for v in globals().values() if isinstance(v, type) and dataclasses.is_dataclass(v)
+            and v.__module__ == __name__]
 
 
-def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
+@functools.lru_cache(maxsize=1)
+def _adapter() -> TypeAdapter:
+    # pydantic validates the dataclasses as they are: unknown keys refused, numbers accepted where a
+    # string is expected (a member may be called 7), nothing guessed from the text of type hints.
+    for schema in _schemas():
+        schema.__pydantic_config__ = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    return TypeAdapter(MemberConfig)
+
+
+def _section(loc: tuple) -> type:
+    """The dataclass a location (a tuple of keys) points into."""
+    cls = MemberConfig
+    for key in loc:
+        hint = get_type_hints(cls).get(key)
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            break
+        cls = hint
+    return cls
+
+
+def _fill_sections(cls: type, data: Any, prefix: str, origin: str) -> Any:
+    """An empty section (`train:` with nothing under it) means its defaults; a non-mapping is refused."""
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise UserError(f"config section '{prefix.rstrip('.') or 'top level'}' in {origin} must be a mapping")
     hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
+    out = dict(data)
     for key, value in data.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            raise _unknown_key(full, names, origin)
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value or {}, f"{full}.", origin)
-        else:
-            kwargs[key] = _coerce(value, hint, full, origin)
-            if full in CHOICES and kwargs[key] not in CHOICES[full]:
-                raise UserError(
-                    f"config key '{full}' in {origin} is {value!r}; choose one of {', '.join(sorted(CHOICES[full]))}"
-                )
-    return cls(**kwargs)
+        hint = hints.get(key)
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            out[key] = _fill_sections(hint, value, f"{prefix}{key}.", origin)
+    return out
+
+
+def _explain(err: ValidationError, origin: str) -> UserError:
+    """pydantic's first error as our one line: the key, what was given, what is expected."""
+    first = err.errors()[0]
+    keys = [str(k) for k in first["loc"] if not isinstance(k, int)]
+    key = ".".join(keys) or "top level"
+    if first["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        section = _section(tuple(keys[:-1]))
+        return _unknown_key(key, [f.name for f in dataclasses.fields(section)], origin)
+    if first["type"] == "dataclass_type":
+        return UserError(f"config section '{key}' in {origin} must be a mapping")
+    given = first.get("input")
+    if given is None:
+        return UserError(f"config key '{key}' in {origin} may not be empty")
+    hint = get_type_hints(_section(tuple(keys[:-1]))).get(keys[-1])
+    expected = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "") if hint else first["msg"]
+    return UserError(f"config key '{key}' in {origin} has value {given!r}, expected {expected}")
+
+
+def _check_choices(config: Any, prefix: str, origin: str) -> None:
+    for f in dataclasses.fields(config):
+        value, full = getattr(config, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_choices(value, f"{full}.", origin)
+        elif full in CHOICES and value not in CHOICES[full]:
+            raise UserError(
+                f"config key '{full}' in {origin} is {value!r}; choose one of {', '.join(sorted(CHOICES[full]))}")
+
+
+def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
+    data = _fill_sections(cls, data, prefix, origin)
+    try:
+        config = _adapter().validate_python(data)
+    except ValidationError as err:
+        raise _explain(err, origin) from None
+    _check_choices(config, "", origin)
+    return config
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -237,10 +273,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def _check_values(config: MemberConfig, origin: str) -> None:
-    size = config.data.image_size
-    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
-        raise UserError(f"config key 'data.image_size' in {origin} must be two positive integers [height, width]")
+    problem = image_size_problem(config.data.image_size)
+    if problem:
+        raise UserError(f"config key 'data.image_size' in {origin} {problem}")
     split = config.data.split
+    problem = name_problem(split.name)  # it names splits/<name>.csv
+    if problem:
+        raise UserError(f"config key 'data.split.name' in {origin} is {split.name!r}: it {problem}")
     if split.n_folds < 2 or not 0 <= split.fold < split.n_folds:
         raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
     if config.train.epochs < 1 or config.train.batch_size < 1:

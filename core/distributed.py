@@ -21,13 +21,33 @@ from core.errors import UserError
 log = logging.getLogger("members")
 
 
-def resolve_device(name: str) -> torch.device:
+def parse_device(name: str, what: str, auto: str) -> torch.device:
+    """A device the user named (`what` says where, e.g. "--device"), checked against this machine.
+
+    torch.device accepts 'cuda:7' on a machine with one GPU and fails deep inside the first
+    copy; a typo such as 'gpu7' raises a RuntimeError listing every backend. Both become one line here.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"config key 'train.device' is '{name}' but no CUDA GPU is visible; use train.device=auto")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"{what} is '{name}', not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"{what} is '{name}'; this tool runs on auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"{what} is '{name}' but no CUDA GPU is visible; use {auto}")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"{what} is '{name}' but only {torch.cuda.device_count()} CUDA GPU(s) are visible "
+                            f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"{what} is '{name}' but MPS is not available on this machine; use {auto}")
     return device
+
+
+def resolve_device(name: str) -> torch.device:
+    return parse_device(name, "config key 'train.device'", "train.device=auto")
 
 
 @dataclass

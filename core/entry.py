@@ -20,12 +20,13 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from core.errors import UserError
+from core.limits import MAX_IMAGE_SIDE as MAX_SIDE, image_size_problem
+from core.names import name_problem
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 # Names become folder names (run folders, prediction cache), so they may not carry path syntax.
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
-MAX_SIDE = 4096  # pixels; larger inputs would make the decode-once cache absurd (TBs at 100k px)
 _FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
            "created", "run", "val_probs", "ema", "imported")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
@@ -58,10 +59,9 @@ class InputSpec:
     @classmethod
     def from_dict(cls, value: dict) -> InputSpec:
         size, mean, std = value.get("size"), value.get("mean"), value.get("std")
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-            raise ValueError("'size' must be two positive integers [height, width]")
-        if max(size) > MAX_SIDE:
-            raise ValueError(f"'size' {size} exceeds {MAX_SIDE} pixels per side")
+        problem = image_size_problem(size)  # bounded: a huge size would claim terabytes of image cache
+        if problem:
+            raise ValueError(f"'size' {problem}")
         for key, stats in (("mean", mean), ("std", std)):
             if not (isinstance(stats, list) and len(stats) == 3 and all(_is_number(v) for v in stats)):
                 raise ValueError(f"'{key}' must be three numbers")
@@ -86,6 +86,9 @@ class SplitRef:
     def from_dict(cls, value: dict) -> SplitRef:
         if not isinstance(value.get("name"), str) or not value["name"]:
             raise ValueError("needs a 'name'")
+        problem = name_problem(value["name"])  # it names splits/<name>.csv
+        if problem:
+            raise ValueError(f"'name' {value['name']!r} {problem}")
         if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
             raise ValueError("'sha256' must be 64 lowercase hex characters")
         fold = value.get("fold")

@@ -10,23 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import UserError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 RESIZE_INTERPOLATION = "bilinear"  # what load_resized uses; recorded in registry entries
 EXIF_ORIENTATION = 0x0112
-# EXIF orientation value -> the transposition that makes the picture upright.
-_UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+TURNED = (5, 6, 7, 8)  # orientations whose upright picture swaps width and height
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
@@ -40,7 +31,7 @@ def _orientation(img: Image.Image) -> int:
     # A damaged EXIF block must not cost the user the picture itself: treat it as upright.
     try:
         value = img.getexif().get(EXIF_ORIENTATION, 1)
-        return int(value) if value in _UPRIGHT else 1
+        return int(value) if value in range(1, 9) else 1
     except Exception:  # noqa: BLE001 - Pillow raises many kinds on malformed EXIF
         return 1
 
@@ -107,12 +98,20 @@ def load_rgb(path: str | Path) -> Image.Image:
     path = Path(path)
     try:
         with Image.open(path) as img:
-            orientation = _orientation(img)
             img.load()
-            rgb = to_rgb(img)
+            return to_rgb(_upright(img))
     except _DECODE_ERRORS as err:
         raise BadImageError(path, explain_failure(path, err)) from err
-    return rgb.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else rgb
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Pillow's own EXIF transposition; a damaged EXIF block must not cost the user the picture itself."""
+    if _orientation(img) == 1:
+        return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on malformed EXIF
+        return img
 
 
 def probe(path: str | Path) -> tuple[int, int]:
@@ -131,7 +130,7 @@ def probe(path: str | Path) -> tuple[int, int]:
             img.load()
     except _DECODE_ERRORS as err:
         raise BadImageError(path, explain_failure(path, err)) from err
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return (height, width) if orientation in TURNED else (width, height)
 
 
 def load_resized(path: str | Path, size: tuple[int, int]) -> np.ndarray:

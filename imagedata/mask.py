@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import UserError
+from core.names import name_problem
 from core.images import is_image_name
 
 log = logging.getLogger("members")
@@ -67,6 +68,9 @@ def read_people(csv: Path) -> pd.DataFrame:
         path = row["path"].strip()
         if not path:
             raise _row_error(csv, index, "empty 'path'")
+        problem = name_problem(path)  # it names a folder inside train/images, never a path out of it
+        if problem:
+            raise _row_error(csv, index, f"path {path!r} {problem}")
         if path in seen:
             raise _row_error(csv, index, f"person '{path}' is listed again (first on row {seen[path] + 2})")
         seen[path] = index

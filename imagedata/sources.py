@@ -18,6 +18,7 @@ import pandas as pd
 
 from core.errors import UserError
 from core.images import is_image_name
+from core.names import name_problem
 from imagedata import csv_source, mask
 from imagedata.digits import ensure_digits
 
@@ -71,14 +72,22 @@ def read_test_list(spec: Path) -> tuple[pd.DataFrame, Path | None]:
     """A test list is an info.csv (ImageID,ans beside images/) or a plain folder of images."""
     if spec.is_file():
         try:
-            info = pd.read_csv(spec, dtype={"ImageID": str})
+            # keep_default_na=False: an ImageID such as "NA", "nan" or "None" is a file name, not a missing value.
+            info = pd.read_csv(spec, dtype={"ImageID": str}, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
             raise UserError(f"test list {spec} is not a readable CSV") from err
         if "ImageID" not in info.columns:
-            raise UserError(f"test list {spec} has no 'ImageID' column (header: {', '.join(info.columns)})")
-        if info["ImageID"].isna().any():
-            row = int(info.index[info["ImageID"].isna()][0]) + 2
+            raise UserError(f"test list {spec} has no 'ImageID' column (header: {', '.join(map(str, info.columns))})")
+        if info.empty:
+            raise UserError(f"test list {spec} has a header but no rows; a submission needs at least one test image")
+        empty = info["ImageID"].str.strip() == ""
+        if empty.any():
+            row = int(info.index[empty][0]) + 2
             raise UserError(f"test list {spec} row {row} has an empty ImageID")
+        for row, image_id in enumerate(info["ImageID"], start=2):
+            problem = name_problem(image_id)  # it names a file inside images/, never a path out of it
+            if problem:
+                raise UserError(f"test list {spec} row {row}: ImageID {image_id!r} {problem}")
         repeated = info["ImageID"].duplicated()
         if repeated.any():
             row = int(info.index[repeated][0])

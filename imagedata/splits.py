@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_file
+from core.names import path_inside
 
 
 @dataclass
@@ -78,7 +79,8 @@ def read_split(path: Path) -> Split:
         raise UserError(f"split file {path} does not exist (it is made when the first member trains on it; "
                         f"copy the splits/ folder along with the registry)")
     try:
-        table = pd.read_csv(path, dtype={"id": str, "group": str})
+        # keep_default_na=False: an id or group such as "NA" or "None" is a name, not a missing value.
+        table = pd.read_csv(path, dtype={"id": str, "group": str}, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise UserError(f"split file {path} is not a readable CSV") from err
     missing = {"id", "group", "label", "fold"} - set(table.columns)
@@ -93,7 +95,7 @@ def read_split(path: Path) -> Split:
 
 def ensure_split(train: pd.DataFrame, name: str, n_folds: int, seed: int, splits_dir: Path) -> Split:
     """Reuse `splits/<name>.csv` if present (checking it fits the data), otherwise create it once."""
-    path = Path(splits_dir) / f"{name}.csv"
+    path = path_inside(splits_dir, name, "split name (data.split.name)", ".csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=120):
         if not path.exists():

@@ -1,6 +1,7 @@
 """Member predictions gathered for voting, keyed by member name and checked for compatibility."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,16 +56,22 @@ def check_compatible(entries: list[dict]) -> None:
 def parse_weights(items: list[str] | None, names: list[str]) -> np.ndarray:
     """`name=weight` pairs; members not named get weight 1. Never positional, never file order."""
     weights = dict.fromkeys(names, 1.0)
+    given: set[str] = set()
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"weight '{item}' must look like member=weight")
         if name not in weights:
             raise UserError(f"weight given for '{name}', which is not among the voting members ({', '.join(names)})")
+        if name in given:
+            raise UserError(f"weight for '{name}' is given twice in --weights; give each member one weight")
+        given.add(name)
         try:
             weights[name] = float(value)
         except ValueError as err:
             raise UserError(f"weight for '{name}' is '{value}', not a number") from err
+        if not math.isfinite(weights[name]):
+            raise UserError(f"weight for '{name}' is '{value}', not a finite number")
         if weights[name] < 0:
             raise UserError(f"weight for '{name}' is negative")
     if sum(weights.values()) <= 0:

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import UserError
+from core.names import check_name, path_inside
 from core.registry import Registry
 from core.settings import Settings
 from ensemble.composite import CompositeSpec
@@ -16,7 +17,7 @@ from jobs.inputs import gather, parse_weights
 from jobs.vote import resolve_members
 from predict.loading import member_config
 from predict.run import predict_members
-from report.builder import ReportInputs, Vote, build_report, print_table
+from report.builder import ReportInputs, Vote, build_report, check_report_target, print_table
 from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from report.wandb_log import MODES
 
@@ -78,8 +79,10 @@ def print_tables(result) -> None:
 def report_command(args, settings: Settings):
     """Build the report `args` (the parsed report arguments) asks for; return (result, wandb folder)."""
     members, given = check_args(args)
-    folder = Path(args.report or settings.output_root / "reports" / args.name)
-    if folder.exists() and not args.overwrite:
+    folder = Path(args.report) if args.report else path_inside(settings.output_root / "reports", args.name, "--name")
+    check_name(args.name, "--name")  # it also names the wandb run, with or without --report
+    check_report_target(folder)  # before any prediction work: only a report folder is ever replaced...
+    if folder.exists() and not args.overwrite:  # ...and only when asked
         raise UserError(f"report folder {folder} already exists; pass --overwrite to replace it")
     registry = Registry(args.registry or settings.registry)
     resolved = resolve_members(registry, settings, members)  # one registry read; imported members too

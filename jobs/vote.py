@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import atomic
 from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
@@ -21,6 +20,7 @@ from ensemble.choose import ALL_RULES, choose_recipe, needs_comparison
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
+from jobs import outputs
 from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
 from jobs.inputs import parse_weights
 from predict.imports import member_entry
@@ -65,7 +65,7 @@ class VoteResult:
 def test_labels(labels_csv: Path | None, ids: np.ndarray) -> np.ndarray | None:
     if labels_csv is None or not labels_csv.exists():
         return None
-    labels = pd.read_csv(labels_csv, dtype={"ImageID": str}).set_index("ImageID")["label"]
+    labels = pd.read_csv(labels_csv, dtype={"ImageID": str}, keep_default_na=False).set_index("ImageID")["label"]
     return labels.loc[list(ids)].to_numpy()
 
 
@@ -114,6 +114,8 @@ def ensemble_recipes(primary: str, recipe: Recipe, weights: dict[str, float]) ->
 
 def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
+    out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
+    outputs.check_targets(out, report_dir, req.overwrite)  # before any prediction work
     registry = Registry(req.registry or settings.registry)
     registered = {entry["name"]: entry for entry in registry.members()}  # the one registry read
     if recipe is not None:
@@ -155,10 +157,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
     test = {name: apply(r, inputs.by_name("test"))[0] for name, r in votes.items()}
 
-    out = Path(req.out or settings.output_root / "submissions" / f"{req.name}.csv")
     frame = submission.build(inputs.test_ids, test[primary], dataset.test_info)
-    submission.write(frame, out, len(inputs.classes), dataset.test_info, overwrite=req.overwrite)
-    recipe_path = recipe.to_yaml(out.with_name(out.stem + ".recipe.yaml"), write_text=atomic.write_text)
+    recipe_path = outputs.recipe_path_of(out)
 
     truth = test_labels(dataset.test_labels, inputs.test_ids)
     test_rows = None
@@ -171,13 +171,15 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     summary = [f"Submission: `{out}` (rule `{recipe.rule}`, weights {weights_text}); recipe: `{recipe_path}`"]
     if recipe.note:
         summary.append(f"Why this recipe: {recipe.note}")
-    report_dir = Path(req.report or settings.output_root / "reports" / req.name)
-    result = build_report(ReportInputs(
+    report_inputs = ReportInputs(
         title=f"Ensemble report: {req.name}", classes=inputs.classes, y_val=inputs.val_labels,
         members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
-        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups), report_dir)
+        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups)
+    # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
+    _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
+                                    lambda: build_report(report_inputs, report_dir))
     wandb_run = log_to_wandb(req.wandb, settings.output_root, ensemble_log(
         req.name, ordered, config, settings.wandb_entity, result, inputs.val_labels, val[primary][0],
         inputs.classes, out))

@@ -134,9 +134,16 @@ def save_state(run_dir: Path, state: TrainingState) -> None:
 
 def load_state(run_dir: Path) -> TrainingState:
     json_path, tensor_path = run_dir / STATE_JSON, run_dir / STATE_TENSORS
+    if not json_path.is_file() and not tensor_path.is_file():
+        # The usual cause is a run stopped during its first epoch, before anything was saved: say so,
+        # rather than suggesting the run came from another version.
+        raise UserError(f"run folder {run_dir} has no resumable state yet: it stopped before its first checkpoint "
+                        f"({STATE_JSON} is saved after each epoch and on a clean stop); start the member again "
+                        f"without --resume")
     if not json_path.is_file() or not tensor_path.is_file():
-        raise UserError(f"run folder {run_dir} has no resumable state ({STATE_JSON} and {STATE_TENSORS}); "
-                        "only runs trained by this version can be resumed")
+        missing = json_path if not json_path.is_file() else tensor_path
+        raise UserError(f"run folder {run_dir} has no resumable state: {missing.name} is missing (the run was "
+                        f"stopped while its first checkpoint was being saved); start the member again without --resume")
     try:
         plain = json.loads(json_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

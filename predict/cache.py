@@ -84,7 +84,30 @@ def load(path: Path) -> Prediction:
     if pred.logits.shape != pred.probs.shape or pred.labels.shape != (n,):
         raise UserError(f"prediction cache {path}: logits {pred.logits.shape} or labels {pred.labels.shape} "
                         f"do not match {n} rows × {c} classes")
+    _check_values(pred, path)
     return pred
+
+
+def _check_values(pred: Prediction, path: Path) -> None:
+    """Probabilities that are numbers in [0, 1] summing to 1 per row; a file edited or damaged after it was
+    written (its key kept) must not reach a vote, where NaN would silently rank or crash."""
+    for name in ("probs", "logits"):
+        values = getattr(pred, name)
+        if not np.issubdtype(values.dtype, np.floating):
+            raise UserError(f"prediction cache {path}: {name} must be floating point, not {values.dtype}")
+    if not np.issubdtype(pred.labels.dtype, np.integer):
+        raise UserError(f"prediction cache {path}: labels must be whole numbers, not {pred.labels.dtype}")
+    finite = np.isfinite(pred.probs).all(1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise UserError(f"prediction cache {path}: probs row {row} ('{pred.ids[row]}') is not finite (NaN or inf); "
+                        f"delete the file and predict again (python -m scripts.predict --force)")
+    sums = pred.probs.sum(1, dtype=np.float64)
+    bad = np.flatnonzero((pred.probs < 0).any(1) | (np.abs(sums - 1) > 1e-3))
+    if len(bad):
+        row = int(bad[0])
+        raise UserError(f"prediction cache {path}: probs row {row} ('{pred.ids[row]}') sums to {sums[row]:.4f} or "
+                        f"has a negative value; delete the file and predict again (python -m scripts.predict --force)")
 
 
 def load_if_fresh(path: Path, key: str) -> Prediction | None:

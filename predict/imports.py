@@ -17,6 +17,7 @@ import numpy as np
 from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
+from core.names import check_name
 from core.registry import Registry
 from core.settings import Settings
 from predict import cache
@@ -38,6 +39,13 @@ def _field(z, name: str, path: Path, required: bool = True):
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"prediction file {path} does not exist")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    # np.load hands anything that is neither .npy nor .npz to pickle, whose refusal would call a text file
+    # "pickled data"; an .npz is a zip archive, so say what the file is not before numpy guesses.
+    if magic != b"PK\x03\x04":
+        raise UserError(f"{path} is not an .npz file (an .npz is a zip archive written by np.savez; "
+                        f"this file starts with {magic!r})")
     try:
         with np.load(path, allow_pickle=False) as z:
             fields = {name: _field(z, name, path, name in ("ids", "probs", "classes"))
@@ -65,6 +73,20 @@ def _check_probs(probs: np.ndarray, n: int, c: int, path: Path) -> np.ndarray:
     return probs
 
 
+def _check_labels(labels: np.ndarray, n: int, c: int, path: Path) -> np.ndarray:
+    """Optional true labels: one whole number per id, a class index or -1 (unknown)."""
+    if labels.shape != (n,):
+        raise UserError(f"{path}: labels has shape {labels.shape}, expected ({n},): one per id")
+    if np.issubdtype(labels.dtype, np.floating) and np.isfinite(labels).all() and (labels == np.round(labels)).all():
+        labels = labels.astype(np.int64)  # 3.0 is a class index written by a float array
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{path}: labels must be whole numbers (class indices, -1 where unknown), not {labels.dtype}")
+    bad = np.where((labels < -1) | (labels >= c))[0]
+    if len(bad):
+        raise UserError(f"{path}: labels row {int(bad[0])} is {labels[bad[0]]}, outside -1..{c - 1}")
+    return labels.astype(np.int64)
+
+
 def _order(ids: np.ndarray, expected: list[str], path: Path, where: str) -> np.ndarray:
     """Positions in the foreign file of each expected row; refuses missing, extra or repeated ids."""
     ids = [str(i) for i in ids]
@@ -86,6 +108,7 @@ def import_predictions(registry: Registry, settings: Settings, member: str, spli
                        overwrite: bool = False) -> Path:
     """Check a foreign prediction file against the reference member `like` and store it in the cache."""
     npz = Path(npz)
+    check_name(member, "--member")  # it names a folder of the prediction cache
     if registry.exists(member):
         raise UserError(f"'{member}' is a registered member; its predictions come from its weights. "
                         f"Import under another name")
@@ -96,6 +119,9 @@ def import_predictions(registry: Registry, settings: Settings, member: str, spli
     rows = split_rows(registry, reference, settings, split)
     where = f"'{like}' {split} rows"
     data = _read(npz)
+    if np.asarray(data["classes"]).ndim != 1:
+        raise UserError(f"{npz}: classes must be a one-dimensional list of names, not shape "
+                        f"{np.asarray(data['classes']).shape}")
     classes = [str(c) for c in data["classes"]]
     if classes != reference.classes:
         same_set = sorted(classes) == sorted(reference.classes)
@@ -111,12 +137,14 @@ def import_predictions(registry: Registry, settings: Settings, member: str, spli
     if logits is None:
         logits = np.log(np.clip(probs, 1e-12, None))
     else:
-        if logits.shape != (len(ids), len(classes)) or not np.isfinite(logits).all():
-            raise UserError(f"{npz}: logits must be finite with the same shape as probs {(len(ids), len(classes))}")
+        if (logits.shape != (len(ids), len(classes)) or not np.issubdtype(logits.dtype, np.floating)
+                or not np.isfinite(logits).all()):
+            raise UserError(f"{npz}: logits must be finite floating-point numbers with the same shape as probs "
+                            f"{(len(ids), len(classes))}, not {logits.dtype} {logits.shape}")
         logits = logits[take]
     truth = np.asarray(rows.labels, dtype=np.int64)
     if data["labels"] is not None:
-        given = np.asarray(data["labels"]).astype(np.int64)[take]
+        given = _check_labels(np.asarray(data["labels"]), len(ids), len(classes), npz)[take]
         wrong = np.where((given >= 0) & (truth >= 0) & (given != truth))[0]
         if len(wrong):
             raise UserError(f"{npz}: row '{rows.ids[wrong[0]]}' has label {given[wrong[0]]}, but {where} say "

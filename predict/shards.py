@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from core import atomic
+from core.distributed import parse_device
 from core.errors import UserError
 
 
@@ -58,7 +59,7 @@ class World:
         """`auto` gives each process on a GPU machine its own GPU (cuda:LOCAL_RANK)."""
         if name == "auto":
             return torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
-        return torch.device(name)
+        return parse_device(name, "--device", "--device auto")
 
 
 def current() -> World:

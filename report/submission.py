@@ -79,6 +79,17 @@ def validate(frame: pd.DataFrame, n_classes: int, info_csv: Path | None) -> None
                             f"rows must follow info.csv exactly")
 
 
+def write_checked(frame: pd.DataFrame, tmp: Path, n_classes: int, info_csv: Path | None, path: Path) -> Path:
+    """Check `frame`, write it to `tmp` (a temporary sibling of `path`) and check what was written."""
+    validate(frame, n_classes, info_csv)
+    frame.to_csv(tmp, index=False)
+    written = pd.read_csv(tmp, dtype={"ImageID": str}, keep_default_na=False)
+    validate(written, n_classes, info_csv)
+    if not written.equals(frame.reset_index(drop=True).astype({"ImageID": str, "ans": np.int64})):
+        raise UserError(f"{path}: the written file does not read back as the submission; nothing was changed")
+    return tmp
+
+
 def write(frame: pd.DataFrame, path: Path, n_classes: int, info_csv: Path | None, overwrite: bool = False) -> Path:
     """Check, write to a temporary file, check what was written, then rename into place."""
     path = Path(path)
@@ -86,9 +97,5 @@ def write(frame: pd.DataFrame, path: Path, n_classes: int, info_csv: Path | None
         raise UserError(f"{path} already exists; pass --overwrite to replace it")
     validate(frame, n_classes, info_csv)
     with atomic.atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-        written = pd.read_csv(tmp, dtype={"ImageID": str}, keep_default_na=False)
-        validate(written, n_classes, info_csv)
-        if not written.equals(frame.reset_index(drop=True).astype({"ImageID": str, "ans": np.int64})):
-            raise UserError(f"{path}: the written file does not read back as the submission; nothing was changed")
+        write_checked(frame, tmp, n_classes, info_csv, path)
     return path

@@ -22,7 +22,7 @@ def test_an_entry_read_and_written_back_is_unchanged_field_for_field_and_in_orde
 
 @pytest.mark.parametrize("changes, message", [
     ({"sha256": ""}, "field 'sha256' must be 64 lowercase hex"),
-    ({"input": {"size": [100000, 100000], "mean": [0.5] * 3, "std": [0.2] * 3}}, f"exceeds {MAX_SIDE} pixels"),
+    ({"input": {"size": [100000, 100000], "mean": [0.5] * 3, "std": [0.2] * 3}}, f"at most {MAX_SIDE} pixels per side"),
     ({"metrics": {"val_f1_macro": math.nan}}, "field 'metrics' 'val_f1_macro' is nan"),
     ({"metrics": {"val_loss": math.inf}}, "'val_loss' is inf"),
     ({"weights": "../elsewhere/best.safetensors"}, "field 'weights' may not contain '..'"),
