@@ -6,7 +6,7 @@ the honest cross-fitted comparison (computed once, shown by the console and the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -150,8 +150,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     recipe = recipe or chosen
     group_units = {u.name: u.members for u in units if u.group and u.name in recipe.members}
     if group_units:
-        recipe.groups = group_units
-        recipe.__post_init__()  # checks the groups and records the fold-group rule
+        recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
     primary = primary_name(req, recipe)
     votes = ensemble_recipes(primary, recipe, weights)
     val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
