@@ -10,7 +10,7 @@ through shared hard rows and a shared wrong class per row.
 Each timing is the best of --repeats runs, both wall clock and CPU time of this
 process (on a shared machine the CPU figure is the steadier one); the naive
 versions run once because they are slow. Targets: each rule < 50 ms,
-compare_rules (temperatures, selection, weight search, 5-fold cross-fit,
+compare (temperatures, selection, weight search, stacking, decision weights, 5-fold cross-fit,
 1000-resample bootstrap) < 1 s.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sklearn.metrics import f1_score  # noqa: E402
 from ensemble import (  # noqa: E402
     CompositeSpec,
     caruana_selection,
-    compare_rules,
+    compare,
     fit_simplex_weights,
     fit_temperatures,
     geometric_vote,
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     table_holder: dict[str, object] = {}
 
     def full_compare() -> None:
-        table_holder["t"] = compare_rules(members, y, args.classes, composite=MASK if composite else None)
+        table_holder["t"] = compare(members, y, args.classes, composite=MASK if composite else None).table
 
     cases = [
         Case("hard_vote", lambda: hard_vote(probs), "< 50 ms",
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
              lambda: paired_bootstrap_gain(y, soft_labels, member_labels, 1000, 0, labels), "",
              "row resampling, sklearn f1 per resample",
              lambda: naive_bootstrap(y, soft_labels, member_labels, 1000, labels)),
-        Case("compare_rules (full)", full_compare, "< 1 s"),
+        Case("compare (full)", full_compare, "< 1 s"),
     ]  # fmt: skip
 
     print(
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     table = table_holder["t"]
-    print("\ncompare_rules table:")
+    print("\ncompare table:")
     print(table.drop(columns="kind").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 

@@ -3,8 +3,9 @@
 Members are identified by name; every result is independent of member order.
 """
 from ensemble.calibration import apply_temperature, fit_temperature, fit_temperatures
-from ensemble.compare import best_recipe, compare_rules
+from ensemble.compare import Comparison, compare, pick_best
 from ensemble.composite import CompositeSpec
+from ensemble.decision_weights import apply_decision_weights, fit_decision_weights
 from ensemble.diversity import disagreement, error_correlation, member_accuracy, oracle_rate
 from ensemble.honest import (
     best_member_method,
@@ -13,11 +14,13 @@ from ensemble.honest import (
     make_folds,
     paired_bootstrap_gain,
     paired_bootstrap_gains,
+    resampling_scheme,
 )
 from ensemble.metrics import macro_f1
 from ensemble.recipe import Recipe
 from ensemble.recipe import apply as apply_recipe
-from ensemble.selection import caruana_selection, fit_simplex_weights
+from ensemble.selection import caruana_selection, fit_simplex_weights, selection_path
+from ensemble.stacking import fit_stacker, stacker_scores
 from ensemble.voting import (
     geometric_vote,
     hard_vote,
@@ -29,15 +32,21 @@ from ensemble.voting import (
 )
 
 __all__ = [
+    "Comparison",
     "CompositeSpec",
     "Recipe",
     "apply_recipe",
     "apply_temperature",
     "best_member_method",
-    "best_recipe",
     "caruana_selection",
     "choose_best_member",
-    "compare_rules",
+    "compare",
+    "apply_decision_weights",
+    "fit_decision_weights",
+    "fit_stacker",
+    "pick_best",
+    "selection_path",
+    "stacker_scores",
     "crossfit_predictions",
     "disagreement",
     "error_correlation",
@@ -54,6 +63,7 @@ __all__ = [
     "oracle_rate",
     "paired_bootstrap_gain",
     "paired_bootstrap_gains",
+    "resampling_scheme",
     "soft_vote",
     "vote_counts",
     "vote_shares",

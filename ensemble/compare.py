@@ -4,12 +4,17 @@ Each method is a function fitted on rows it is given that returns a Recipe.
 Honest scores come from cross-fitting (each row predicted by the method fitted
 on the other folds); `f1_macro_val` fits and scores on the same rows, for
 contrast. Gains are measured against the best member chosen inside the
-cross-fit, i.e. never chosen on the rows it is scored on.
+cross-fit, i.e. never chosen on the rows it is scored on. When the rows have
+groups (the split file's `group` column), the folds keep a group together and
+the bootstrap resamples groups (cluster bootstrap); `Comparison.scheme` says
+which was used.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,10 +24,21 @@ from ensemble._checks import as_labels, stack_members
 from ensemble._math import one_blas_thread
 from ensemble.calibration import fit_temperatures
 from ensemble.composite import CompositeSpec
-from ensemble.honest import Predictor, choose_best_member, crossfit_many, make_folds, paired_bootstrap_gains
+from ensemble.decision_weights import fit_decision_weights
+from ensemble.honest import (
+    Folds,
+    Predictor,
+    choose_best_member,
+    crossfit_many,
+    make_folds,
+    paired_bootstrap_gains,
+    resampling_scheme,
+)
 from ensemble.metrics import macro_f1_many
-from ensemble.recipe import Recipe, apply_stacked
-from ensemble.selection import caruana_selection, fit_simplex_weights
+from ensemble.recipe import FLAT_RULES, Recipe, apply_stacked
+from ensemble.selection import caruana_selection, fit_simplex_weights, selection_path
+from ensemble.stacking import fit_stacker
+from ensemble.voting import soft_vote
 
 Fit = Callable[[np.ndarray, np.ndarray, list[str]], Recipe]
 
@@ -69,24 +85,100 @@ def _caruana(seed: int, options: Mapping[str, Any]) -> Fit:
     return lambda probs, y, names: Recipe("soft", caruana_selection(probs, y, names, seed=seed, **options))
 
 
+def size_control(n_members: int) -> dict[str, Any]:
+    """Options of the size-controlled Caruana row: prune a large library to its best half (keep at least 5),
+    stop at the selection curve's first best point."""
+    return {"nbest": min(n_members, max(5, math.ceil(n_members / 2))), "use_best": True}
+
+
+def _stack(seed: int) -> Fit:
+    def fit(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+        return Recipe("stack", _equal(names), stack=fit_stacker(probs, y, names, probs.shape[2], seed))
+
+    return fit
+
+
+def _with_decision_weights(base: Fit) -> Fit:
+    """`base`, then macro-F1 decision weights fitted on the base's output over the same rows.
+
+    Within one fold every method sees the same sliced arrays, so the base fit is
+    looked up by array identity instead of being fitted a second time.
+    """
+    def fit(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+        recipe = _cached(base, probs, y, names)
+        table = apply_stacked(recipe, probs, names)[1]
+        return Recipe(recipe.rule, recipe.members, recipe.temperatures, recipe.composite, stack=recipe.stack,
+                      decision_weights=fit_decision_weights(table, y, probs.shape[2]))
+
+    return fit
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(base: Fit, probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+    cache = getattr(base, "fits", None)
+    if cache is None:
+        return base(probs, y, names)
+    with _CACHE_LOCK:
+        hit = cache.get(id(probs))
+    if hit is not None and hit[0] is probs:
+        return hit[1]
+    recipe = base.fits_of(probs, y, names)  # type: ignore[attr-defined]
+    with _CACHE_LOCK:
+        cache[id(probs)] = (probs, recipe)  # holding probs keeps its id from being reused
+    return recipe
+
+
+def _memo(fit: Fit) -> Fit:
+    def wrapped(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+        return _cached(wrapped, probs, y, names)
+
+    wrapped.fits = {}  # type: ignore[attr-defined]
+    wrapped.fits_of = fit  # type: ignore[attr-defined]
+    return wrapped
+
+
+F1W = "+f1w"
+DEFAULT_F1W = ("soft", "caruana+best", "stack")  # the +f1w rows every comparison shows
+
+
 def _methods(
-    names: list[str], composite: CompositeSpec | None, seed: int, caruana: Mapping[str, Any]
+    names: list[str], composite: CompositeSpec | None, seed: int, caruana: Mapping[str, Any],
+    extra: Sequence[str] = (),
 ) -> list[_Method]:
     """Every method, simplest first, so that ties in honest F1 favour the simpler one."""
     methods = [_Method(f"member:{name}", "member", _single(name), False) for name in names]
     methods.append(_Method("best_member", "baseline", _best_member, True))
-    methods += [_Method(rule, "ensemble", _fixed_rule(rule), False) for rule in ("hard", "soft", "geometric", "logit")]
+    methods += [_Method(rule, "ensemble", _fixed_rule(rule), False) for rule in FLAT_RULES]
     if composite is not None:
         spec = composite.to_dict()
         methods += [
             _Method(rule, "ensemble", _fixed_rule(rule, spec), False) for rule in ("per_task_hard", "per_task_soft")
         ]
-    methods += [
-        _Method("soft+temperature", "ensemble", _temperature_soft, True),
-        _Method("simplex", "ensemble", _simplex, True),
-        _Method("caruana", "ensemble", _caruana(seed, caruana), True),
-    ]
+    bases: dict[str, Fit] = {rule: _fixed_rule(rule) for rule in FLAT_RULES}
+    bases.update({
+        "soft+temperature": _temperature_soft,
+        "simplex": _simplex,
+        "caruana": _caruana(seed, caruana),
+        "caruana+best": _caruana(seed, {**size_control(len(names)), **caruana}),
+        "stack": _stack(seed),
+    })
+    bases = {key: _memo(fit) for key, fit in bases.items()}
+    methods += [_Method(key, "ensemble", bases[key], True)
+                for key in ("soft+temperature", "simplex", "caruana", "caruana+best", "stack")]
+    wanted = [f"{b}{F1W}" for b in DEFAULT_F1W] + [m for m in extra if m.endswith(F1W) and m[: -len(F1W)] in bases]
+    for key in dict.fromkeys(wanted):
+        methods.append(_Method(key, "ensemble", _with_decision_weights(bases[key[: -len(F1W)]]), True))
     return methods
+
+
+def method_names(n_members: int = 2, composite: bool = False) -> list[str]:
+    """The ensemble methods a comparison can fit (for the CLI's --rule choices), in table order."""
+    names = [f"m{i}" for i in range(n_members)]
+    spec = CompositeSpec.from_dict({"tasks": [{"name": "a", "size": 2}]}) if composite else None
+    bases = [m.name for m in _methods(names, spec, 0, {}) if m.kind == "ensemble" and not m.name.endswith(F1W)]
+    return bases + [f"{b}{F1W}" for b in bases if not b.startswith("per_task")]
 
 
 def _as_predictor_fit(fit: Fit) -> Callable[[np.ndarray, np.ndarray, list[str]], Predictor]:
@@ -97,16 +189,45 @@ def _as_predictor_fit(fit: Fit) -> Callable[[np.ndarray, np.ndarray, list[str]],
     return method
 
 
-def _compare(
+@dataclass
+class Comparison:
+    """The honest comparison, computed once and read by the console, the recipe chooser and the report."""
+    table: pd.DataFrame                  # one row per method; see `compare`
+    recipes: dict[str, Recipe]           # each method fitted on all rows
+    honest: dict[str, np.ndarray]        # cross-fitted labels per method ("best_member" is the baseline)
+    scheme: str                          # how rows were grouped: grouped folds + cluster bootstrap, or rows
+    n_splits: int
+    n_boot: int
+    n_rows: int
+    curve: pd.DataFrame | None = None    # Caruana's selection curve: size, f1_in_sample, f1_crossfit
+    groups: np.ndarray | None = field(default=None, repr=False)
+
+
+def compare(
     probs_by_name: Mapping[str, np.ndarray],
     y: np.ndarray,
     n_classes: int,
-    composite: CompositeSpec | Mapping[str, Any] | None,
-    seed: int,
-    n_splits: int,
-    n_boot: int,
-    caruana: Mapping[str, Any] | None,
-) -> tuple[pd.DataFrame, dict[str, Recipe]]:
+    composite: CompositeSpec | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    *,
+    n_splits: int = 5,
+    n_boot: int = 1000,
+    caruana: Mapping[str, Any] | None = None,
+    groups: np.ndarray | None = None,
+    extra: Sequence[str] = (),
+) -> Comparison:
+    """Every method, honestly: each member, the cross-fitted best member, hard, soft, geometric,
+    logit, per-task votes (with `composite`), soft+temperature, simplex weights, Caruana selection
+    (options in `caruana`, passed to `caruana_selection`), size-controlled Caruana (`caruana+best`),
+    stacking, and macro-F1 decision weights on top of soft, caruana+best and stack (plus any
+    `+f1w` rule named in `extra`).
+
+    Table columns: method, kind, f1_macro_honest, acc_honest (cross-fitted), f1_macro_val
+    (fitted and scored on the same rows) and, for ensembles, the paired-bootstrap macro-F1
+    gain over the cross-fitted best member with its 95% CI and whether it excludes zero
+    (all ensembles on the same bootstrap resamples). With `groups` (one label per row), folds
+    keep groups together and the bootstrap resamples whole groups.
+    """
     names, probs = stack_members(probs_by_name)
     y = as_labels(y, probs.shape[1])
     if probs.shape[2] != n_classes:
@@ -117,9 +238,14 @@ def _compare(
         composite = CompositeSpec.from_dict(composite)
     if composite is not None and composite.n_classes != n_classes:
         raise ValueError(f"composite {composite.names} has {composite.n_classes} classes, not {n_classes}")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != y.shape:
+            raise ValueError(f"groups must have one value per row ({len(y)}); got shape {groups.shape}")
 
     with one_blas_thread():
-        return _compare_stacked(names, probs, y, n_classes, composite, seed, n_splits, n_boot, caruana)
+        return _compare_stacked(names, probs, y, n_classes, composite, seed, n_splits, n_boot, dict(caruana or {}),
+                                groups, extra)
 
 
 def _compare_stacked(
@@ -131,9 +257,11 @@ def _compare_stacked(
     seed: int,
     n_splits: int,
     n_boot: int,
-    caruana: Mapping[str, Any] | None,
-) -> tuple[pd.DataFrame, dict[str, Recipe]]:
-    methods = _methods(names, composite, seed, dict(caruana or {}))
+    caruana: dict[str, Any],
+    groups: np.ndarray | None,
+    extra: Sequence[str],
+) -> Comparison:
+    methods = _methods(names, composite, seed, caruana, extra)
     labels = range(n_classes)
     recipes: dict[str, Recipe] = {}
     in_sample: dict[str, np.ndarray] = {}
@@ -141,14 +269,14 @@ def _compare_stacked(
         recipes[m.name] = m.fit(probs, y, names)
         in_sample[m.name] = apply_stacked(recipes[m.name], probs, names)[0]
 
-    folds = make_folds(y, n_splits, seed)
+    folds = make_folds(y, n_splits, seed, groups)
     learned = {m.name: _as_predictor_fit(m.fit) for m in methods if m.learns}
     honest = dict(in_sample)
     honest.update(crossfit_many(learned, probs, y, names, folds))
 
     ensembles = [m.name for m in methods if m.kind == "ensemble"]
     boot = paired_bootstrap_gains(
-        y, {name: honest[name] for name in ensembles}, honest["best_member"], n_boot, seed, labels
+        y, {name: honest[name] for name in ensembles}, honest["best_member"], n_boot, seed, labels, groups=groups
     )
     order = [m.name for m in methods]
     f1_honest = macro_f1_many(y, np.stack([honest[k] for k in order]), n_classes)
@@ -169,82 +297,49 @@ def _compare_stacked(
         rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["excludes_zero"] = table["excludes_zero"].astype("boolean")
-    return table, recipes
+    curve = selection_curve(probs, y, names, folds, size_control(len(names))["nbest"], n_classes)
+    return Comparison(table, recipes, honest, resampling_scheme(groups, len(y)), n_splits, n_boot, len(y), curve,
+                      groups)
 
 
-def compare_rules(
-    probs_by_name: Mapping[str, np.ndarray],
-    y: np.ndarray,
-    n_classes: int,
-    composite: CompositeSpec | Mapping[str, Any] | None = None,
-    seed: int = 0,
-    *,
-    n_splits: int = 5,
-    n_boot: int = 1000,
-    caruana: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """One row per method: each member, the cross-fitted best member, hard, soft, geometric,
-    logit, per-task votes (with `composite`), soft+temperature, simplex weights and Caruana
-    selection (options in `caruana`, passed to `caruana_selection`).
+def selection_curve(probs: np.ndarray, y: np.ndarray, names: list[str], folds: Folds, nbest: int | None,
+                    n_classes: int, n_iterations: int = 50) -> pd.DataFrame:
+    """Macro F1 of Caruana's ensemble against its size (number of greedy steps), in-sample and cross-fitted.
 
-    Columns: method, kind, f1_macro_honest, acc_honest (cross-fitted), f1_macro_val
-    (fitted and scored on the same rows) and, for ensembles, the paired-bootstrap macro-F1
-    gain over the cross-fitted best member with its 95% CI and whether it excludes zero
-    (all ensembles on the same bootstrap resamples).
+    The cross-fitted curve runs the selection on each fold's training rows and scores every step's
+    ensemble on the fold's own rows: where it peaks is the honest size, where the in-sample curve keeps
+    rising is overfitting.
     """
-    return _compare(probs_by_name, y, n_classes, composite, seed, n_splits, n_boot, caruana)[0]
+    _, in_sample = selection_path(probs, y, names, n_iterations=n_iterations, nbest=nbest)
+    honest = np.full((n_iterations, len(y)), -1, dtype=np.int64)
+    for train, test in folds:
+        path, _ = selection_path(probs[:, train], y[train], names, n_iterations=n_iterations, nbest=nbest)
+        for step, weights in enumerate(path):
+            chosen = [names.index(n) for n in weights]
+            honest[step, test] = soft_vote(probs[chosen][:, test], [weights[names[i]] for i in chosen])[0]
+    return pd.DataFrame({"size": np.arange(1, n_iterations + 1), "f1_in_sample": in_sample,
+                         "f1_crossfit": macro_f1_many(y, honest, n_classes)})
 
 
-def best_recipe(
-    probs_by_name: Mapping[str, np.ndarray],
-    y: np.ndarray,
-    n_classes: int,
-    composite: CompositeSpec | Mapping[str, Any] | None = None,
-    seed: int = 0,
-    *,
-    n_splits: int = 5,
-    n_boot: int = 1000,
-    caruana: Mapping[str, Any] | None = None,
-) -> Recipe:
-    """The recipe, fitted on all rows, of the method with the best honest macro F1.
+def pick_best(comparison: Comparison) -> Recipe:
+    """The recipe of the best honest method (single members excluded), with a note saying why.
 
-    Candidates are the cross-fitted best member and the ensembles (single members
-    are left out: picking the best of them on the scored rows is exactly the
-    peeking that cross-fitting avoids). Ties go to the simpler method.
+    Candidates are the cross-fitted best member and the ensembles (picking the best single
+    member on the scored rows is exactly the peeking that cross-fitting avoids). Ties go to
+    the simpler method.
     """
-    table, recipes = compare_and_fit(probs_by_name, y, n_classes, composite, seed, n_splits=n_splits, n_boot=n_boot,
-                                     caruana=caruana)
-    return pick_best(table, recipes, n_splits, len(y))
-
-
-def compare_and_fit(
-    probs_by_name: Mapping[str, np.ndarray],
-    y: np.ndarray,
-    n_classes: int,
-    composite: CompositeSpec | Mapping[str, Any] | None = None,
-    seed: int = 0,
-    *,
-    n_splits: int = 5,
-    n_boot: int = 1000,
-    caruana: Mapping[str, Any] | None = None,
-) -> tuple[pd.DataFrame, dict[str, Recipe]]:
-    """`compare_rules`' table plus every method's recipe fitted on all rows, keyed by method name."""
-    return _compare(probs_by_name, y, n_classes, composite, seed, n_splits, n_boot, caruana)
-
-
-def pick_best(table: pd.DataFrame, recipes: Mapping[str, Recipe], n_splits: int, n_rows: int) -> Recipe:
-    """The recipe of the best honest method (single members excluded), with a note saying why."""
+    table = comparison.table
     eligible = table[table["kind"] != "member"]
     row = eligible.loc[eligible["f1_macro_honest"].idxmax()]
-    recipe = recipes[row["method"]]
+    recipe = comparison.recipes[row["method"]]
     note = (
         f"{row['method']}: honest macro-F1 {row['f1_macro_honest']:.4f} "
-        f"(in-sample {row['f1_macro_val']:.4f}), {n_splits}-fold cross-fit over {n_rows} rows"
+        f"(in-sample {row['f1_macro_val']:.4f}), {comparison.n_splits}-fold cross-fit over {comparison.n_rows} rows"
     )
     if row["kind"] == "ensemble":
         note += (
             f"; gain vs best member {row['gain']:+.4f} "
-            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] (95% paired bootstrap)"
+            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] (95% paired bootstrap over {comparison.scheme})"
         )
     recipe.note = note
     return recipe

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from ensemble._checks import as_labels, as_probs, check_names
 from ensemble._math import one_blas_thread
@@ -27,11 +27,15 @@ Method = Callable[[np.ndarray, np.ndarray, list[str]], Predictor]
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
-def make_folds(y: np.ndarray, n_splits: int = 5, seed: int = 0) -> Folds:
+def make_folds(y: np.ndarray, n_splits: int = 5, seed: int = 0, groups: np.ndarray | None = None) -> Folds:
     """(train_rows, test_rows) pairs covering every row once as a test row.
 
-    Stratified when every class has at least `n_splits` rows; otherwise plain
-    shuffled KFold, because StratifiedKFold cannot spread a tiny class.
+    With `groups` (the split file's `group` column: the rows of one person), a
+    group never spans two folds (StratifiedGroupKFold), because its rows are
+    correlated and a method fitted on some of them would be scored on their
+    near-copies. Without groups: stratified when every class has at least
+    `n_splits` rows; otherwise plain shuffled KFold, because StratifiedKFold
+    cannot spread a tiny class.
     """
     y = as_labels(y)
     if n_splits < 2:
@@ -39,11 +43,40 @@ def make_folds(y: np.ndarray, n_splits: int = 5, seed: int = 0) -> Folds:
     if len(y) < n_splits:
         raise ValueError(f"cannot cross-fit {len(y)} rows in {n_splits} folds")
     _, class_counts = np.unique(y, return_counts=True)
+    if groups is not None:
+        groups = _group_codes(groups, len(y))
+        n_groups = int(groups.max()) + 1
+        if n_groups < n_splits:
+            raise ValueError(f"cannot cross-fit {n_groups} groups in {n_splits} folds")
+        if n_groups < len(y):
+            # GroupKFold is deterministic (it balances fold sizes); StratifiedGroupKFold shuffles with the seed.
+            splitter = (StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+                        if class_counts.min() >= n_splits else GroupKFold(n_splits=n_splits))
+            return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y, groups)]
+        # Every row its own group: the plain folds below are the same thing, and keep their old seeds.
     if class_counts.min() >= n_splits:
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     else:
         splitter = KFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
+
+
+def _group_codes(groups: np.ndarray | Sequence, n_rows: int) -> np.ndarray:
+    """Group labels (any hashable values) as codes 0..G-1, one per row."""
+    arr = np.asarray(groups)
+    if arr.shape != (n_rows,):
+        raise ValueError(f"groups must have one value per row ({n_rows}); got shape {arr.shape}")
+    return np.unique(arr.astype(str), return_inverse=True)[1].ravel().astype(np.int64)
+
+
+def resampling_scheme(groups: np.ndarray | None, n_rows: int) -> str:
+    """How rows are grouped for cross-fitting and the bootstrap, in words, for tables and reports."""
+    if groups is None:
+        return "rows (no groups known)"
+    n_groups = int(_group_codes(groups, n_rows).max()) + 1
+    if n_groups == n_rows:
+        return f"rows (every one of the {n_rows} rows is its own group)"
+    return f"groups ({n_groups} groups over {n_rows} rows: grouped folds, cluster bootstrap)"
 
 
 def crossfit_many(
@@ -90,13 +123,14 @@ def crossfit_predictions(
     names: Sequence[str],
     n_splits: int = 5,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Labels for every row, each predicted by `method` fitted on the OTHER folds only.
 
     `method(train_probs, train_y, names)` must return a predictor
-    `predictor(probs) -> labels`. Folds come from `make_folds(y, n_splits, seed)`.
+    `predictor(probs) -> labels`. Folds come from `make_folds(y, n_splits, seed, groups)`.
     """
-    folds = make_folds(y, n_splits, seed)
+    folds = make_folds(y, n_splits, seed, groups)
     return crossfit_many({"method": method}, probs, y, names, folds)["method"]
 
 
@@ -156,6 +190,22 @@ def _resample_pattern_counts(pattern: np.ndarray, n_patterns: int, n_boot: int, 
     return draws
 
 
+def _resample_group_counts(codes: np.ndarray, pattern: np.ndarray, n_patterns: int, n_boot: int,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Counts [n_boot, n_patterns] of each row pattern when whole groups are drawn with replacement.
+
+    A resample takes G groups uniformly with replacement (G = number of groups);
+    each drawn group brings all its rows, so the pattern counts are the group
+    draw counts times the groups' own pattern counts.
+    """
+    n_groups = int(codes.max()) + 1
+    per_group = np.zeros((n_groups, n_patterns))
+    np.add.at(per_group, (codes, pattern), 1.0)
+    group_draws = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot).astype(np.float64)
+    with one_blas_thread():
+        return group_draws @ per_group
+
+
 def _row_patterns(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Number each distinct row of the given label columns: (pattern per row, first row of each pattern)."""
     pattern = np.zeros(len(columns[0]), dtype=np.int64)
@@ -175,8 +225,13 @@ def paired_bootstrap_gains(
     seed: int = 0,
     labels: Sequence[int] | None = None,
     level: float = 0.95,
+    groups: np.ndarray | None = None,
 ) -> dict[str, dict[str, float | bool]]:
     """`paired_bootstrap_gain` for several prediction vectors at once, on the SAME resamples.
+
+    With `groups`, it is a cluster bootstrap: each resample draws whole groups
+    with replacement (as many as there are groups), because rows of one group
+    are correlated and resampling them one by one makes the interval too narrow.
 
     All vectors and the baseline are resampled with the same rows, so their
     gains are directly comparable. Only the joint pattern (true label, baseline
@@ -230,7 +285,12 @@ def paired_bootstrap_gains(
             ]
         )
 
-    draws = _resample_pattern_counts(pattern, n_patterns, n_boot, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    codes = None if groups is None else _group_codes(groups, len(y))
+    if codes is None or codes.max() + 1 == len(y):
+        draws = _resample_pattern_counts(pattern, n_patterns, n_boot, rng)
+    else:
+        draws = _resample_group_counts(codes, pattern, n_patterns, n_boot, rng)
     with one_blas_thread():
         point = all_f1(np.bincount(pattern, minlength=n_patterns)[None].astype(np.float64))[:, 0]
         boot = all_f1(draws)
@@ -255,6 +315,7 @@ def paired_bootstrap_gain(
     seed: int = 0,
     labels: Sequence[int] | None = None,
     level: float = 0.95,
+    groups: np.ndarray | None = None,
 ) -> dict[str, float | bool]:
     """Macro-F1 gain of the ensemble over the best member, with a paired percentile bootstrap CI.
 
@@ -262,8 +323,10 @@ def paired_bootstrap_gain(
     replacement, `n_boot` times, seeded). `labels` are the classes averaged over
     (default: those present, as sklearn). Returns {gain, low, high,
     excludes_zero}: the full-sample gain, the `level` interval of the resampled
-    gains, and whether that interval excludes 0.
+    gains, and whether that interval excludes 0. With `groups`, whole groups
+    are resampled (cluster bootstrap).
     """
-    return paired_bootstrap_gains(y, {"ensemble": pred_ensemble}, pred_best_member, n_boot, seed, labels, level)[
+    return paired_bootstrap_gains(y, {"ensemble": pred_ensemble}, pred_best_member, n_boot, seed, labels, level,
+                                  groups)[
         "ensemble"
     ]

@@ -1,6 +1,8 @@
 """A recipe is everything needed to regenerate an ensemble's predictions from member probabilities:
-the rule, the members and their weights, per-member temperatures and, for per-task rules, the
-composite label layout. It round-trips through YAML exactly (floats are written with repr).
+the rule, the members and their weights, per-member temperatures, for per-task rules the
+composite label layout, for `stack` the stacker's coefficients, optional macro-F1 decision
+weights, and for fold groups which fold members make each voting unit. It round-trips
+through YAML exactly (floats are written with repr); nothing in it is a pickle.
 """
 from __future__ import annotations
 
@@ -16,11 +18,18 @@ import yaml
 from ensemble._checks import stack_members
 from ensemble.calibration import apply_temperatures
 from ensemble.composite import CompositeSpec
+from ensemble.decision_weights import apply_decision_weights
+from ensemble.stacking import check_stacker, stacker_scores
 from ensemble.voting import geometric_vote, hard_vote_with_shares, logit_vote, soft_vote
 
 FLAT_RULES = ("hard", "soft", "geometric", "logit")
 PER_TASK_RULES = ("per_task_hard", "per_task_soft")
-RULES = FLAT_RULES + PER_TASK_RULES
+RULES = FLAT_RULES + PER_TASK_RULES + ("stack",)
+# How a fold group votes; written into every recipe that uses one, so the file says what it means.
+GROUP_RULE = ("a fold group votes as one member: its validation predictions are its out-of-fold predictions "
+              "over all training rows, its test predictions the mean of its fold models' probabilities")
+_FIELDS = ("rule", "members", "temperatures", "composite", "note", "stack", "decision_weights", "groups",
+           "group_rule")
 
 
 @dataclass
@@ -32,6 +41,10 @@ class Recipe:
     temperatures: dict[str, float] = field(default_factory=dict)
     composite: dict[str, Any] | None = None
     note: str = ""
+    stack: dict[str, Any] | None = None              # rule "stack": see ensemble.stacking.fit_stacker
+    decision_weights: list[float] | None = None     # per class: predict argmax_k w_k p_k
+    groups: dict[str, list[str]] | None = None       # voting unit -> its fold members, in fold order
+    group_rule: str = ""
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -54,19 +67,48 @@ class Recipe:
             # Normalise through the spec so a bad layout fails here, not at apply time.
             self.composite = CompositeSpec.from_dict(self.composite).to_dict()
         self.note = str(self.note)
+        if (self.rule == "stack") != (self.stack is not None):
+            raise ValueError(f"rule {self.rule!r} and stack parameters do not go together")
+        if self.stack is not None:
+            check_stacker(self.stack, len(self.members))
+            self.stack = {**self.stack, "C": float(self.stack.get("C", 0.0)),
+                          "coef": [[float(v) for v in row] for row in self.stack["coef"]],
+                          "intercept": [float(v) for v in self.stack["intercept"]]}
+            if sorted(self.stack.get("members", sorted(self.members))) != sorted(self.members):
+                raise ValueError("stack: its 'members' differ from the recipe's members")
+        if self.decision_weights is not None:
+            w = [float(v) for v in self.decision_weights]
+            if not w or not all(math.isfinite(v) and v >= 0 for v in w) or not any(v > 0 for v in w):
+                raise ValueError("decision_weights must be non-negative finite numbers, not all zero")
+            self.decision_weights = w
+        if self.groups is not None:
+            self.groups = {str(k): [str(m) for m in v] for k, v in self.groups.items()}
+            unknown = sorted(set(self.groups) - set(self.members))
+            if unknown or not all(self.groups.values()):
+                raise ValueError(f"groups must name recipe members, each with its fold members (got {unknown})")
+            self.group_rule = self.group_rule or GROUP_RULE
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "rule": self.rule,
             "members": dict(self.members),
             "temperatures": dict(self.temperatures),
             "composite": self.composite,
             "note": self.note,
         }
+        # Optional parts are written only when used, so older recipes are written as before.
+        if self.stack is not None:
+            out["stack"] = self.stack
+        if self.decision_weights is not None:
+            out["decision_weights"] = list(self.decision_weights)
+        if self.groups is not None:
+            out["groups"] = {k: list(v) for k, v in self.groups.items()}
+            out["group_rule"] = self.group_rule
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
-        unknown = set(data) - {"rule", "members", "temperatures", "composite", "note"}
+        unknown = set(data) - set(_FIELDS)
         if unknown:
             raise ValueError(f"unknown recipe fields: {sorted(unknown)}")
         return cls(
@@ -75,6 +117,10 @@ class Recipe:
             temperatures=dict(data.get("temperatures") or {}),
             composite=data.get("composite"),
             note=data.get("note") or "",
+            stack=data.get("stack"),
+            decision_weights=data.get("decision_weights"),
+            groups=data.get("groups"),
+            group_rule=data.get("group_rule") or "",
         )
 
     def to_yaml(self, path: str | Path, write_text: Callable[[Path, str], Any] | None = None) -> Path:
@@ -118,6 +164,15 @@ def apply_stacked(recipe: Recipe, probs: np.ndarray, names: list[str]) -> tuple[
     chosen = sorted(recipe.members)
     if chosen != list(names):
         probs = probs[[index[n] for n in chosen]]
+    labels, table = _rule_output(recipe, probs, chosen)
+    if recipe.decision_weights is not None:
+        return apply_decision_weights(table, recipe.decision_weights)
+    return labels, table
+
+
+def _rule_output(recipe: Recipe, probs: np.ndarray, chosen: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    if recipe.rule == "stack":
+        return stacker_scores(recipe.stack or {}, probs)
     weights = np.array([recipe.members[n] for n in chosen])
     # Temperature never moves a member's argmax, so hard votes skip the work.
     if recipe.rule not in ("hard", "per_task_hard") and recipe.temperatures:

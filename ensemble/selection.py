@@ -169,7 +169,7 @@ class _NLLScorer:
         self.size += 1
 
 
-def _greedy_counts(
+def _greedy_path(
     probs: np.ndarray,
     y: np.ndarray,
     pool: np.ndarray,
@@ -177,11 +177,14 @@ def _greedy_counts(
     n_iterations: int,
     init_best_n: int,
     favourites: tuple[np.ndarray, np.ndarray] | None,
-) -> np.ndarray:
-    """How many times each member of `pool` (member indices in name order) is picked by greedy
-    forward selection with replacement; argmax ties go to the earlier name."""
+) -> tuple[list[np.ndarray], list[float]]:
+    """Greedy forward selection with replacement over `pool` (member indices in name order): the pick
+    counts after each of the `n_iterations` greedy steps and the in-sample score at each; argmax ties go
+    to the earlier name. The `init_best_n` starting members come before the first step."""
     scorer = _F1Scorer(probs, y, *favourites) if favourites is not None else _NLLScorer(probs, y)
     counts = np.zeros(probs.shape[0], dtype=np.int64)
+    path: list[np.ndarray] = []
+    scores: list[float] = []
     if init_best_n > 0:
         single = scorer.scores(pool)
         # Stable sort on -score keeps name order among equals.
@@ -190,11 +193,34 @@ def _greedy_counts(
                 scorer.scores(pool)  # the F1 scorer updates from the scores of the current sum
             scorer.add(m)
             counts[m] += 1
+    if n_iterations == 0:
+        return [counts], [float("nan")]
     for _ in range(n_iterations):
-        best = pool[int(np.argmax(scorer.scores(pool)))]
-        scorer.add(best)
-        counts[best] += 1
-    return counts
+        candidate_scores = scorer.scores(pool)
+        i = int(np.argmax(candidate_scores))
+        scorer.add(pool[i])
+        counts[pool[i]] += 1
+        path.append(counts.copy())
+        scores.append(float(candidate_scores[i]))
+    return path, scores
+
+
+def _greedy_counts(probs, y, pool, metric, n_iterations, init_best_n, favourites, use_best: bool) -> np.ndarray:
+    """The final pick counts, or with `use_best` those at the first best point of the selection curve."""
+    path, scores = _greedy_path(probs, y, pool, metric, n_iterations, init_best_n, favourites)
+    # AutoGluon's use_best: the first step with the best in-sample score, i.e. the smallest such ensemble.
+    return path[int(np.nanargmax(scores))] if use_best and not np.isnan(scores).all() else path[-1]
+
+
+def _prune(probs: np.ndarray, y: np.ndarray, by_name: np.ndarray, nbest: int | None) -> np.ndarray:
+    """auto-sklearn's ensemble_nbest: keep the `nbest` best single members (macro F1; ties by name)."""
+    if nbest is None or nbest >= len(by_name):
+        return by_name
+    if nbest < 1:
+        raise ValueError(f"nbest must be at least 1; got {nbest}")
+    single = macro_f1_many(y, probs[by_name].argmax(axis=2), probs.shape[2])
+    keep = np.sort(np.argsort(-single, kind="stable")[:nbest])
+    return by_name[keep]
 
 
 def caruana_selection(
@@ -209,6 +235,8 @@ def caruana_selection(
     n_bags: int = 20,
     bag_fraction: float = 0.5,
     seed: int = 0,
+    nbest: int | None = None,
+    use_best: bool = False,
 ) -> dict[str, float]:
     """Greedy forward selection with replacement (Caruana et al. 2004; auto-sklearn's EnsembleSelection).
 
@@ -217,10 +245,37 @@ def caruana_selection(
     soft vote: macro F1 (`metric="f1"`) or minus the NLL (`metric="nll"`).
     With `bagging`, selection runs on `n_bags` random member subsets of size
     `bag_fraction * members` (seeded) and the per-bag weights are averaged,
-    which damps overfitting to the validation rows.
+    which damps overfitting to the validation rows. Size control: `nbest` keeps
+    only the best `nbest` single members as candidates (auto-sklearn's
+    ensemble_nbest), and `use_best` stops at the first best point of the
+    selection curve instead of after the last step (AutoGluon's use_best).
 
     Returns {name: weight} for the selected members only; weights sum to 1.
     """
+    probs, names, y, by_name, favourites = _selection_inputs(probs, y, names, metric, n_iterations, init_best_n)
+    by_name = _prune(probs, y, by_name, nbest)
+    n_members = len(names)
+    if not bagging:
+        weights = _greedy_counts(probs, y, by_name, metric, n_iterations, init_best_n, favourites, use_best)
+        weights = weights / weights.sum()
+    else:
+        if n_bags < 1 or not 0 < bag_fraction <= 1:
+            raise ValueError("bagging needs n_bags >= 1 and 0 < bag_fraction <= 1")
+        rng = np.random.default_rng(seed)
+        n_pool = len(by_name)
+        bag_size = max(1, int(round(bag_fraction * n_pool)))
+        weights = np.zeros(n_members)
+        for _ in range(n_bags):
+            # Bags are drawn over name ranks, so a seed picks the same names in any input order.
+            pool = by_name[np.sort(rng.choice(n_pool, size=bag_size, replace=False))]
+            counts = _greedy_counts(probs, y, pool, metric, n_iterations, min(init_best_n, bag_size), favourites,
+                                    use_best)
+            weights += counts / counts.sum()
+        weights /= n_bags
+    return {names[i]: float(weights[i]) for i in np.argsort(names) if weights[i] > 0}
+
+
+def _selection_inputs(probs, y, names, metric, n_iterations, init_best_n):
     if metric not in ("f1", "nll"):
         raise ValueError(f"metric must be 'f1' or 'nll'; got {metric!r}")
     if n_iterations < 0 or init_best_n < 0 or n_iterations + init_best_n == 0:
@@ -232,29 +287,22 @@ def caruana_selection(
         raise ValueError(f"label {int(y.max())} is out of range for {probs.shape[2]} classes")
     # Candidates are visited in name order so argmax ties go to the first name.
     by_name = np.argsort(names)
-    n_members = len(names)
-
     favourites = None
     if metric == "f1":
         # Each member's favourite class and its probability, shared by every bag.
         favourite = probs.argmax(axis=2)
         favourites = (favourite, np.take_along_axis(probs, favourite[:, :, None], axis=2)[:, :, 0])
-    if not bagging:
-        weights = _greedy_counts(probs, y, by_name, metric, n_iterations, init_best_n, favourites)
-        weights = weights / weights.sum()
-    else:
-        if n_bags < 1 or not 0 < bag_fraction <= 1:
-            raise ValueError("bagging needs n_bags >= 1 and 0 < bag_fraction <= 1")
-        rng = np.random.default_rng(seed)
-        bag_size = max(1, int(round(bag_fraction * n_members)))
-        weights = np.zeros(n_members)
-        for _ in range(n_bags):
-            # Bags are drawn over name ranks, so a seed picks the same names in any input order.
-            pool = by_name[np.sort(rng.choice(n_members, size=bag_size, replace=False))]
-            counts = _greedy_counts(probs, y, pool, metric, n_iterations, min(init_best_n, bag_size), favourites)
-            weights += counts / counts.sum()
-        weights /= n_bags
-    return {names[i]: float(weights[i]) for i in by_name if weights[i] > 0}
+    return probs, names, y, by_name, favourites
+
+
+def selection_path(probs: np.ndarray, y: np.ndarray, names: Sequence[str], *, n_iterations: int = 50,
+                   nbest: int | None = None) -> tuple[list[dict[str, float]], list[float]]:
+    """Caruana's selection curve (macro F1, no bagging): the weights after each step and the in-sample
+    macro F1 there. The report draws it; `use_best` cuts it at its first maximum."""
+    probs, names, y, by_name, favourites = _selection_inputs(probs, y, names, "f1", n_iterations, 0)
+    path, scores = _greedy_path(probs, y, _prune(probs, y, by_name, nbest), "f1", n_iterations, 0, favourites)
+    weights = [{names[i]: float(c[i] / c.sum()) for i in by_name if c[i] > 0} for c in path]
+    return weights, scores
 
 
 def _mixture_nll_and_grad(w: np.ndarray, p_true: np.ndarray) -> tuple[float, np.ndarray]:

@@ -25,7 +25,7 @@ class VoteInputs:
         return {name: probs[i] for i, name in enumerate(self.names)}
 
 
-def _class_difference(a: list[str], b: list[str]) -> str:
+def class_difference(a: list[str], b: list[str]) -> str:
     if len(a) != len(b):
         return f"{len(a)} vs {len(b)} classes"
     if sorted(a) == sorted(b):
@@ -40,7 +40,7 @@ def check_compatible(entries: list[dict]) -> None:
     for entry in entries[1:]:
         if entry["classes"] != first["classes"]:
             raise UserError(f"members '{first['name']}' and '{entry['name']}' have different class lists "
-                            f"({_class_difference(first['classes'], entry['classes'])})")
+                            f"({class_difference(first['classes'], entry['classes'])})")
         a, b = first["split"], entry["split"]
         if (a["name"], a.get("fold")) == (b["name"], b.get("fold")) and a["sha256"] != b["sha256"]:
             raise UserError(f"members '{first['name']}' and '{entry['name']}' both claim split '{a['name']}' "

@@ -12,6 +12,7 @@ from core.settings import Settings
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import PER_TASK_RULES, RULES, Recipe, apply
 from imagedata.sources import DatasetListing
+from jobs.fold_groups import row_groups
 from jobs.inputs import gather, parse_weights
 from jobs.vote import resolve_members
 from predict.loading import member_config
@@ -112,7 +113,8 @@ def report_command(args, settings: Settings):
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={e["name"]: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
         member_splits={e["name"]: dict(e["split"]) for e in entries},
-        seed=args.seed, n_boot=args.n_boot, gallery_limit=args.gallery),
+        seed=args.seed, n_boot=args.n_boot, gallery_limit=args.gallery,
+        groups=row_groups(entries[0], inputs.val_ids, settings.splits)),
         folder)
 
     log = ensemble_log(args.name, entries, config, settings.wandb_entity, result, inputs.val_labels, labels,

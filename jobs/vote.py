@@ -6,7 +6,7 @@ the honest cross-fitted comparison (computed once, shown by the console and the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +16,13 @@ from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
-from ensemble.choose import ALL_RULES, choose_recipe
+from ensemble.choose import ALL_RULES, choose_recipe, needs_comparison
+from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
 from jobs import outputs
-from jobs.inputs import check_compatible, gather, parse_weights
+from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
+from jobs.inputs import parse_weights
 from predict.imports import member_entry
 from predict.run import predict_members
 from report import submission
@@ -35,7 +37,8 @@ PLAIN_RULES = ("hard", "soft")  # always shown beside the submitted recipe, with
 
 @dataclass
 class VoteRequest:
-    members: list[str] | None = None
+    members: list[str] | None = None    # member names or glob patterns over registry names (fold groups)
+    groups: list[str] = field(default_factory=list)  # name prefixes: each one fold group, named PREFIX*
     recipe: str | None = None          # a saved recipe file: regenerate its ensemble exactly
     weights: list[str] = field(default_factory=list)
     rule: str = "soft"
@@ -75,11 +78,12 @@ def members_and_recipe(req: VoteRequest) -> tuple[list[str], Recipe | None]:
         if req.members and sorted(req.members) != sorted(recipe.members):
             raise UserError(f"--members differ from the members of recipe {req.recipe}; give one or the other")
         return list(recipe.members), recipe
-    if not req.members:
-        raise UserError("name the members to vote with --members (or give a saved --recipe)")
-    if len(set(req.members)) != len(req.members):
+    if not req.members and not req.groups:
+        raise UserError("name the members to vote with --members or --groups (or give a saved --recipe)")
+    members = list(req.members or [])
+    if len(set(members)) != len(members):
         raise UserError("a member is named twice in --members; give weights with --weights instead")
-    return list(req.members), None
+    return members, None
 
 
 def primary_name(req: VoteRequest, recipe: Recipe) -> str:
@@ -89,9 +93,12 @@ def primary_name(req: VoteRequest, recipe: Recipe) -> str:
     return f"vote:{req.rule}" if req.rule in PLAIN_RULES else f"recipe:{req.rule}"
 
 
-def resolve_members(registry: Registry, settings: Settings, names: list[str]) -> dict[str, dict]:
-    """Every member's entry from one read of the registry; imported members get theirs from the cache."""
-    registered = {entry["name"]: entry for entry in registry.members()}
+def resolve_members(registry: Registry, settings: Settings, names: list[str],
+                    registered: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every member's entry from one read of the registry (or the entries already read, `registered`);
+    imported members get theirs from the cache."""
+    if registered is None:
+        registered = {entry["name"]: entry for entry in registry.members()}
     return {name: registered[name] if name in registered else member_entry(registry, settings, name)
             for name in names}
 
@@ -110,13 +117,20 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
     outputs.check_targets(out, report_dir)  # before any prediction work
     registry = Registry(req.registry or settings.registry)
-    entries = resolve_members(registry, settings, names)
-    ordered = [entries[n] for n in names]
-    check_compatible(ordered)  # before any prediction work
+    registered = {entry["name"]: entry for entry in registry.members()}  # the one registry read
+    if recipe is not None:
+        units = units_of_recipe(names, recipe.groups)
+    else:
+        units = expand_units(names, req.groups, list(registered))
+    names = [u.name for u in units]
+    members = fold_members(units)
+    entries = resolve_members(registry, settings, members, registered)
+    ordered = [entries[n] for n in members]
+    check_units(units, entries)  # before any prediction work
     weights = dict(zip(names, parse_weights(req.weights, names).tolist()))
     listing = DatasetListing()
-    predictions = predict_members(names, registry, settings, tta=req.tta, entries=entries, listing=listing)
-    inputs = gather(names, ordered, predictions, checked=True)
+    predictions = predict_members(members, registry, settings, tta=req.tta, entries=entries, listing=listing)
+    inputs, groups = unit_inputs(units, entries, predictions, settings)
     config = load_config(registry.resolve(ordered[0]["config"]))
     dataset = listing.load(config.data, settings.data_root)
     composite = composite_of(ordered, config)
@@ -124,10 +138,19 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         raise UserError("no test predictions: the members' data config names no test list")
 
     # One honest comparison, shown by the console (with --compare) and always by the report.
-    chosen, compare = choose_recipe(req.rule, inputs.by_name("val"), inputs.val_labels, len(inputs.classes),
-                                    weights, composite.to_dict() if composite else None,
-                                    need_table=len(names) > 1)
+    comparison = None
+    if len(names) > 1:
+        try:
+            comparison = compare(inputs.by_name("val"), inputs.val_labels, len(inputs.classes),
+                                 composite.to_dict() if composite else None, groups=groups, extra=[req.rule])
+        except ValueError as err:
+            if needs_comparison(req.rule):
+                raise UserError(f"rule '{req.rule}' cannot be cross-fitted on these rows: {err}") from err
+    chosen = choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison)
     recipe = recipe or chosen
+    group_units = {u.name: u.members for u in units if u.group and u.name in recipe.members}
+    if group_units:
+        recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
     primary = primary_name(req, recipe)
     votes = ensemble_recipes(primary, recipe, weights)
     val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
@@ -151,8 +174,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         title=f"Ensemble report: {req.name}", classes=inputs.classes, y_val=inputs.val_labels,
         members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
-        run_dirs={e["name"]: run_folder(registry, e) for e in ordered}, composite=composite, test=test_rows,
-        summary=summary, compare=compare)
+        run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
+        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups)
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
                                     lambda: build_report(report_inputs, report_dir))
@@ -168,7 +191,7 @@ def print_vote(result: VoteResult) -> None:
     print_table("Validation (macro F1 is the metric; in-sample for fitted rules):", report.val_table)
     if result.compare:
         print_table("Honest comparison (cross-fitted on validation; gain vs the best member, 95% paired "
-                    "bootstrap CI):", report.compare_table)
+                    f"bootstrap CI; resampling unit: {report.metrics.get('resampling')}):", report.compare_table)
         print_gain_verdict(report.compare_table)
     print_table("Test rows of the submission (true labels known for the demo data):", report.test_table)
     weights_text = ", ".join(f"{n}={w:.3g}" for n, w in recipe.members.items())

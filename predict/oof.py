@@ -87,6 +87,12 @@ def _by_fold(entries: list[dict]) -> list[dict]:
     return [slots[k] for k in range(n_folds)]
 
 
+def check_fold_group(entries: list[dict]) -> list[dict]:
+    """The entries of a complete fold group, in fold order; a one-line refusal names what is wrong."""
+    _check_same(entries)
+    return _by_fold(entries)
+
+
 def _val_probs(registry: Registry, entry: dict) -> dict[str, np.ndarray]:
     if not entry.get("val_probs"):
         raise UserError(f"member '{entry['name']}' records no val_probs file; retrain it")
@@ -127,12 +133,24 @@ def assemble_oof(entries: list[dict], registry: Registry, split_file: Path | Non
         raise UserError("no members given for the out-of-fold predictions")
     _check_same(entries)
     ordered = _by_fold(entries)
-    parts = [_val_probs(registry, entry) for entry in ordered]
+    return stitch_oof(ordered, [_val_probs(registry, entry) for entry in ordered], split_file)
+
+
+def stitch_oof(entries: list[dict], parts: list[dict[str, np.ndarray]], split_file: Path | None = None) -> OOF:
+    """`assemble_oof` from validation predictions already at hand (e.g. the prediction cache's):
+    `parts[k]` holds ids, labels, probs and logits of `entries[k]`'s validation rows."""
+    if not entries:
+        raise UserError("no members given for the out-of-fold predictions")
+    _check_same(entries)
+    order = [e["name"] for e in _by_fold(entries)]
+    by_name = {e["name"]: (e, p) for e, p in zip(entries, parts)}
+    ordered = [by_name[n][0] for n in order]
+    parts = [by_name[n][1] for n in order]
     ids = np.concatenate([p["ids"] for p in parts]).astype(str)
     unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         row_id = unique[counts > 1][0]
-        owners = [e["name"] for e, p in zip(ordered, parts) if row_id in set(p["ids"].tolist())]
+        owners = [e["name"] for e, p in zip(ordered, parts) if row_id in set(np.asarray(p["ids"]).tolist())]
         raise UserError(f"image '{row_id}' is in the validation rows of {' and '.join(owners)}: "
                         f"their folds overlap, so these are not out-of-fold predictions")
     first = ordered[0]

@@ -4,7 +4,8 @@ One builder serves `scripts.report` and `scripts.vote`. It writes, into one fold
 that is replaced whole (never left half-written):
   report.html (self-contained) and report.md, classification_reports.txt,
   confusion_*.png, learning_curves.png, disagreement.png, error_correlation.png,
-  gallery.png, recipe.yaml, metrics.json, metrics.csv and scores_*.csv.
+  gallery.png, selection_curve.png (with two or more members), recipe.yaml, metrics.json,
+  metrics.csv and scores_*.csv.
 """
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 from core import atomic, leftovers
 from core.errors import UserError
 from ensemble import diversity
-from ensemble.compare import compare_rules
+from ensemble.compare import Comparison, compare
 from ensemble.composite import CompositeSpec
 from report.gallery import mistakes, plot_gallery
-from ensemble.honest import best_member_method, crossfit_predictions, paired_bootstrap_gain
+from ensemble.honest import paired_bootstrap_gain
 from ensemble.recipe import Recipe
 from report.html import to_html
 from report.page import CodePanels, Figure, FigureRow, Heading, Page, Section, Table, Text, to_markdown
@@ -114,7 +115,8 @@ class ReportInputs:
     n_boot: int = 1000
     n_splits: int = 5
     gallery_limit: int = 30
-    compare: pd.DataFrame | None = None  # compare_rules' table when the caller already computed it
+    compare: Comparison | None = None   # the comparison when the caller already computed it
+    groups: np.ndarray | None = None    # the split's group of each validation row (cluster bootstrap)
     member_splits: dict[str, dict] = field(default_factory=dict)  # member -> its registry entry's split
 
 
@@ -208,23 +210,35 @@ def classification_reports(inputs: ReportInputs, preds: dict[str, np.ndarray]) -
     return reports
 
 
-def compare_table(inputs: ReportInputs) -> tuple[pd.DataFrame | None, str]:
-    """compare_rules' honest table plus a row for the submitted recipe; (None, why) when it cannot run."""
+def comparison_of(inputs: ReportInputs) -> tuple[Comparison | None, str]:
+    """The caller's comparison, or one computed here; (None, why) when it cannot run."""
     if len(inputs.members) < 2:
         return None, "One member only: there is no ensemble to compare with."
-    n_classes = len(inputs.classes)
+    if inputs.compare is not None:
+        return inputs.compare, ""
     try:
-        table = inputs.compare if inputs.compare is not None else compare_rules(
-            inputs.members, inputs.y_val, n_classes, inputs.composite, inputs.seed,
-            n_splits=inputs.n_splits, n_boot=inputs.n_boot)
-        names = sorted(inputs.members)
-        stacked = np.stack([inputs.members[n] for n in names])
-        best = crossfit_predictions(best_member_method, stacked, inputs.y_val, names, inputs.n_splits, inputs.seed)
+        return compare(inputs.members, inputs.y_val, len(inputs.classes), inputs.composite, inputs.seed,
+                       n_splits=inputs.n_splits, n_boot=inputs.n_boot, groups=inputs.groups), ""
     except ValueError as err:
         # Too few rows for the folds, say: the rest of the report is still worth having.
         return None, f"The honest comparison could not run on these rows: {err}"
+
+
+def compare_table(inputs: ReportInputs, comparison: Comparison | None = None,
+                  why: str = "") -> tuple[pd.DataFrame | None, str]:
+    """The comparison's honest table plus a row for the submitted recipe; (None, why) when it cannot run.
+
+    The submitted row's gain is measured against the comparison's own cross-fitted best member,
+    on the same resampling scheme (groups when known), so nothing is cross-fitted twice."""
+    if comparison is None and not why:
+        comparison, why = comparison_of(inputs)
+    if comparison is None:
+        return None, why
+    n_classes = len(inputs.classes)
+    table, best = comparison.table, comparison.honest["best_member"]
     chosen = inputs.ensembles[inputs.primary].labels
-    boot = paired_bootstrap_gain(inputs.y_val, chosen, best, inputs.n_boot, inputs.seed, range(n_classes))
+    boot = paired_bootstrap_gain(inputs.y_val, chosen, best, comparison.n_boot, inputs.seed, range(n_classes),
+                                 groups=comparison.groups)
     in_sample = score(inputs.y_val, chosen, n_classes)
     # Equal weights and no temperatures fit nothing on these rows, so the in-sample score is already honest;
     # any other recipe may have been tuned on them, and we cannot tell.
@@ -312,17 +326,44 @@ def _scores_section(val_table: pd.DataFrame, test_table: pd.DataFrame | None) ->
     return Section("scores", "Scores", blocks)
 
 
-def _compare_section(table: pd.DataFrame | None, why: str, inputs: ReportInputs) -> Section:
-    if table is None:
+def _compare_section(table: pd.DataFrame | None, why: str, comparison: Comparison | None, stage: Path) -> Section:
+    if table is None or comparison is None:
         return Section("compare", "Members versus ensembles (honest)", [Text(why)])
-    text = (f"Each method is fitted on {inputs.n_splits - 1} of {inputs.n_splits} folds of the validation rows and "
-            f"scored on the fold it never saw (`f1_macro_honest`); `f1_macro_val` fits and scores on the same rows, "
-            f"for contrast. `gain` is the macro-F1 difference to the best member chosen inside the cross-fit, with a "
-            f"95% paired bootstrap interval ({inputs.n_boot} resamples): trust a gain whose interval excludes zero.")
+    k = comparison.n_splits
+    text = (f"Each method is fitted on {k - 1} of {k} folds of the validation rows and scored on the fold it never "
+            f"saw (`f1_macro_honest`); `f1_macro_val` fits and scores on the same rows, for contrast. `gain` is the "
+            f"macro-F1 difference to the best member chosen inside the cross-fit, with a 95% paired bootstrap "
+            f"interval ({comparison.n_boot} resamples): trust a gain whose interval excludes zero. "
+            f"Resampling unit: {comparison.scheme}.")
+    if comparison.groups is not None and not comparison.scheme.startswith("groups"):
+        text += " Every group holds one row, so the cluster bootstrap is the row bootstrap here."
     caption = ("The `submitted` row scores the recipe as given on all validation rows. Unless its weights are all "
                "equal and it has no temperatures, they may have been fitted on these rows: then its gain is "
                "optimistic and its honest score is left blank; read the cross-fitted rows instead.")
-    return Section("compare", "Members versus ensembles (honest)", [Text(text), Table(table, caption)])
+    blocks: list = [Text(text), Table(table, caption)]
+    if comparison.curve is not None:
+        blocks.append(Figure(plot_selection_curve(comparison.curve, stage / "selection_curve.png"),
+                             "Caruana selection: macro F1 against ensemble size (greedy steps), fitted and scored on "
+                             "the same rows (in-sample) and cross-fitted; `caruana+best` stops at the in-sample "
+                             "curve's first maximum"))
+    return Section("compare", "Members versus ensembles (honest)", blocks)
+
+
+def plot_selection_curve(curve: pd.DataFrame, out: Path) -> Path:
+    fig = MplFigure(figsize=(6.5, 3.6))
+    ax = fig.subplots()
+    ax.plot(curve["size"], curve["f1_in_sample"], label="in-sample (fitted and scored on the same rows)")
+    ax.plot(curve["size"], curve["f1_crossfit"], label="cross-fitted (honest)")
+    best = int(curve["f1_in_sample"].to_numpy().argmax())
+    ax.axvline(curve["size"].iloc[best], color="grey", linestyle=":", label="use_best cut")
+    ax.set(xlabel="ensemble size (greedy selection steps)", ylabel="macro F1", title="Caruana selection curve")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return out
 
 
 def _reports_section(reports: dict[str, str]) -> Section:
@@ -423,7 +464,8 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
     val_table = score_table(y, preds, n_classes, kinds, inputs.composite)
     test_table = (score_table(inputs.test.labels, inputs.test.preds, n_classes, kinds, inputs.composite)
                   if inputs.test is not None else None)
-    compared, why_not = compare_table(inputs)
+    comparison, why_not = comparison_of(inputs)
+    compared, why_not = compare_table(inputs, comparison, why_not)
     reports = classification_reports(inputs, preds)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -431,7 +473,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
         diversity_section, diversity_metrics = _diversity_section(stage, inputs, y)
         gallery_section, gallery_metrics = _gallery_section(stage, inputs, y, preds)
         # The pictures come before the long text reports, so the top of the page tells the story.
-        sections = [_scores_section(val_table, test_table), _compare_section(compared, why_not, inputs),
+        sections = [_scores_section(val_table, test_table), _compare_section(compared, why_not, comparison, stage),
                     diversity_section, _confusion_section(stage, y, preds, inputs.classes),
                     _curves_section(stage, inputs), gallery_section, _reports_section(reports)]
         metrics = {
@@ -439,7 +481,10 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
             "primary": inputs.primary, "recipe": inputs.recipe.to_dict(),
             "composite": None if inputs.composite is None else inputs.composite.to_dict(),
             "scores": {"val": _records(val_table), "test": _records(test_table)},
-            "compare": _records(compared), "diversity": diversity_metrics, "gallery": gallery_metrics,
+            "compare": _records(compared),
+            "resampling": None if comparison is None else comparison.scheme,
+            "selection_curve": None if comparison is None or comparison.curve is None else _records(comparison.curve),
+            "diversity": diversity_metrics, "gallery": gallery_metrics,
         }
         _write_tables(stage, metrics, val_table, test_table, compared, reports, inputs.recipe)
         validation = split_line(inputs.member_splits)

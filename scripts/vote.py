@@ -4,8 +4,11 @@
                            [--out submissions/NAME.csv] [--report reports/NAME] [--overwrite]
                            [--wandb disabled|offline|online]
     python -m scripts.vote --recipe submissions/NAME.recipe.yaml --name NAME2   # regenerate exactly
+    python -m scripts.vote --members 'mask-r18-f*' 'mask-cnx-f*' --rule stack+f1w --compare   # fold groups
 
-Members and weights are named, never positional. One member alone is also a valid "ensemble".
+Members and weights are named, never positional. A glob pattern (quoted) or a --groups prefix names a
+fold group: one architecture trained on every fold of one split, voting as one member whose validation
+predictions are its out-of-fold predictions and whose test predictions are its fold models' mean. One member alone is also a valid "ensemble".
 Every vote saves its recipe (members, weights, temperatures, rule) next to the submission.
 """
 from __future__ import annotations
@@ -22,7 +25,10 @@ from jobs.vote import ALL_RULES, MODES, VoteRequest, print_vote, vote
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.vote", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--members", nargs="+", help="member names from the registry (or give --recipe)")
+    parser.add_argument("--members", nargs="+", help="member names from the registry, or quoted glob patterns "
+                                                     "that name fold groups, e.g. 'mask-r18-f*' (or give --recipe)")
+    parser.add_argument("--groups", nargs="+", default=[], metavar="PREFIX",
+                        help="fold groups by member-name prefix; each votes as one member named PREFIX*")
     parser.add_argument("--recipe", help="a saved recipe YAML: regenerate its ensemble exactly")
     parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1)")
     parser.add_argument("--rule", choices=ALL_RULES, default="soft",
@@ -45,7 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    request = VoteRequest(members=args.members, recipe=args.recipe, weights=args.weights, rule=args.rule,
+    request = VoteRequest(members=args.members, groups=args.groups, recipe=args.recipe, weights=args.weights, rule=args.rule,
                           compare=args.compare, name=args.name, out=args.out, report=args.report,
                           overwrite=args.overwrite, wandb=args.wandb, tta=args.tta, registry=args.registry)
     console_logging()

@@ -10,7 +10,7 @@ from sklearn.metrics import f1_score
 from ensemble import (
     best_member_method,
     caruana_selection,
-    compare_rules,
+    compare,
     crossfit_predictions,
     make_folds,
     paired_bootstrap_gain,
@@ -19,6 +19,11 @@ from ensemble import (
 from ensemble.honest import _resample_pattern_counts, crossfit_many
 from ensemble.metrics import macro_f1, macro_f1_many
 
+
+
+def compare_rules(*args, **kwargs):
+    """The comparison's table (ensemble.compare returns the table with its recipes and predictions)."""
+    return compare(*args, **kwargs).table
 
 def sk_f1(y, pred, labels=None, sample_weight=None) -> float:
     return f1_score(y, pred, average="macro", labels=labels, zero_division=0, sample_weight=sample_weight)

@@ -1,4 +1,4 @@
-"""Recipes: YAML round trip, exact regeneration, refusal of missing members, best_recipe."""
+"""Recipes: YAML round trip, exact regeneration, refusal of missing members, the best honest recipe."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,15 +10,20 @@ from ensemble import (
     Recipe,
     apply_recipe,
     apply_temperature,
-    best_recipe,
-    compare_rules,
+    compare,
     hard_vote,
+    pick_best,
     soft_vote,
 )
 from ensemble.metrics import macro_f1
 
 MASK = {"tasks": [{"name": "mask", "size": 3}, {"name": "gender", "size": 2}, {"name": "age", "size": 3}]}
 
+
+
+def compare_rules(*args, **kwargs):
+    """The comparison's table (ensemble.compare returns the table with its recipes and predictions)."""
+    return compare(*args, **kwargs).table
 
 def members(rng, n_rows=400, n_classes=6, n_members=3):
     y = rng.integers(0, n_classes, n_rows)
@@ -96,10 +101,10 @@ def test_invalid_recipes_rejected(kwargs) -> None:
         Recipe(**kwargs)
 
 
-def test_best_recipe_reproduces_its_in_sample_score(tmp_path) -> None:
+def test_pick_best_reproduces_its_in_sample_score(tmp_path) -> None:
     probs, y = members(np.random.default_rng(3), n_rows=500)
     table = compare_rules(probs, y, 6, n_boot=100).set_index("method")
-    recipe = best_recipe(probs, y, 6, n_boot=100)
+    recipe = pick_best(compare(probs, y, 6, n_boot=100))
     method = recipe.note.split(":")[0]
     assert method in table.index and not method.startswith("member:")
     eligible = table[table["kind"] != "member"]
