@@ -9,10 +9,12 @@ server fails in seconds with the two ways out instead of after decoding a datase
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
-from huggingface_hub import hf_hub_download, try_to_load_from_cache
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from timm.models import get_pretrained_cfg, split_model_name_tag
 
@@ -120,12 +122,36 @@ def _not_available(hub: HubFile, cache: Path, why: str) -> UserError:
         f"machine with internet with `{FETCH_HINT} {hub.arch}` and copy its HF_HOME here (or point HF_HOME at it)")
 
 
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def unreachable(endpoint: str, timeout: float = ETAG_TIMEOUT_S) -> str | None:
+    """Why the hub's host does not answer a TCP connect, or None. huggingface_hub itself retries a dead
+    network five times with backoff (~25 s) before giving up; this answers in one attempt. Behind a proxy
+    a direct connect proves nothing, so it is skipped there."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        return f"{url.hostname}:{port}: {err.strerror or err.__class__.__name__}"
+    return None
+
+
 def download_hub_file(hub: HubFile, cache: Path) -> Path:
     """Fetch into the cache the first of timm's file choices that the repo has."""
+    endpoint = hub_endpoint()
+    why = None if hub_offline() else unreachable(endpoint)
+    if why:
+        raise _not_available(hub, cache, f"(the hub could not be reached: {why}) and not in the cache")
     for filename in hub.filenames:
         try:
             return Path(hf_hub_download(hub.repo_id, filename, revision=hub.revision, cache_dir=str(cache),
-                                        etag_timeout=ETAG_TIMEOUT_S, local_files_only=hub_offline()))
+                                        etag_timeout=ETAG_TIMEOUT_S, local_files_only=hub_offline(),
+                                        endpoint=endpoint))
         except LocalEntryNotFoundError as err:  # the hub could not be reached and the cache has nothing
             raise _not_available(hub, cache, "(the hub could not be reached and the cache has no copy)") from err
         except EntryNotFoundError:  # the repo has no such file: try timm's next choice

@@ -22,6 +22,9 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    # Hub weights (model.pretrained) come only from caches the tests build: never the network, never ~/.cache.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.chdir(tmp_path)
     return out
 

@@ -20,7 +20,7 @@ SPLIT = "mask-k3"
 
 
 def train(root, name: str, arch: str, *extra: str):
-    return run_script("train", "--config", CONFIG, f"name={name}", f"model.arch={arch}", f"data.root={root}",
+    return run_script("train", "--config", CONFIG, f"name={name}", f"model.arch={arch}", "model.pretrained=false", f"data.root={root}",
                       "data.image_size=[32, 24]", "train.epochs=1", "train.batch_size=16", "train.num_workers=0",
                       "train.augment.color_jitter=0", "data.on_bad_image=skip", f"data.split.name={SPLIT}",
                       "data.split.n_folds=3", *extra)

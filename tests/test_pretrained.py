@@ -110,3 +110,21 @@ def test_scripts_train_with_pretrained_true_loads_the_cached_backbone_and_a_fres
     assert "registered hub-start" in proc.stdout
     config_used = yaml.safe_load((registry.resolve(entry["config"])).read_text())
     assert config_used["model"]["pretrained"] is True
+
+
+def test_a_dead_network_without_hf_hub_offline_fails_at_once_with_the_same_line(tmp_path, monkeypatch):
+    """A firewalled server that did not set HF_HUB_OFFLINE: the hub's host is refused (a closed local port
+    stands in for it, so nothing leaves this machine) and the one line comes without the hub's retries."""
+    import socket
+
+    from core.errors import UserError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(UserError, match=rf"could not be reached: 127.0.0.1:{port}.*models--timm--resnet18.a1_in1k"
+                                        r".*model.pretrained_file=.*python -m scripts.fetch_weights resnet18"):
+        resolve_hub("resnet18")
