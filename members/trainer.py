@@ -27,7 +27,7 @@ from core.config import MemberConfig
 from core.distributed import DistContext, resolve_device
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
-from members.losses import build_loss
+from members.losses import build_loss, split_targets
 from members.resume import TrainingState, restore_rng, save_state
 from modeling.preprocess import Normalize, autocast_dtype
 
@@ -110,7 +110,7 @@ class Trainer:
                  on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[dict], None] | None = None,
                  dist: DistContext | None = None, stop: StopRequest | None = None,
                  class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
-                 wandb_run: str | None = None):
+                 wandb_run: str | None = None, distill: bool = False):
         self.cfg = config
         self.device = device
         self.dist = dist or DistContext(device)
@@ -132,7 +132,8 @@ class Trainer:
         self.wandb_run = wandb_run
         self.amp_dtype = autocast_dtype(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.criterion = build_loss(config.train, class_weights).to(device)
+        # distill: batches carry teacher probabilities beside the labels (members.losses.pack_targets).
+        self.criterion = build_loss(config.train, class_weights, config.distill if distill else None).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
 
     # --- one batch --------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class Trainer:
                 break
             with self._autocast():
                 logits.append(module(self._inputs(images)).float())
-            labels_all.append(labels)
+            labels_all.append(split_targets(labels)[0])  # validation scores the true labels only
         stacked = torch.cat(logits).cpu()
         labels_t = torch.cat(labels_all).cpu()
         loss = float(nn.functional.cross_entropy(stacked, labels_t))
