@@ -1,6 +1,9 @@
 """Distillation: a saved recipe → one student member, through the real scripts, on the digits data."""
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +19,7 @@ from members.losses import DistillationLoss, pack_targets, split_targets
 from predict import cache
 
 CFG = str(REPO / "configs" / "digits" / "resnet18.yaml")
-TINY = ["model.arch=test_resnet", "data.image_size=[16,16]", "train.epochs=2", "train.batch_size=128"]
+TINY = ["model.arch=test_resnet", "data.image_size=[16,16]", "train.epochs=1", "train.batch_size=128"]
 
 
 # --- the loss -------------------------------------------------------------------------------------
@@ -64,15 +67,32 @@ def test_teacher_probabilities_travel_with_the_batch_unchanged():
 
 # --- end to end -----------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def project_env(env: dict):
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield
+
+
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    """Two tiny digits members and the recipe of their soft vote."""
+def teacher(tmp_path_factory, digits_root):
+    """Two tiny digits members and the recipe of their soft vote (in this process: the box is busy)."""
+    import scripts.train
+    import scripts.vote
+
     out = tmp_path_factory.mktemp("distill")
-    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(out / "data"), "TQDM_DISABLE": "1",
+    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(digits_root.parent), "TQDM_DISABLE": "1",
            "WANDB_MODE": "disabled", "VOTE_LOCAL_CONFIG": str(out / "none.yaml"), "OMP_NUM_THREADS": "1"}
-    run_script("train", "--config", CFG, "name=a", *TINY, env=env)
-    run_script("train", "--config", CFG, "name=b", "train.seed=3", *TINY, env=env)
-    run_script("vote", "--members", "a", "b", "--weights", "b=2", "--name", "t", env=env)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with project_env(env), contextlib.redirect_stdout(io.StringIO()):
+            assert scripts.train.main(["--config", CFG, "name=a", *TINY]) == 0
+            assert scripts.train.main(["--config", CFG, "name=b", "train.seed=3", *TINY]) == 0
+            assert scripts.vote.main(["--members", "a", "b", "--weights", "b=2", "--name", "t"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     return out, env, out / "submissions" / "t.recipe.yaml"
 
 
@@ -80,10 +100,16 @@ def _run_folders(out):
     return sorted(p.name for p in (out / "runs").glob("*/*") if p.is_dir())
 
 
-def test_distill_trains_registers_and_votes(teacher):
+def test_distill_trains_registers_and_votes(teacher, capsys):
+    import scripts.train
+    import scripts.vote
+    from core.settings import load_settings
+    from jobs.distill import DistillRequest, recipe_entries, teacher_targets
+
     out, env, recipe = teacher
-    proc = run_script("distill", "--recipe", str(recipe), "--config", CFG, "name=s", *TINY, "distill.alpha=0.8",
-                      "distill.temperature=2", env=env)
+    # The real command, the way a user runs it.
+    proc = run_script("distill", "--recipe", str(recipe), "--config", CFG, "name=s", *TINY,
+                      "distill.alpha=0.8", "distill.temperature=2", env=env)
     assert "registered student s" in proc.stdout
     assert "in-sample" in proc.stderr  # the log says the teacher's training-row targets are in-sample
 
@@ -98,50 +124,41 @@ def test_distill_trains_registers_and_votes(teacher):
     # The teacher's train split sits in the prediction cache beside val and test: the members' training rows.
     split = (out / "splits" / "digits-holdout-s42.csv").read_text().splitlines()
     a_train = cache.load(out / "cache" / "predictions" / "a" / "train.npz")
+    b_train = cache.load(out / "cache" / "predictions" / "b" / "train.npz")
     val = cache.load(out / "cache" / "predictions" / "a" / "val.npz")
     assert len(a_train.ids) + len(val.ids) == len(split) - 1 and not set(a_train.ids) & set(val.ids)
 
-    # The targets are the recipe applied exactly as the vote applies it.
-    from core.settings import load_settings
-    from jobs.distill import DistillRequest, recipe_entries, teacher_targets
-
-    import os
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        settings = load_settings()
-        registry = Registry(out / "registry.yaml")
-        loaded = Recipe.from_yaml(recipe)
+    with project_env(env):
+        # The targets are the recipe applied exactly as the vote applies it (all from the cache now).
+        settings, registry, loaded = load_settings(), Registry(out / "registry.yaml"), Recipe.from_yaml(recipe)
         targets = teacher_targets(loaded, str(recipe), recipe_entries(loaded, str(recipe), registry), registry,
                                   settings, DistillRequest(recipe=str(recipe)))
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    b_train = cache.load(out / "cache" / "predictions" / "b" / "train.npz")
-    _, expected = apply(loaded, {"a": a_train.probs, "b": b_train.probs})
-    np.testing.assert_allclose(targets.probs[: len(a_train.ids)], expected, rtol=1e-6, atol=1e-7)
-    assert targets.in_sample[: len(a_train.ids)].all() and not targets.in_sample[len(a_train.ids):].any()
+        _, expected = apply(loaded, {"a": a_train.probs, "b": b_train.probs})
+        np.testing.assert_allclose(targets.probs[: len(a_train.ids)], expected, rtol=1e-6, atol=1e-7)
+        assert targets.in_sample[: len(a_train.ids)].all() and not targets.in_sample[len(a_train.ids):].any()
 
-    # The student votes and reports like any member, marked as a student beside its teacher.
-    voted = run_script("vote", "--members", "a", "b", "s", "--name", "with-student", env=env)
-    assert "student" in voted.stdout
-    report = (out / "reports" / "with-student" / "report.md").read_text()
-    assert "`s` is a **student** distilled from recipe `submissions/t.recipe.yaml`" in report
+        # The student votes and reports like any member, marked as a student beside its teacher.
+        assert scripts.vote.main(["--members", "a", "b", "s", "--name", "with-student"]) == 0
+        assert "student" in capsys.readouterr().out
+        report = (out / "reports" / "with-student" / "report.md").read_text()
+        assert "`s` is a **student** distilled from recipe `submissions/t.recipe.yaml`" in report
 
-    # scripts.train cannot resume a student without its teacher
-    incomplete = run_dir.with_name(run_dir.name + "_incomplete")
-    run_dir.rename(incomplete)
-    try:
-        refused = run_script("train", "--resume", str(incomplete), env=env, check=False)
-    finally:
-        incomplete.rename(run_dir)
-    assert refused.returncode == 2 and "scripts.distill" in refused.stderr
+        # scripts.train cannot resume a student without its teacher
+        incomplete = run_dir.with_name(run_dir.name + "_incomplete")
+        run_dir.rename(incomplete)
+        try:
+            assert scripts.train.main(["--resume", str(incomplete)]) == 2
+        finally:
+            incomplete.rename(run_dir)
+        assert "scripts.distill" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", ["bad_recipe", "missing_member", "other_classes", "online"])
-def test_mistakes_are_one_line_and_leave_no_run_folder(teacher, tmp_path, case):
+def test_mistakes_are_one_line_and_leave_no_run_folder(teacher, tmp_path, capsys, case):
+    import scripts.distill
+
     out, env, recipe = teacher
-    config, extra = CFG, []
+    extra = []
     if case == "bad_recipe":
         recipe = tmp_path / "bad.recipe.yaml"
         recipe.write_text("rule: sideways\nmembers: {a: 1}\n")
@@ -153,16 +170,17 @@ def test_mistakes_are_one_line_and_leave_no_run_folder(teacher, tmp_path, case):
     elif case == "other_classes":
         from training_fixture import write_shapes
 
-        extra = [f"data.source=folder", f"data.root={write_shapes(tmp_path / 'shapes')}"]
+        extra = ["data.source=folder", f"data.root={write_shapes(tmp_path / 'shapes')}"]
         expect = "classes"
     else:
         extra = ["distill.online=true"]
         expect = "distill.online"
     before = _run_folders(out)
-    proc = run_script("distill", "--recipe", str(recipe), "--config", config, f"name=x-{case}", *TINY, *extra,
-                      env=env, check=False)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], proc.stderr
+    with project_env(env):
+        code = scripts.distill.main(["--recipe", str(recipe), "--config", CFG, f"name=x-{case}", *TINY, *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], err
     assert _run_folders(out) == before
     assert not Registry(out / "registry.yaml").exists(f"x-{case}")
