@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.9)
     parser.add_argument("--student-seed", type=int, default=7)
+    parser.add_argument("--teachers", nargs="+", default=CONFIGS, choices=CONFIGS,
+                        help="the teacher's member configs under configs/digits (default: all three)")
     parser.add_argument("--keep", help="output root to use (and keep) instead of a temporary folder")
     args = parser.parse_args(argv)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="distill-bench-"))
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                       VOTE_LOCAL_CONFIG=str(root / "none.yaml"))
 
     from core.config import load_config
+    from core.console import console_logging
     from core.registry import Registry
     from core.settings import REPO_ROOT, load_settings
     from ensemble.recipe import Recipe, apply
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.train import train_member
     from predict.run import predict_members
 
+    console_logging()
     started = time.perf_counter()
     settings = load_settings()
     ensure_digits(settings.data_root / "digits")
@@ -67,15 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     common = [f"train.epochs={args.epochs}", f"data.image_size=[{args.size},{args.size}]",
               "early_stopping.patience=100"]
     names = []
-    for file in CONFIGS:
+    for file in args.teachers:
         config = load_config(REPO_ROOT / "configs" / "digits" / file, common)
         if not registry.exists(config.name):
             train_member(config, settings)
         names.append(config.name)
     entries = {e["name"]: e for e in registry.members()}
     best = max(names, key=lambda n: entries[n]["metrics"]["val_f1_macro"])
-    best_file = CONFIGS[names.index(best)]
-    recipe_path = root / "submissions" / "teacher.recipe.yaml"
+    best_file = args.teachers[names.index(best)]
+    tag = "-".join(Path(f).stem for f in args.teachers) + f"-T{args.temperature:g}-a{args.alpha:g}"
+    distilled = f"student-distilled-{tag}"
+    recipe_path = root / "submissions" / f"teacher-{tag}.recipe.yaml"
     recipe_path.parent.mkdir(parents=True, exist_ok=True)
     recipe = Recipe("soft", dict.fromkeys(names, 1.0), note="benchmark teacher: equal-weight soft vote")
     recipe.to_yaml(recipe_path)
@@ -84,13 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     student = common + [f"train.seed={args.student_seed}"]
     if not registry.exists("student-plain"):
         train_member(load_config(student_cfg, student + ["name=student-plain"]), settings)
-    if not registry.exists("student-distilled"):
+    if not registry.exists(distilled):
         distill_command(DistillRequest(recipe=str(recipe_path), config=student_cfg, overrides=student + [
-            "name=student-distilled", f"distill.temperature={args.temperature}", f"distill.alpha={args.alpha}"]),
+            f"name={distilled}", f"distill.temperature={args.temperature}", f"distill.alpha={args.alpha}"]),
             settings)
     train_s = time.perf_counter() - started
 
-    everyone = names + ["student-plain", "student-distilled"]
+    everyone = names + ["student-plain", distilled]
     preds = predict_members(everyone, registry, settings, splits=("val", "test"))
     config = load_config(REPO_ROOT / "configs" / "digits" / best_file, common)
     dataset = DatasetListing().load(config.data, settings.data_root)
@@ -107,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return n / (time.perf_counter() - t0)
 
     rows = []
-    for label, members in [("teacher ensemble (soft vote of 3)", names), (f"best member ({best})", [best]),
-                           ("student, plain CE", ["student-plain"]), ("student, distilled", ["student-distilled"])]:
+    for label, members in [(f"teacher ensemble (soft vote of {len(names)})", names), (f"best member ({best})", [best]),
+                           ("student, plain CE", ["student-plain"]), ("student, distilled", [distilled])]:
         by = {split: {m: preds[m][split].probs for m in members} for split in ("val", "test")}
         val_pred = apply(Recipe("soft", dict.fromkeys(members, 1.0)), by["val"])[0]
         test_pred = apply(Recipe("soft", dict.fromkeys(members, 1.0)), by["test"])[0]
