@@ -1,6 +1,7 @@
 """Distillation on the digits data (CPU, a few minutes): does one student reach the ensemble's accuracy?
 
     .venv/bin/python benchmarks/distill.py [--epochs 4] [--size 32] [--temperature 4] [--alpha 0.9] [--keep DIR]
+        [--teachers resnet18.yaml tv_resnet18.yaml] [--seeds N]   (N seeds of the first config as the teacher)
 
 In a temporary output root it trains the three digits members of `make demo` (timm resnet18, timm
 regnetx_002, torchvision resnet18), writes the recipe of their equal-weight soft vote (the teacher),
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-seed", type=int, default=7)
     parser.add_argument("--teachers", nargs="+", default=CONFIGS, choices=CONFIGS,
                         help="the teacher's member configs under configs/digits (default: all three)")
+    parser.add_argument("--seeds", type=int, default=0,
+                        help="instead: a teacher of N seeds of the first --teachers config (a seed ensemble)")
     parser.add_argument("--keep", help="output root to use (and keep) instead of a temporary folder")
     args = parser.parse_args(argv)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="distill-bench-"))
@@ -71,15 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     common = [f"train.epochs={args.epochs}", f"data.image_size=[{args.size},{args.size}]",
               "early_stopping.patience=100"]
     names = []
-    for file in args.teachers:
-        config = load_config(REPO_ROOT / "configs" / "digits" / file, common)
+    teachers = ([(args.teachers[0], [f"train.seed={k}", f"name={Path(args.teachers[0]).stem}-seed{k}"])
+                 for k in range(args.seeds)] if args.seeds else [(f, []) for f in args.teachers])
+    for file, extra in teachers:
+        config = load_config(REPO_ROOT / "configs" / "digits" / file, common + extra)
         if not registry.exists(config.name):
             train_member(config, settings)
         names.append(config.name)
     entries = {e["name"]: e for e in registry.members()}
     best = max(names, key=lambda n: entries[n]["metrics"]["val_f1_macro"])
-    best_file = args.teachers[names.index(best)]
-    tag = "-".join(Path(f).stem for f in args.teachers) + f"-T{args.temperature:g}-a{args.alpha:g}"
+    best_file = teachers[names.index(best)][0]
+    tag = "-".join(names) + f"-T{args.temperature:g}-a{args.alpha:g}"
     distilled = f"student-distilled-{tag}"
     recipe_path = root / "submissions" / f"teacher-{tag}.recipe.yaml"
     recipe_path.parent.mkdir(parents=True, exist_ok=True)
