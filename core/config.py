@@ -117,6 +117,14 @@ class TrackingConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Used only by scripts.distill: the student's loss is alpha * KL(teacher_T || student_T) * T^2 + (1 - alpha) * CE."""
+    temperature: float = 4.0  # T: both distributions are softened by it (Hinton et al. 2015)
+    alpha: float = 0.9        # share of the distillation term; 0 = plain cross-entropy on the labels
+    online: bool = False      # run the teacher members on the augmented batch (refused for now: targets are cached)
+
+
+@dataclass
 class MemberConfig:
     name: str = "member"
     ensemble: str = "default"   # the wandb group and the ensemble this member belongs to
@@ -125,6 +133,7 @@ class MemberConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 CHOICES = {
@@ -303,6 +312,7 @@ def _check_values(config: MemberConfig, origin: str) -> None:
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise UserError(f"config keys 'train.epochs' and 'train.batch_size' in {origin} must be >= 1")
     _check_train_values(config.train, origin)
+    _check_distill_values(config.distill, origin)
     if not config.name or config.name in (".", "..") or any(ch in config.name for ch in "/\\: "):
         raise UserError(f"config key 'name' in {origin} must be non-empty, without spaces, slashes or colons")
 
@@ -338,6 +348,13 @@ def _check_train_values(train: TrainConfig, origin: str) -> None:
     for key, ok, rule in checks:
         if not ok:
             raise UserError(f"config key '{key}' in {origin} {rule}")
+
+
+def _check_distill_values(distill: DistillConfig, origin: str) -> None:
+    if not (distill.temperature > 0 and distill.temperature < float("inf")):
+        raise UserError(f"config key 'distill.temperature' in {origin} must be a number > 0, e.g. 4")
+    if not 0.0 <= distill.alpha <= 1.0:
+        raise UserError(f"config key 'distill.alpha' in {origin} must be in [0, 1]")
 
 
 def to_dict(config: MemberConfig) -> dict:

@@ -32,7 +32,7 @@ import filelock
 import yaml
 
 from core import atomic
-from core.entry import RegistryEntry
+from core.entry import SHA256, RegistryEntry
 from core.errors import UserError
 
 VERSION = 1
@@ -87,7 +87,31 @@ def validate_entry(entry: Any, where: str) -> dict:
     if problem:
         raise UserError(f"{where} ('{entry.get('name', '?')}') field 'weights_origin' {problem}")
     _check_duplicate_fields(entry, where)
+    _check_distilled_from(entry, where)
     return entry
+
+
+DISTILLED_FROM_KEYS = {"recipe", "sha256", "members", "rule", "targets", "teacher_val_f1_macro"}
+
+
+def _check_distilled_from(entry: dict, where: str) -> None:
+    """Optional `distilled_from` of a student (scripts.distill): {recipe, sha256, members, ...}."""
+    value = entry.get("distilled_from")
+    if value is None:
+        return
+    label = f"{where} ('{entry.get('name', '?')}') field 'distilled_from'"
+    if not isinstance(value, dict):
+        raise UserError(f"{label} must be a mapping with 'recipe', 'sha256' and 'members'")
+    unknown = sorted(set(value) - DISTILLED_FROM_KEYS)
+    if unknown:
+        raise UserError(f"{label} has unknown key '{unknown[0]}' (known: {', '.join(sorted(DISTILLED_FROM_KEYS))})")
+    if not isinstance(value.get("recipe"), str) or not value["recipe"]:
+        raise UserError(f"{label} needs 'recipe', the path of the recipe file it was distilled from")
+    if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
+        raise UserError(f"{label} 'sha256' must be 64 lowercase hex characters (the recipe file's hash)")
+    members = value.get("members")
+    if not (isinstance(members, list) and members and all(isinstance(m, str) and m for m in members)):
+        raise UserError(f"{label} 'members' must be a non-empty list of member names")
 
 
 class Registry:

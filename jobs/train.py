@@ -40,6 +40,7 @@ from modeling.preprocess import Normalize
 
 log = logging.getLogger("members")
 SMOKE_BATCHES = 2
+DISTILLED_FROM = "distilled_from.yaml"  # in a student's run folder: its registry entry's `distilled_from`
 
 
 @dataclass
@@ -52,6 +53,35 @@ class MemberData:
     val_ids: list[str]
     labels: np.ndarray
     skipped: pd.DataFrame | None = None  # id, path, reason of images dropped by data.on_bad_image=skip
+
+
+@dataclass
+class TeacherTargets:
+    """A distillation teacher's probabilities by row id, from the prediction cache (see jobs/distill.py)."""
+    ids: np.ndarray         # [N] str
+    probs: np.ndarray       # [N, C] float32, what the recipe's vote gives on each row
+    in_sample: np.ndarray   # [N] bool: the teacher's members were trained on the row
+    provenance: dict        # the registry entry's `distilled_from`
+
+    def for_pool(self, pool_ids: list[str], train_idx: np.ndarray, classes: list[str]) -> np.ndarray:
+        """float32 [pool rows, C]: the teacher's targets on every training row (others stay uniform, unused)."""
+        if self.probs.shape[1] != len(classes):
+            raise UserError(f"the teacher predicts {self.probs.shape[1]} classes but the student's data has "
+                            f"{len(classes)}")
+        position = pd.Series(np.arange(len(self.ids)), index=[str(i) for i in self.ids])
+        wanted = [pool_ids[i] for i in train_idx]
+        found = position.reindex(wanted)
+        if found.isna().any():
+            missing = wanted[int(np.flatnonzero(found.isna().to_numpy())[0])]
+            raise UserError(f"student training row '{missing}' has no teacher prediction (the recipe's members "
+                            f"predicted {len(self.ids)} other rows): train the student on the members' data and split")
+        rows = found.to_numpy().astype(np.int64)
+        out = np.full((len(pool_ids), len(classes)), 1.0 / len(classes), np.float32)
+        out[train_idx] = self.probs[rows]
+        inside = int(self.in_sample[rows].sum())
+        log.info("teacher targets for %d training rows: %d in-sample (the teacher's members trained on them, so they "
+                 "are more confident than on unseen rows), %d out-of-sample", len(rows), inside, len(rows) - inside)
+        return out
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -128,8 +158,9 @@ def _attach_log(run_dir: Path) -> logging.Handler:
 
 
 def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: MemberData, sha256: str,
-                built, result, tracker: Tracker) -> dict:
+                built, result, tracker: Tracker, distilled_from: dict | None = None) -> dict:
     s = config.data.split
+    extra = {"distilled_from": distilled_from} if distilled_from is not None else {}
     return {
         "name": config.name,
         "arch": config.model.arch,
@@ -153,6 +184,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         "pretrained": built.origin,
         "weights_origin": built.weights.to_entry(),
         "ema": _ema_entry(config, registry, run_dir, result),
+        **extra,
     }
 
 
@@ -181,8 +213,11 @@ def _smoke_predict(built, normalize, data: MemberData, config: MemberConfig, set
 
 def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
                  registry_path: Path | None = None, resume_from: Path | None = None,
-                 stop_after_epoch: int | None = None) -> tuple[Path | None, dict | None]:
+                 stop_after_epoch: int | None = None,
+                 teacher: TeacherTargets | None = None) -> tuple[Path | None, dict | None]:
     """Train, write the run folder and register; smoke runs a few batches and registers nothing.
+
+    `teacher` trains a distillation student on its targets (scripts.distill) and records where they came from.
 
     `resume_from` continues an interrupted run folder; `stop_after_epoch` pauses after that
     epoch (raising TrainingStopped) so it can be resumed later. Under torchrun every rank
@@ -193,14 +228,16 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
     start = plan_start(config.model, Registry(registry_path or settings.registry))
     ctx = distributed.setup(config.train.device)
     try:
-        return _train_member(config, settings, smoke, registry_path, resume_from, stop_after_epoch, ctx, start)
+        return _train_member(config, settings, smoke, registry_path, resume_from, stop_after_epoch, ctx, start,
+                             teacher)
     finally:
         ctx.close()
 
 
 def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registry_path: Path | None,
                   resume_from: Path | None, stop_after_epoch: int | None,
-                  ctx: distributed.DistContext, start: WeightsOrigin) -> tuple[Path | None, dict | None]:
+                  ctx: distributed.DistContext, start: WeightsOrigin,
+                  teacher: TeacherTargets | None = None) -> tuple[Path | None, dict | None]:
     registry = Registry(registry_path or settings.registry)
     if not smoke and registry.exists(config.name):
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
@@ -208,6 +245,8 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
         registry.relative(settings.runs)  # a registry that cannot point at the run folder fails now, not after training
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = prepare_data(config, settings)
+    soft = None if teacher is None else teacher.for_pool(data.dataset.train["id"].astype(str).tolist(),
+                                                         data.train_idx, list(data.dataset.classes))
     built = build_model(config.model.arch, data.dataset.num_classes, drop_rate=config.model.drop_rate,
                         start=start, keep_head=config.model.keep_head)
     device = ctx.device
@@ -232,16 +271,18 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
         config_dict = to_dict(config)
         if run_dir is not None:
             atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+            if teacher is not None:  # marks the run as a student: the report and --resume read it
+                atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
         tracker = Tracker(config, run_dir, settings.wandb_entity, config_dict, enabled=not smoke and ctx.is_main,
                           resume_id=state.wandb_run if state else None)
         normalize = Normalize(built.mean, built.std)
-        feeds = build_feeds(config, data.images, data.labels, data.train_idx, data.val_idx, ctx)
+        feeds = build_feeds(config, data.images, data.labels, data.train_idx, data.val_idx, ctx, teacher=soft)
         with stop_on_signals() as stop:
             trainer = Trainer(config, built.model, normalize, run_dir, device,
                               max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch,
                               on_batch=tracker.log_batch, dist=ctx, stop=stop,
                               class_weights=_class_weights(config, data), batch_augment=feeds.augment,
-                              wandb_run=tracker.run_id)
+                              wandb_run=tracker.run_id, distill=soft is not None)
             result = trainer.fit(feeds.train, feeds.val, data.labels[data.val_idx], resume=state,
                                  stop_after_epoch=stop_after_epoch)
         if not ctx.is_main:
@@ -254,7 +295,8 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
         pending = run_dir
         run_dir = finish_run_folder(run_dir, config.early_stopping.monitor, result.best[config.early_stopping.monitor])
         sha = sha256_file(run_dir / "best.safetensors")
-        entry = build_entry(config, registry, run_dir, data, sha, built, result, tracker)
+        entry = build_entry(config, registry, run_dir, data, sha, built, result, tracker,
+                            teacher.provenance if teacher is not None else None)
         try:
             registry.add(entry)
         except BaseException:
@@ -294,6 +336,9 @@ def train_command(config_file: str | None, overrides: list[str], settings: Setti
     resume_from = None
     if resume:
         resume_from, config = resume_config(resume, overrides)
+        if (resume_from / DISTILLED_FROM).is_file():
+            raise UserError(f"--resume {resume_from}: this run is a distilled student and needs its teacher's targets; "
+                            f"continue it with python -m scripts.distill --recipe RECIPE --resume {resume_from}")
     else:
         config = load_config(config_file, overrides)
     try:

@@ -42,7 +42,9 @@ class ArrayDataset(torch.utils.data.Dataset):
 
     def __init__(self, images, labels, transform: v2.Transform | None = None):
         self.images = images
-        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        # 2-D labels are packed distillation targets (members.losses.pack_targets): keep them float.
+        labels = torch.as_tensor(labels)
+        self.labels = labels.long() if labels.dim() == 1 else labels.float()
         self.transform = transform
 
     def __len__(self) -> int:

@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from members.augment import ArrayDataset, BatchAugment, resolve_mode, train_transform
+from members.losses import pack_targets
 
 log = logging.getLogger("members")
 RESIDENT_SHARE = 0.4     # of free GPU memory; the rest is left for the model and activations
@@ -107,7 +108,8 @@ class Pool:
         self.images = images
         self.device = device
         self.placement = placement
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        labels = np.asarray(labels)  # 2-D: packed distillation targets, kept float
+        self.labels = torch.as_tensor(labels, dtype=torch.long if labels.ndim == 1 else torch.float32)
         self.resident = None
         if placement == "resident":
             self.resident = self._upload()
@@ -229,20 +231,24 @@ class Feeds:
 
 
 def build_feeds(config, images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-                ctx) -> Feeds:
-    """The train and validation feeds one member (on one rank) trains with."""
+                ctx, teacher: np.ndarray | None = None) -> Feeds:
+    """The train and validation feeds one member (on one rank) trains with.
+
+    `teacher` (float32 [pool rows, classes]) makes every batch carry the teacher's probabilities
+    beside its labels, for distillation; the sampler still sees the plain labels."""
     train, device = config.train, ctx.device
     mode = resolve_mode(train.augment, device)
     order = EpochOrder(train_idx, labels, train.batch_size, train.seed, ctx.rank, ctx.world,
                        balanced=train.class_balance == "sampler")
     placement = choose_placement(train.feed, device, int(np.prod(images.shape)))
-    pool = Pool(images, labels, device, placement)
+    targets = labels if teacher is None else pack_targets(labels, teacher)
+    pool = Pool(images, targets, device, placement)
     val = PoolFeed(pool, FixedBatches(val_idx, train.batch_size))
     if mode == "batched":
         feeds = Feeds(PoolFeed(pool, order), val, BatchAugment(train.augment), mode, placement)
     else:
         size = tuple(config.data.image_size)
-        loader = LoaderFeed(images, labels, order, train_transform(size, train.augment), train.num_workers,
+        loader = LoaderFeed(images, targets, order, train_transform(size, train.augment), train.num_workers,
                             device.type == "cuda", train.seed, train.deterministic)
         feeds = Feeds(loader, val, None, mode, placement)
     log.info("feed: %s augmentation, pool %s (%.1f MiB uint8), %d batches of %d per epoch%s", mode, placement,

@@ -76,10 +76,57 @@ class SoftF1Loss(nn.Module):
         return 1.0 - (f1 * weight).sum() / weight.sum().clamp_min(self.eps)
 
 
-def build_loss(train_cfg, class_weights: np.ndarray | None) -> nn.Module:
+def build_loss(train_cfg, class_weights: np.ndarray | None, distill=None) -> nn.Module:
+    """The member's loss; with `distill` (a DistillConfig) it is wrapped in the distillation loss."""
     weight = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
     if train_cfg.loss == "focal":
-        return FocalLoss(train_cfg.focal_gamma, weight, train_cfg.label_smoothing)
-    if train_cfg.loss == "soft_f1":
-        return SoftF1Loss(weight, train_cfg.label_smoothing)
-    return nn.CrossEntropyLoss(weight=weight, label_smoothing=train_cfg.label_smoothing)
+        hard: nn.Module = FocalLoss(train_cfg.focal_gamma, weight, train_cfg.label_smoothing)
+    elif train_cfg.loss == "soft_f1":
+        hard = SoftF1Loss(weight, train_cfg.label_smoothing)
+    else:
+        hard = nn.CrossEntropyLoss(weight=weight, label_smoothing=train_cfg.label_smoothing)
+    return hard if distill is None else DistillationLoss(hard, distill.temperature, distill.alpha)
+
+
+# --- distillation: teacher probabilities travel with the labels -------------------------------------------
+
+def pack_targets(labels: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    """float32 [N, 1 + C]: column 0 the class index, then the teacher's probabilities.
+
+    One tensor per row is what every feed already moves (host, resident, side stream, DataLoader
+    workers, DDP shards), so the teacher's targets need no second index path to reach the loss."""
+    return np.concatenate([np.asarray(labels, np.float32)[:, None], np.asarray(teacher, np.float32)], axis=1)
+
+
+def split_targets(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(class indices, teacher probabilities or None) from what a batch carries."""
+    if targets.dim() == 1:
+        return targets, None
+    return targets[:, 0].long(), targets[:, 1:]
+
+
+class DistillationLoss(nn.Module):
+    """alpha * KL(teacher_T || student_T) * T^2 + (1 - alpha) * hard(labels) (Hinton et al. 2015).
+
+    The teacher's probabilities are softened like logits: softmax(log p / T). T^2 keeps the
+    gradient of the soft term on the scale of the hard one whatever T is. `hard` is the
+    member's usual loss (cross-entropy, focal or soft F1, with its class weights and smoothing).
+    """
+
+    def __init__(self, hard: nn.Module, temperature: float, alpha: float):
+        super().__init__()
+        self.hard = hard
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        labels, teacher = split_targets(targets)
+        hard = self.hard(logits, labels)
+        if teacher is None or self.alpha == 0.0:
+            return hard
+        t = self.temperature
+        student = F.log_softmax(logits.float() / t, dim=1)
+        # A hard-vote teacher gives exact zeros; clamping keeps log finite and leaves those classes at ~0.
+        soft_teacher = F.softmax(teacher.float().clamp_min(1e-12).log() / t, dim=1)
+        kl = F.kl_div(student, soft_teacher, reduction="batchmean") * (t * t)
+        return self.alpha * kl + (1.0 - self.alpha) * hard

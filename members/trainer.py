@@ -32,7 +32,7 @@ from core.config import MemberConfig
 from core.distributed import DistContext, resolve_device
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
-from members.losses import build_loss
+from members.losses import build_loss, split_targets
 from members.resume import TrainingState, restore_rng, save_state
 from modeling.models import head_names, head_parameter_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
@@ -162,7 +162,7 @@ class Trainer:
                  on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[dict], None] | None = None,
                  dist: DistContext | None = None, stop: StopRequest | None = None,
                  class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
-                 wandb_run: str | None = None):
+                 wandb_run: str | None = None, distill: bool = False):
         self.cfg = config
         self.device = device
         self.dist = dist or DistContext(device)
@@ -189,7 +189,8 @@ class Trainer:
         self.micro_batch: int | None = None  # rows per forward pass once memory ran out; None = whole batches
         # Validation's own size: rank 0 alone validates, so its halving must not change how rank 0 trains.
         self.eval_micro_batch: int | None = None
-        self.criterion = build_loss(config.train, class_weights).to(device)
+        # distill: batches carry teacher probabilities beside the labels (members.losses.pack_targets).
+        self.criterion = build_loss(config.train, class_weights, config.distill if distill else None).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
         head = head_params(self.net, needed=config.train.freeze_backbone_epochs > 0)
         self.backbone_params = [p for n, p in self.net.named_parameters() if n not in head]
@@ -339,7 +340,7 @@ class Trainer:
             if step >= steps:
                 break
             logits.append(self._eval_logits(module, images))
-            labels_all.append(labels)
+            labels_all.append(split_targets(labels)[0])  # validation scores the true labels only
         stacked = torch.cat(logits).cpu()
         labels_t = torch.cat(labels_all).cpu()
         loss = float(nn.functional.cross_entropy(stacked, labels_t))

@@ -1,4 +1,4 @@
-"""Which images a member predicts for a split: the test list, or its own validation rows of its split file."""
+"""Which images a member predicts for a split: the test list, or its own validation (or training) rows of its split file."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,9 +36,12 @@ def split_rows(registry: Registry, member: MemberInfo, settings: Settings, split
     if split_file.sha256 != meta.sha256:
         raise UserError(f"member '{member.name}': split file {split_file.path} changed since training "
                         f"(sha256 {split_file.sha256[:12]}… vs {meta.sha256[:12]}…)")
-    val = split_file.rows(meta.fold, "val")
+    # `train`: the rows the member was trained on (in-sample; what a distillation teacher predicts for its student).
+    role = "train" if split == "train" else "val"
+    val = split_file.rows(meta.fold, role)
     by_id = dataset.train.set_index("id")
     missing = [i for i in val["id"] if i not in by_id.index]
     if missing:
-        raise UserError(f"member '{member.name}': validation image '{missing[0]}' is no longer in the data")
+        what = "training" if role == "train" else "validation"
+        raise UserError(f"member '{member.name}': {what} image '{missing[0]}' is no longer in the data")
     return Rows(val["id"].tolist(), by_id.loc[val["id"], "path"].tolist(), by_id.loc[val["id"], "label"].to_numpy())

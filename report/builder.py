@@ -263,6 +263,32 @@ def history_of(run_dir: Path | None) -> pd.DataFrame | None:
     return history if "epoch" in history.columns and len(history) else None
 
 
+def student_of(run_dir: Path | None) -> dict | None:
+    """A distilled student's `distilled_from.yaml` (written by scripts.distill in its run folder), else None."""
+    path = run_dir / "distilled_from.yaml" if run_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        found = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return None
+    return found if isinstance(found, dict) and found.get("members") else None
+
+
+def _student_lines(students: dict[str, dict], val_table: pd.DataFrame) -> list[str]:
+    """Each student beside its teacher: the recipe it learned from and both validation scores."""
+    f1 = val_table.set_index("name")["f1_macro"]
+    lines = []
+    for name, origin in students.items():
+        teacher = origin.get("teacher_val_f1_macro")
+        versus = f" (its teacher: {teacher:.4f} when it was distilled)" if isinstance(teacher, (int, float)) else ""
+        lines.append(f"`{name}` is a **student** distilled from recipe `{origin.get('recipe')}` (rule "
+                     f"`{origin.get('rule', '?')}` over {', '.join(f'`{m}`' for m in origin['members'])}; targets "
+                     f"{origin.get('targets', 'in-sample')}): validation macro F1 {f1.get(name, float('nan')):.4f}"
+                     f"{versus}, at one member's inference cost.")
+    return lines
+
+
 def plot_learning_curves(histories: dict[str, pd.DataFrame], out: Path) -> Path:
     """Every member's validation macro F1 and losses per epoch, on shared axes."""
     fig = MplFigure(figsize=(11, 3.8))
@@ -318,8 +344,10 @@ def _records(frame: pd.DataFrame | None) -> list[dict] | None:
 
 # --- the sections ------------------------------------------------------------------------------
 
-def _scores_section(val_table: pd.DataFrame, test_table: pd.DataFrame | None) -> Section:
+def _scores_section(val_table: pd.DataFrame, test_table: pd.DataFrame | None,
+                    students: dict[str, dict] | None = None) -> Section:
     blocks = [Table(val_table, "Validation rows. Macro F1 is the metric; accuracy is shown beside it.")]
+    blocks += [Text(line) for line in _student_lines(students or {}, val_table)]
     if test_table is not None:
         blocks += [Heading("Test rows of the submission"),
                    Table(test_table, "True test labels are known for the demo data only.")]
@@ -461,6 +489,8 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
     preds = {name: probs.argmax(1) for name, probs in inputs.members.items()}
     preds.update({name: vote.labels for name, vote in inputs.ensembles.items()})
     kinds = {name: ("ensemble" if name in inputs.ensembles else "member") for name in preds}
+    students = {name: found for name in inputs.members if (found := student_of(inputs.run_dirs.get(name)))}
+    kinds.update(dict.fromkeys(students, "student"))  # a member distilled from an ensemble (scripts.distill)
     val_table = score_table(y, preds, n_classes, kinds, inputs.composite)
     test_table = (score_table(inputs.test.labels, inputs.test.preds, n_classes, kinds, inputs.composite)
                   if inputs.test is not None else None)
@@ -473,7 +503,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
         diversity_section, diversity_metrics = _diversity_section(stage, inputs, y)
         gallery_section, gallery_metrics = _gallery_section(stage, inputs, y, preds)
         # The pictures come before the long text reports, so the top of the page tells the story.
-        sections = [_scores_section(val_table, test_table), _compare_section(compared, why_not, comparison, stage),
+        sections = [_scores_section(val_table, test_table, students), _compare_section(compared, why_not, comparison, stage),
                     diversity_section, _confusion_section(stage, y, preds, inputs.classes),
                     _curves_section(stage, inputs), gallery_section, _reports_section(reports)]
         metrics = {
@@ -484,7 +514,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
             "compare": _records(compared),
             "resampling": None if comparison is None else comparison.scheme,
             "selection_curve": None if comparison is None or comparison.curve is None else _records(comparison.curve),
-            "diversity": diversity_metrics, "gallery": gallery_metrics,
+            "diversity": diversity_metrics, "gallery": gallery_metrics, "students": students,
         }
         _write_tables(stage, metrics, val_table, test_table, compared, reports, inputs.recipe)
         validation = split_line(inputs.member_splits)

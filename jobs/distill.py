@@ -1,0 +1,164 @@
+"""The distill job: a saved ensemble recipe → one student member trained on the ensemble's soft predictions.
+
+The teacher is the recipe itself: its members' cached predictions on the training rows (a `train`
+split predicted through predict_members, beside `val` and `test`) combined by `ensemble.recipe.apply`
+with the recipe's rule, weights and temperatures, exactly as the vote combines them. The student then
+trains through the normal path (jobs.train.train_member): run folder, checkpoints, early stopping,
+wandb, resume, DDP, registration, with `distilled_from` in its registry entry.
+
+Every check that can fail (the recipe, its members, the student's classes) runs before the run
+folder is made, so a mistake leaves nothing behind.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from core.config import MemberConfig, load_config
+from core.errors import UserError
+from core.hashing import sha256_file
+from core.registry import Registry
+from core.settings import Settings
+from ensemble.recipe import Recipe, apply
+from imagedata.sources import DatasetListing
+from jobs.inputs import check_compatible
+from jobs.train import TeacherTargets, TrainOutcome, train_member
+from members.interrupts import TrainingStopped
+from members.resume import resume_config
+from predict.run import predict_members
+
+log = logging.getLogger("members")
+TEACHER_SPLITS = ("train", "val")
+
+
+@dataclass
+class DistillRequest:
+    recipe: str
+    config: str | None = None
+    overrides: list[str] | None = None
+    registry: str | None = None
+    resume: str | None = None
+    stop_after_epoch: int | None = None
+    tta: str = "none"          # the teacher members' prediction views; part of the cache key
+    device: str = "auto"       # where the teacher members predict (the student follows train.device)
+    batch_size: int = 256      # prediction batch size for the teacher
+
+
+def read_recipe(path: str) -> Recipe:
+    if not Path(path).is_file():
+        raise UserError(f"recipe {path} does not exist (votes save one as submissions/<name>.recipe.yaml)")
+    try:
+        return Recipe.from_yaml(path)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise UserError(f"recipe {path} cannot be read: {err}") from err
+    except Exception as err:  # yaml's parser errors span lines; one_line() joins them
+        raise UserError(f"recipe {path} is not valid YAML: {err}") from err
+
+
+def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[dict]:
+    """The registry entries of the recipe's members (one read), refusing missing or imported ones."""
+    registered = {e["name"]: e for e in registry.members()}
+    for name in recipe.members:
+        if name not in registered:
+            known = ", ".join(registered) or "none"
+            raise UserError(f"recipe {path} names member '{name}', which is not in {registry.path} "
+                            f"(registered: {known})")
+        if registered[name].get("kind") == "imported":
+            raise UserError(f"recipe {path}: member '{name}' is imported (predictions only), so it cannot predict "
+                            f"the training rows a student needs; distil a recipe of trained members")
+    entries = [registered[n] for n in recipe.members]
+    check_compatible(entries)
+    return entries
+
+
+def check_student(config: MemberConfig, entries: list[dict], settings: Settings, origin: str) -> None:
+    """Same classes in the same order as the teacher; online teachers are refused (not built yet)."""
+    if config.distill.online:
+        raise UserError(f"distill.online: true in {origin} is not implemented yet: the teacher's targets come from "
+                        f"the prediction cache, computed on the un-augmented training images; use distill.online=false")
+    dataset = DatasetListing().load(config.data, settings.data_root)
+    teacher = list(entries[0]["classes"])
+    student = [str(c) for c in dataset.classes]
+    if student != teacher:
+        how = ("the same classes in a different order" if sorted(student) == sorted(teacher)
+               else f"{len(student)} classes ({', '.join(student[:5])}{', …' if len(student) > 5 else ''})")
+        raise UserError(f"student config {origin} has {how} but the recipe's members predict {len(teacher)} classes "
+                        f"({', '.join(teacher[:5])}{', …' if len(teacher) > 5 else ''}); a student must learn the "
+                        f"teacher's classes in the teacher's order")
+
+
+def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], registry: Registry,
+                    settings: Settings, req: DistillRequest) -> TeacherTargets:
+    """The recipe's probabilities on the members' training rows (in-sample) and validation rows."""
+    names = list(recipe.members)
+    by_name = {e["name"]: e for e in entries}
+    predictions = predict_members(names, registry, settings, splits=TEACHER_SPLITS, tta=req.tta, force=False,
+                                  device=req.device, batch_size=req.batch_size, entries=by_name)
+    parts = {}
+    for split in TEACHER_SPLITS:
+        ids = predictions[names[0]][split].ids
+        for name in names[1:]:
+            if not np.array_equal(predictions[name][split].ids, ids):
+                raise UserError(f"members '{names[0]}' and '{name}' have different {split} rows in their predictions")
+        # Exactly what the vote does with these members: recipe.apply on the cached probabilities.
+        labels, probs = apply(recipe, {n: predictions[n][split].probs for n in names})
+        parts[split] = (ids, labels, probs, predictions[names[0]][split].labels)
+    val_ids, val_pred, _, val_truth = parts["val"]
+    teacher_f1 = float(f1_score(val_truth, val_pred, average="macro", labels=range(len(entries[0]["classes"])),
+                                zero_division=0))
+    log.info("teacher %s (rule %s, members %s): validation macro F1 %.4f; its targets on the %d training rows are "
+             "in-sample (predicted by members trained on them)", recipe_path, recipe.rule, ", ".join(names),
+             teacher_f1, len(parts["train"][0]))
+    ids = np.concatenate([parts["train"][0], val_ids]).astype(str)
+    probs = np.concatenate([parts["train"][2], parts["val"][2]]).astype(np.float32)
+    probs /= probs.sum(1, keepdims=True)  # hard-rule vote shares already sum to 1; keep exact for the KL
+    in_sample = np.r_[np.ones(len(parts["train"][0]), bool), np.zeros(len(val_ids), bool)]
+    provenance = {"recipe": _recorded_path(recipe_path, registry), "sha256": sha256_file(Path(recipe_path)),
+                  "members": names, "rule": recipe.rule, "targets": "in-sample",
+                  "teacher_val_f1_macro": round(teacher_f1, 6)}
+    return TeacherTargets(ids, probs, in_sample, provenance)
+
+
+def _recorded_path(path: str, registry: Registry) -> str:
+    """Relative to the registry when inside its folder (portable, like every other path), else absolute."""
+    try:
+        return registry.relative(path)
+    except UserError:
+        return Path(path).resolve().as_posix()
+
+
+def distill_command(req: DistillRequest, settings: Settings) -> TrainOutcome:
+    recipe = read_recipe(req.recipe)
+    if req.resume:
+        resume_from, config = resume_config(req.resume, req.overrides or [])
+        origin = str(resume_from / "config.yaml")
+    else:
+        if not req.config:
+            raise UserError("give the student's member config with --config FILE (or --resume RUN_FOLDER)")
+        resume_from, config, origin = None, load_config(req.config, req.overrides or []), req.config
+    registry = Registry(req.registry or settings.registry)
+    entries = recipe_entries(recipe, req.recipe, registry)
+    check_student(config, entries, settings, origin)
+    if resume_from is None and registry.exists(config.name):
+        raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
+    teacher = teacher_targets(recipe, req.recipe, entries, registry, settings, req)
+    try:
+        run_dir, entry = train_member(config, settings, registry_path=req.registry and Path(req.registry),
+                                      resume_from=resume_from, stop_after_epoch=req.stop_after_epoch,
+                                      teacher=teacher)
+    except TrainingStopped as stopped:
+        if stopped.run_dir is None:
+            return TrainOutcome(stopped.exit_code)
+        return TrainOutcome(stopped.exit_code, f"{stopped.reason}: saved last checkpoint in {stopped.run_dir}; "
+                            f"nothing registered. Continue with: python -m scripts.distill --recipe {req.recipe} "
+                            f"--resume {stopped.run_dir}", to_stderr=True)
+    if run_dir is None:
+        return TrainOutcome(0)
+    m = entry["metrics"]
+    return TrainOutcome(0, f"registered student {entry['name']}: val_f1_macro {m['val_f1_macro']:.4f} "
+                           f"(teacher {teacher.provenance['teacher_val_f1_macro']:.4f}), val_acc {m['val_acc']:.4f} "
+                           f"(best epoch {m['best_epoch']}), distilled from {req.recipe} → {run_dir}")
