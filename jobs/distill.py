@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.metrics import f1_score
 
 from core.config import MemberConfig, load_config
@@ -25,10 +26,13 @@ from core.registry import Registry
 from core.settings import Settings
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
+from jobs.fold_groups import check_units, fold_members, unit_inputs, units_of_recipe
 from jobs.inputs import check_compatible
 from jobs.train import TeacherTargets, TrainOutcome, train_member
 from members.interrupts import TrainingStopped
 from members.resume import resume_config
+from predict.loading import LoadedMember, load_member
+from predict.preprocess import resize_batch
 from predict.run import predict_members
 
 log = logging.getLogger("members")
@@ -60,9 +64,15 @@ def read_recipe(path: str) -> Recipe:
 
 
 def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[dict]:
-    """The registry entries of the recipe's members (one read), refusing missing or imported ones."""
+    """The registry entries of the recipe's members (one read), refusing missing or imported ones.
+
+    For a recipe of fold groups these are the fold members of every group, in unit order."""
     registered = {e["name"]: e for e in registry.members()}
-    for name in recipe.members:
+    units = units_of_recipe(list(recipe.members), recipe.groups)
+    if recipe.groups and not all(u.group for u in units):
+        raise UserError(f"recipe {path} mixes fold groups and holdout members; a vote refuses that mix, so a "
+                        f"student cannot learn from it either")
+    for name in fold_members(units):
         if name not in registered:
             known = ", ".join(registered) or "none"
             raise UserError(f"recipe {path} names member '{name}', which is not in {registry.path} "
@@ -70,16 +80,16 @@ def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[dict]:
         if registered[name].get("kind") == "imported":
             raise UserError(f"recipe {path}: member '{name}' is imported (predictions only), so it cannot predict "
                             f"the training rows a student needs; distil a recipe of trained members")
-    entries = [registered[n] for n in recipe.members]
-    check_compatible(entries)
+    entries = [registered[n] for n in fold_members(units)]
+    if recipe.groups:
+        check_units(units, {e["name"]: e for e in entries})
+    else:
+        check_compatible(entries)
     return entries
 
 
 def check_student(config: MemberConfig, entries: list[dict], settings: Settings, origin: str) -> None:
-    """Same classes in the same order as the teacher; online teachers are refused (not built yet)."""
-    if config.distill.online:
-        raise UserError(f"distill.online: true in {origin} is not implemented yet: the teacher's targets come from "
-                        f"the prediction cache, computed on the un-augmented training images; use distill.online=false")
+    """Same classes in the same order as the teacher."""
     dataset = DatasetListing().load(config.data, settings.data_root)
     teacher = list(entries[0]["classes"])
     student = [str(c) for c in dataset.classes]
@@ -91,9 +101,38 @@ def check_student(config: MemberConfig, entries: list[dict], settings: Settings,
                         f"teacher's classes in the teacher's order")
 
 
+def oof_teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], registry: Registry,
+                        settings: Settings, req: DistillRequest) -> TeacherTargets:
+    """A recipe of fold groups: its vote on every training row, out of fold (honest targets).
+
+    Each fold model predicts only the rows it was validated on (its cached `val` split); stitched per
+    group exactly as the vote stitches them, then combined by `ensemble.recipe.apply`."""
+    units = units_of_recipe(list(recipe.members), recipe.groups)
+    by_name = {e["name"]: e for e in entries}
+    predictions = predict_members(fold_members(units), registry, settings, splits=("val",), tta=req.tta,
+                                  device=req.device, batch_size=req.batch_size, entries=by_name)
+    inputs, _ = unit_inputs(units, by_name, predictions, settings, with_test=False)
+    labels, probs = apply(recipe, inputs.by_name("val"))
+    teacher_f1 = float(f1_score(inputs.val_labels, labels, average="macro", labels=range(len(inputs.classes)),
+                                zero_division=0))
+    log.info("teacher %s (rule %s, fold groups %s): out-of-fold macro F1 %.4f on %d training rows; every target is "
+             "out of fold (predicted by the fold model that did not train on the row)", recipe_path, recipe.rule,
+             ", ".join(recipe.members), teacher_f1, len(inputs.val_ids))
+    probs = np.asarray(probs, dtype=np.float32)
+    probs /= probs.sum(1, keepdims=True)
+    provenance = {"recipe": _recorded_path(recipe_path, registry), "sha256": sha256_file(Path(recipe_path)),
+                  "members": fold_members(units), "rule": recipe.rule, "targets": "out-of-fold",
+                  "teacher_val_f1_macro": round(teacher_f1, 6)}
+    return TeacherTargets(np.asarray(inputs.val_ids).astype(str), probs, np.zeros(len(inputs.val_ids), bool),
+                          provenance)
+
+
 def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], registry: Registry,
                     settings: Settings, req: DistillRequest) -> TeacherTargets:
-    """The recipe's probabilities on the members' training rows (in-sample) and validation rows."""
+    """The recipe's probabilities on the members' training rows (in-sample) and validation rows;
+    out of fold on every training row when the recipe's members are fold groups."""
+    if recipe.groups:
+        return oof_teacher_targets(recipe, recipe_path, entries, registry, settings, req)
     names = list(recipe.members)
     by_name = {e["name"]: e for e in entries}
     predictions = predict_members(names, registry, settings, splits=TEACHER_SPLITS, tta=req.tta, force=False,
@@ -123,6 +162,39 @@ def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], regis
     return TeacherTargets(ids, probs, in_sample, provenance)
 
 
+class OnlineTeacher:
+    """distill.online: the recipe's members run on every augmented training batch (K extra forward passes).
+
+    Each member sees the batch at its own input size and normalisation, as in prediction; a fold
+    group's probabilities are the mean of its fold models' (its test rule); the recipe then combines
+    them exactly as the vote does. Slower than the cached targets, but the target belongs to the
+    very crop the student sees."""
+
+    def __init__(self, recipe: Recipe, registry: Registry, entries: list[dict]):
+        self.recipe = recipe
+        self.units = units_of_recipe(list(recipe.members), recipe.groups)
+        self.members = {e["name"]: load_member(registry, e) for e in entries}
+        self.device: torch.device | None = None
+
+    def _probs(self, member: LoadedMember, images: torch.Tensor) -> np.ndarray:
+        x = resize_batch(images, member.size, member.entry.input.extra.get("interpolation", "bilinear"))
+        logits = member.model(member.normalize(x)).float()
+        return torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.device != images.device:  # moved once, to wherever the student trains
+            for member in self.members.values():
+                member.model.to(images.device).eval()
+                member.normalize.to(images.device)
+            self.device = images.device
+        by_unit = {u.name: np.mean([self._probs(self.members[m], images) for m in u.members], axis=0)
+                   for u in self.units}
+        _, probs = apply(self.recipe, by_unit)
+        probs = np.asarray(probs, dtype=np.float32)
+        return torch.from_numpy(probs / probs.sum(1, keepdims=True))
+
+
 def _recorded_path(path: str, registry: Registry) -> str:
     """Relative to the registry when inside its folder (portable, like every other path), else absolute."""
     try:
@@ -146,6 +218,11 @@ def distill_command(req: DistillRequest, settings: Settings) -> TrainOutcome:
     if resume_from is None and registry.exists(config.name):
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
     teacher = teacher_targets(recipe, req.recipe, entries, registry, settings, req)
+    if config.distill.online:
+        teacher.online = OnlineTeacher(recipe, registry, entries)
+        teacher.provenance["targets"] = "online"
+        log.info("distill.online: the %d teacher model(s) run on every augmented batch (the cached targets only "
+                 "score the teacher)", len(entries))
     try:
         run_dir, entry = train_member(config, settings, registry_path=req.registry and Path(req.registry),
                                       resume_from=resume_from, stop_after_epoch=req.stop_after_epoch,

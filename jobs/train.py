@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,7 @@ class TeacherTargets:
     probs: np.ndarray       # [N, C] float32, what the recipe's vote gives on each row
     in_sample: np.ndarray   # [N] bool: the teacher's members were trained on the row
     provenance: dict        # the registry entry's `distilled_from`
+    online: Callable[[torch.Tensor], torch.Tensor] | None = None  # distill.online: the teacher on each augmented batch
 
     def for_pool(self, pool_ids: list[str], train_idx: np.ndarray, classes: list[str]) -> np.ndarray:
         """float32 [pool rows, C]: the teacher's targets on every training row (others stay uniform, unused)."""
@@ -282,7 +284,8 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
                               max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch,
                               on_batch=tracker.log_batch, dist=ctx, stop=stop,
                               class_weights=_class_weights(config, data), batch_augment=feeds.augment,
-                              wandb_run=tracker.run_id, distill=soft is not None)
+                              wandb_run=tracker.run_id, distill=soft is not None,
+                              online_teacher=teacher.online if teacher is not None else None)
             result = trainer.fit(feeds.train, feeds.val, data.labels[data.val_idx], resume=state,
                                  stop_after_epoch=stop_after_epoch)
         if not ctx.is_main:

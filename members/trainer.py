@@ -162,7 +162,8 @@ class Trainer:
                  on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[dict], None] | None = None,
                  dist: DistContext | None = None, stop: StopRequest | None = None,
                  class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
-                 wandb_run: str | None = None, distill: bool = False):
+                 wandb_run: str | None = None, distill: bool = False,
+                 online_teacher: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.cfg = config
         self.device = device
         self.dist = dist or DistContext(device)
@@ -191,6 +192,8 @@ class Trainer:
         self.eval_micro_batch: int | None = None
         # distill: batches carry teacher probabilities beside the labels (members.losses.pack_targets).
         self.criterion = build_loss(config.train, class_weights, config.distill if distill else None).to(device)
+        # distill.online: the teacher sees each augmented batch and its probabilities replace the cached ones.
+        self.online_teacher = online_teacher
         self.log_every = max(1, config.tracking.wandb.log_every)
         head = head_params(self.net, needed=config.train.freeze_backbone_epochs > 0)
         self.backbone_params = [p for n, p in self.net.named_parameters() if n not in head]
@@ -213,6 +216,11 @@ class Trainer:
         labels = labels.to(self.device, non_blocking=True)
         if self.batch_augment is not None:
             images = self.batch_augment(images)  # outside the retry: a retry must not draw new crops
+        if self.online_teacher is not None:
+            hard, _ = split_targets(labels)
+            with torch.no_grad():
+                soft = self.online_teacher(images).to(device=self.device, dtype=torch.float32)
+            labels = torch.cat([hard.float()[:, None], soft], dim=1)  # the packed form the loss reads
         while True:
             try:
                 loss = self._gradients(run, images, labels)

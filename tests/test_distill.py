@@ -153,7 +153,7 @@ def test_distill_trains_registers_and_votes(teacher, capsys):
         assert "scripts.distill" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", ["bad_recipe", "missing_member", "other_classes", "online"])
+@pytest.mark.parametrize("case", ["bad_recipe", "missing_member", "other_classes"])
 def test_mistakes_are_one_line_and_leave_no_run_folder(teacher, tmp_path, capsys, case):
     import scripts.distill
 
@@ -172,9 +172,6 @@ def test_mistakes_are_one_line_and_leave_no_run_folder(teacher, tmp_path, capsys
 
         extra = ["data.source=folder", f"data.root={write_shapes(tmp_path / 'shapes')}"]
         expect = "classes"
-    else:
-        extra = ["distill.online=true"]
-        expect = "distill.online"
     before = _run_folders(out)
     with project_env(env):
         code = scripts.distill.main(["--recipe", str(recipe), "--config", CFG, f"name=x-{case}", *TINY, *extra])
@@ -184,3 +181,39 @@ def test_mistakes_are_one_line_and_leave_no_run_folder(teacher, tmp_path, capsys
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], err
     assert _run_folders(out) == before
     assert not Registry(out / "registry.yaml").exists(f"x-{case}")
+
+
+def test_an_online_teacher_scores_the_augmented_batch_the_student_sees(teacher, capsys):
+    """distill.online: the recipe's members run on each augmented batch, and that is what the loss gets."""
+    import members.trainer as trainer_module
+    import scripts.distill
+    from jobs.distill import recipe_entries
+    from predict.loading import load_member
+    from predict.preprocess import resize_batch
+
+    out, env, recipe = teacher
+    seen = []
+    real = trainer_module.Trainer._gradients
+
+    def spy(self, run, images, labels):
+        seen.append((images.detach().clone(), labels.detach().clone()))
+        return real(self, run, images, labels)
+
+    with project_env(env), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer_module.Trainer, "_gradients", spy)
+        code = scripts.distill.main(["--recipe", str(recipe), "--config", CFG, "name=online", *TINY,
+                                     "distill.online=true", "train.augment.mode=batched", "train.augment.hflip=0.5"])
+        assert code == 0, capsys.readouterr().err
+        registry = Registry(out / "registry.yaml")
+        assert registry.get("online")["distilled_from"]["targets"] == "online"
+        # The soft part of what the loss saw is the recipe applied to the members' outputs on those very
+        # (augmented) images, each member at its own size and normalisation.
+        loaded = Recipe.from_yaml(recipe)
+        images, labels = seen[0]
+        probs = {}
+        for entry in recipe_entries(loaded, str(recipe), registry):
+            member = load_member(registry, entry)
+            x = member.normalize(resize_batch(images, member.size))
+            probs[member.name] = torch.softmax(member.model(x).float(), 1).detach().numpy().astype(np.float64)
+        _, expected = apply(loaded, probs)
+        np.testing.assert_allclose(labels[:, 1:].numpy(), expected / expected.sum(1, keepdims=True), atol=1e-5)

@@ -74,3 +74,21 @@ def test_an_incomplete_fold_group_is_refused(folds):
     proc = run_script("vote", "--members", "a-f[01]", "b-f*", "--name", "inc", env=env, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "fold 2" in proc.stderr and "incomplete" in proc.stderr
+
+
+def test_a_student_of_fold_groups_learns_honest_out_of_fold_targets(folds):
+    """scripts.distill on a fold-group recipe: every target is out of fold, from the groups' cached val rows."""
+    out, env = folds
+    run_script("vote", "--groups", "a-f", "b-f", "--rule", "soft", "--name", "teach", env=env)
+    recipe = out / "submissions" / "teach.recipe.yaml"
+    cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
+    proc = run_script("distill", "--recipe", str(recipe), "--config", cfg, "name=student", "model.arch=resnet10t",
+                      *TINY, env=env)
+    assert "registered student student" in proc.stdout
+    assert "out of fold" in proc.stderr
+    registry = yaml.safe_load((out / "registry.yaml").read_text())
+    student = next(e for e in registry["members"] if e["name"] == "student")
+    assert student["distilled_from"]["targets"] == "out-of-fold"
+    assert student["distilled_from"]["members"] == ["a-f0", "a-f1", "a-f2", "b-f0", "b-f1", "b-f2"]
+    # no second inference path: the fold models were never asked for a `train` split
+    assert not list((out / "cache" / "predictions").glob("*/train.npz"))
