@@ -175,7 +175,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
-        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups)
+        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups,
+        member_splits={m: dict(entries[m]["split"]) for u in units for m in u.members})
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
                                     lambda: build_report(report_inputs, report_dir))
