@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from core.errors import UserError
+
 REGISTRY_HELP = "registry file (default: <output root>/registry.yaml)"
 
 
@@ -22,3 +24,11 @@ def add_members(parser: argparse.ArgumentParser, help: str = "member names from 
 
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--overwrite", action="store_true", help=f"replace an existing {what}")
+
+
+def check_new_or_resumed(args: argparse.Namespace, new: str) -> None:
+    """--config FILE (a new run) or --resume RUN_FOLDER (continue one), never both; a pause needs N >= 1."""
+    if (args.config is None) == (args.resume is None):
+        raise UserError(f"give either --config FILE (a new {new}) or --resume RUN_FOLDER (continue one)")
+    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
+        raise UserError("--stop-after-epoch must be >= 1")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_registry
+from core.cli import add_registry, check_new_or_resumed
 from core.console import console_logging
-from core.errors import UserError, cli_entry
+from core.errors import cli_entry
 from core.settings import load_settings
 from jobs.distill import DistillRequest, distill_command
 
@@ -34,10 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256, help="the teacher's prediction batch size")
     add_registry(parser)
     args = parser.parse_args(argv)
-    if (args.config is None) == (args.resume is None):
-        raise UserError("give either --config FILE (a new student) or --resume RUN_FOLDER (continue one)")
-    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
-        raise UserError("--stop-after-epoch must be >= 1")
+    check_new_or_resumed(args, "student")
     return args
 
 

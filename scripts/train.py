@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_registry
+from core.cli import add_registry, check_new_or_resumed
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
 from core.console import console_logging
@@ -33,12 +33,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stop-after-epoch", type=int, metavar="N",
                         help="pause after epoch N: save last and exit 0; continue later with --resume")
     args = parser.parse_args(argv)
-    if (args.config is None) == (args.resume is None):
-        raise UserError("give either --config FILE (a new run) or --resume RUN_FOLDER (continue one)")
+    check_new_or_resumed(args, "run")
     if args.resume and args.smoke:
         raise UserError("--smoke cannot be combined with --resume")
-    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
-        raise UserError("--stop-after-epoch must be >= 1")
     return args
 
 
