@@ -17,6 +17,7 @@ from typing import Callable
 import pandas as pd
 
 from core.errors import UserError
+from core.tables import read_ids_csv
 from core.images import is_image_name
 from core.names import name_problem
 from imagedata import csv_source, mask
@@ -71,13 +72,7 @@ def read_image_folder(root: Path) -> tuple[list[str], pd.DataFrame]:
 def read_test_list(spec: Path) -> tuple[pd.DataFrame, Path | None]:
     """A test list is an info.csv (ImageID,ans beside images/) or a plain folder of images."""
     if spec.is_file():
-        try:
-            # keep_default_na=False: an ImageID such as "NA", "nan" or "None" is a file name, not a missing value.
-            info = pd.read_csv(spec, dtype={"ImageID": str}, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise UserError(f"test list {spec} is not a readable CSV") from err
-        if "ImageID" not in info.columns:
-            raise UserError(f"test list {spec} has no 'ImageID' column (header: {', '.join(map(str, info.columns))})")
+        info = read_ids_csv(spec, "test list")
         if info.empty:
             raise UserError(f"test list {spec} has a header but no rows; a submission needs at least one test image")
         empty = info["ImageID"].str.strip() == ""

@@ -13,19 +13,9 @@ import pandas as pd
 
 from core import atomic
 from core.errors import UserError
+from core.tables import read_ids_csv
 
 HEADER = ["ImageID", "ans"]
-
-
-def _read_ids_csv(path: Path, what: str) -> pd.DataFrame:
-    # keep_default_na=False: an ImageID such as "NA" or "null" is a name, not a missing value.
-    try:
-        frame = pd.read_csv(path, dtype={"ImageID": str}, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise UserError(f"{what} {path} is not a readable CSV ({err.__class__.__name__})") from err
-    if "ImageID" not in frame.columns:
-        raise UserError(f"{what} {path} has no ImageID column (header: {','.join(map(str, frame.columns))})")
-    return frame
 
 
 def _check_integer_labels(labels: np.ndarray) -> np.ndarray:
@@ -46,7 +36,7 @@ def build(test_ids: np.ndarray, labels: np.ndarray, info_csv: Path | None) -> pd
         raise UserError(f"test id '{by_id.index[by_id.index.duplicated()][0]}' has two predictions")
     if info_csv is None:
         return pd.DataFrame({"ImageID": ids, "ans": labels})
-    info = _read_ids_csv(info_csv, "test list")
+    info = read_ids_csv(info_csv, "test list")
     missing = [i for i in info["ImageID"] if i not in by_id.index]
     if missing:
         raise UserError(f"{info_csv}: ImageID '{missing[0]}' has no prediction ({len(missing)} rows missing)")
@@ -69,7 +59,7 @@ def validate(frame: pd.DataFrame, n_classes: int, info_csv: Path | None) -> None
         raise UserError(f"submission row {bad[0] + 2} has label {ans.iloc[bad[0]]} outside 0..{n_classes - 1}")
     if info_csv is None:
         return
-    expected = _read_ids_csv(info_csv, "test list")["ImageID"].tolist()
+    expected = read_ids_csv(info_csv, "test list")["ImageID"].tolist()
     got = frame["ImageID"].astype(str).tolist()
     if len(got) != len(expected):
         raise UserError(f"submission has {len(got)} rows but {info_csv} has {len(expected)}")
