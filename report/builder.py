@@ -307,7 +307,12 @@ def plot_learning_curves(histories: dict[str, pd.DataFrame], out: Path) -> Path:
     if losses and all((loss > 0).all() for loss in losses):
         # Early losses can be orders of magnitude above the later ones; a log axis keeps both readable.
         ax_loss.set_yscale("log")
-    for ax in (ax_score, ax_loss):
+    return _save_curves(fig, (ax_score, ax_loss), out)
+
+
+def _save_curves(fig: MplFigure, axes, out: Path) -> Path:
+    """The finish every curve figure of the report shares: whole-number x ticks, a grid, a legend, a safe PNG."""
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -385,13 +390,7 @@ def plot_selection_curve(curve: pd.DataFrame, out: Path) -> Path:
     best = int(curve["f1_in_sample"].to_numpy().argmax())
     ax.axvline(curve["size"].iloc[best], color="grey", linestyle=":", label="use_best cut")
     ax.set(xlabel="ensemble size (greedy selection steps)", ylabel="macro F1", title="Caruana selection curve")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic.atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return out
+    return _save_curves(fig, (ax,), out)
 
 
 def _reports_section(reports: dict[str, str]) -> Section:
