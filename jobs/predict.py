@@ -7,7 +7,7 @@ from pathlib import Path
 from core.registry import Registry
 from core.settings import Settings
 from predict import shards
-from predict.batches import DECODERS
+from predict.cache import DECODERS
 from predict.imports import import_predictions
 from predict.run import SPLITS, predict_members
 from predict.tta import VIEW_HELP

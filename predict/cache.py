@@ -25,6 +25,8 @@ from core.hashing import sha256_text
 from predict.tta import TTA, parse_tta
 
 REQUIRED = ("ids", "probs", "logits", "labels", "classes", "key")
+# Image decoders (predict.batches implements them); the one used is part of the cache key.
+DECODERS = ("pil", "nvjpeg")
 
 
 @dataclass
@@ -118,3 +120,10 @@ def load_if_fresh(path: Path, key: str) -> Prediction | None:
     except UserError:
         return None  # a broken cache entry is simply recomputed
     return pred if pred.key == key else None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities as the cache stores them (float32), from logits or log-probabilities, row by row."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

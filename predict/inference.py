@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from core.errors import UserError
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory
 from predict.batches import make_batches
+from predict.cache import softmax
 from predict.preprocess import Preprocess, resize_batch
 from predict.tta import TTA, parse_tta
 
@@ -128,12 +129,6 @@ def run_members(models: list[nn.Module], preps: list[Preprocess], source, device
                 batch_size: int = 256, tta: TTA | str | bool | None = None, desc: str = "predict") -> list[np.ndarray]:
     """One float32 [N, C] log-probability array per member (TTA views merged on probabilities)."""
     return EnsembleRunner(models, preps, device, tta).run(source, batch_size, desc)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def predict_paths(model, normalize: Normalize, paths: list[str], size: tuple[int, int], device: torch.device,

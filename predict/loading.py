@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
-
+from core.config import MemberConfig, load_config
 from core.entry import RegistryEntry, as_entry
 from core.errors import UserError
 from core.registry import Registry
-from modeling.checkpoint import load_state_dict
-from core.config import MemberConfig, load_config
-from modeling.models import build_model
-from modeling.preprocess import Normalize
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from modeling.preprocess import Normalize
 
 
 @dataclass
@@ -50,6 +51,11 @@ def member_config(registry: Registry, entry: RegistryEntry | dict) -> MemberConf
 
 
 def load_member(registry: Registry, entry: RegistryEntry | dict) -> LoadedMember:
+    # lazy: modeling/ loads torch, timm and torchvision; a vote over cached members reads only entries and configs
+    from modeling.checkpoint import load_state_dict
+    from modeling.models import build_model
+    from modeling.preprocess import Normalize
+
     entry = as_entry(entry)
     if entry.is_imported:
         raise UserError(f"member '{entry.name}' is imported predictions: it has no weights to load")

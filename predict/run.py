@@ -16,12 +16,9 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
 from imagedata.image_cache import data_fingerprint
-from predict import cache, imports, shards
-from predict.batches import make_batches
-from predict.inference import EnsembleRunner, softmax
-from predict.loading import LoadedMember, load_member
-from predict.preprocess import Preprocess, decode_size
 from imagedata.sources import DatasetListing
+from predict import cache, imports, shards
+from predict.loading import MemberInfo, member_info
 from predict.rows import Rows, split_rows
 from predict.tta import TTA, parse_tta
 
@@ -56,24 +53,25 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
                             f"import them with python -m scripts.predict import --member {name} --split {missing[0]} …")
         results[name].update(found)
     world = shards.current()
-    dev = world.device(device)  # a device this machine lacks is refused before any weights are read
-    members = [load_member(registry, entries.get(name) or registry.get(name)) for name in registered]
+    # A device the user named is checked before any weights are read; `auto` waits until a member must run.
+    dev = world.device(device) if device != "auto" else device
+    members = [member_info(registry, entries.get(name) or registry.get(name)) for name in registered]
     for split in splits:
-        groups: dict[tuple, list[tuple[LoadedMember, Rows]]] = defaultdict(list)
+        groups: dict[tuple, list[tuple[MemberInfo, Rows]]] = defaultdict(list)
         for member in members:
             rows = split_rows(registry, member, settings, split, listing)
             groups[tuple(rows.paths)].append((member, rows))
         for paths, group in groups.items():
             results_for = _predict_group(list(paths), group, split, settings, world, dev, tta, force, batch_size,
-                                         decoder)
+                                         decoder, registry)
             for name, pred in results_for.items():
                 results[name][split] = pred
     return dict(results)
 
 
-def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], split: str, settings: Settings,
+def _predict_group(paths: list[str], group: list[tuple[MemberInfo, Rows]], split: str, settings: Settings,
                    world: shards.World, dev, tta: TTA, force: bool, batch_size: int,
-                   decoder: str) -> dict[str, cache.Prediction]:
+                   decoder: str, registry: Registry) -> dict[str, cache.Prediction]:
     """Members that predict the same rows: fresh cache entries are reused, the rest run together."""
     fingerprint = data_fingerprint(paths)
     plans = []
@@ -92,16 +90,12 @@ def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], spl
     if not todo:
         return out
     lo, hi = world.block(len(paths))
-    preps = [Preprocess.from_entry(m.entry) for m, *_ in todo]
-    size = decode_size(preps)
-    names = ", ".join(m.name for m, *_ in todo)
+    # lazy: the model runner loads torch, timm and torchvision, which a vote over cached members never needs
+    from predict.compute import run_uncached
+
     part = f" rows {lo}-{hi - 1} of {len(paths)} (rank {world.rank})" if world.distributed else ""
-    source = make_batches(paths[lo:hi], size, settings.image_cache, dev, decoder, desc=f"decode {split}{part}")
-    runner = EnsembleRunner([m.model for m, *_ in todo], preps, dev, tta)
-    logits = runner.run(source, batch_size, desc=f"{split}: {names}{part}")
-    if runner.batch_size != batch_size:
-        log.warning("%s: finished with batch size %d after running out of memory", split, runner.batch_size)
-    logits = [lg if lg.size else np.zeros((hi - lo, len(m.classes)), np.float32) for (m, *_), lg in zip(todo, logits)]
+    logits = run_uncached([m.entry for m, *_ in todo], registry, paths[lo:hi], split, settings, world, dev, tta,
+                          batch_size, decoder, part)
     if world.distributed:
         for (member, _, key, path), member_logits in zip(todo, logits):
             shards.save_shard(path, world, lo, hi, len(paths), key, member_logits)
@@ -109,7 +103,7 @@ def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], spl
     for (member, rows, key, path), member_logits in zip(todo, logits):
         if world.is_main:
             full = shards.merge_shards(path, world.size, len(paths), key) if world.distributed else member_logits
-            pred = cache.Prediction(np.asarray(rows.ids), softmax(full), full, np.asarray(rows.labels),
+            pred = cache.Prediction(np.asarray(rows.ids), cache.softmax(full), full, np.asarray(rows.labels),
                                     member.classes, key, tta.spec)
             cache.save(path, pred)
             log.info("%s/%s: %d rows predicted (TTA %s) → %s", member.name, split, len(rows.ids), tta.spec, path)

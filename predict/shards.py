@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
-import torch.distributed as dist
 
 from core import atomic
-from core.distributed import parse_device
 from core.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,37 @@ class World:
 
     def barrier(self) -> None:
         if self.distributed:
+            import torch.distributed as dist  # lazy: only a torchrun world has barriers
+
             dist.barrier()
 
     def any(self, flags: list[bool]) -> list[bool]:
         """Element-wise OR across processes, so every process takes the same decisions."""
         if not self.distributed or not flags:
             return list(flags)
+        import torch  # lazy: only a torchrun world exchanges flags
+        import torch.distributed as dist
+
         votes = torch.tensor([int(f) for f in flags], dtype=torch.int64)
         dist.all_reduce(votes, op=dist.ReduceOp.MAX)
         return [bool(v) for v in votes.tolist()]
 
     def device(self, name: str) -> torch.device:
         """`auto` gives each process on a GPU machine its own GPU (cuda:LOCAL_RANK)."""
+        import torch  # lazy: only a member that must run needs a device
+
+        from core.distributed import parse_device  # lazy for the same reason: it imports torch
         if name == "auto":
             return torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
         return parse_device(name, "--device", "--device auto")
 
 
 def current() -> World:
+    # Without torch loaded no process group can exist, so a cached vote never imports it to ask.
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return World()
+    dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     return World()
@@ -71,7 +85,12 @@ def current() -> World:
 @contextlib.contextmanager
 def joined_from_env() -> Iterator[World]:
     """Join the process group torchrun describes (WORLD_SIZE > 1); a plain run is a world of one."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield current()
+        return
+    import torch.distributed as dist  # lazy: only torchrun needs a process group
+
+    if dist.is_initialized():
         yield current()
         return
     dist.init_process_group(backend="gloo")

@@ -6,23 +6,25 @@ means the plain image only. The plain image is always one of the views.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Callable
 
 from core.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 # Shifting by 1/16 of the side moves content a few pixels at any input size, like a small crop jitter.
 SHIFT_FRACTION = 1 / 16
 
 
 def _flip(x: torch.Tensor) -> list[torch.Tensor]:
-    return [torch.flip(x, dims=[3])]
+    return [x.flip(dims=[3])]
 
 
 def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Move the content by (dy, dx) pixels; the uncovered border repeats the edge pixels."""
+    import torch.nn.functional as F  # lazy: a cached vote parses TTA settings without loading torch
+
     pad_y, pad_x = abs(dy), abs(dx)
     padded = F.pad(x, (pad_x, pad_x, pad_y, pad_y), mode="replicate")
     height, width = x.shape[-2:]

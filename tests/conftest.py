@@ -1,6 +1,7 @@
 """Shared fixtures: every test gets its own output root, data root and offline tracking."""
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -35,3 +36,47 @@ def digits_root(tmp_path_factory) -> Path:
     from imagedata.digits import ensure_digits
 
     return ensure_digits(tmp_path_factory.mktemp("shared-data") / "digits")
+
+
+# Calls that make a test slow: a training run or a new Python process (each one imports torch again).
+# A test is marked `slow` when its body, one of its fixtures, or a helper function they call (found by
+# name in tests/) contains one of these, so a new test that trains or runs a script is marked without
+# anyone remembering to; `@pytest.mark.slow` marks by hand what this cannot see.
+SLOW_CALLS = ("run_script(", "subprocess.", "train_member(", "train_command(", "Trainer(", "torchrun")
+TESTS = Path(__file__).resolve().parent
+
+
+def _source(fn) -> str:
+    try:
+        return inspect.getsource(fn) if str(inspect.getsourcefile(fn) or "").startswith(str(TESTS)) else ""
+    except (OSError, TypeError):
+        return ""
+
+
+def _helpers(fn) -> dict:
+    """Functions of the tests folder that `fn` can see by name (its module's globals)."""
+    names = getattr(fn, "__globals__", {})
+    return {k: v for k, v in names.items() if inspect.isfunction(v) and _source(v)}
+
+
+def _calls_slow(start: list) -> bool:
+    seen, todo = set(), list(start)
+    while todo:
+        fn = inspect.unwrap(todo.pop())
+        if fn in seen:
+            continue
+        seen.add(fn)
+        text = _source(fn)
+        if any(call in text for call in SLOW_CALLS):
+            return True
+        todo.extend(h for name, h in _helpers(fn).items() if f"{name}(" in text)
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") or not isinstance(item, pytest.Function):
+            continue
+        fixtures = [d.func for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs]
+        if _calls_slow([item.function, *fixtures]):
+            item.add_marker(pytest.mark.slow)
