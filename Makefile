@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements-installed
 
-.PHONY: demo test setup clean-outputs
+.PHONY: demo test test-fast setup clean-outputs
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 # pytest exits 5 when it collects no tests: that is a broken suite, so it fails with a plain message.
 test: $(STAMP)
 	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): the suite is broken"; exit 1; fi; exit $$rc
+
+# The inner loop: every test that trains no model and starts no Python process (tests/conftest.py marks the rest slow).
+test-fast: $(STAMP)
+	@$(PY) -m pytest -q -m "not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): the suite is broken"; exit 1; fi; exit $$rc
 
 clean-outputs:
