@@ -39,8 +39,10 @@ from ensemble import (  # noqa: E402
     geometric_vote,
     hard_vote,
     logit_vote,
+    fit_stacker,
     paired_bootstrap_gain,
     soft_vote,
+    stacker_scores,
 )
 
 MASK = {"tasks": [{"name": "mask", "size": 3}, {"name": "gender", "size": 2}, {"name": "age", "size": 3}]}
@@ -118,6 +120,33 @@ def naive_caruana(probs: np.ndarray, y: np.ndarray, n_iterations: int, labels: l
     return counts
 
 
+def old_stacker(probs: np.ndarray, y: np.ndarray, c: float = 0.03):
+    """The stacker before issue 24: scikit-learn's full multinomial matrix on log p clipped at 1e-12.
+
+    Only its final fit (at the C its inner search chose on this data, 0.03), so its time is a lower bound.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.log(np.maximum(probs, 1e-12)).transpose(1, 0, 2).reshape(probs.shape[1], -1)
+    return LogisticRegression(C=c, max_iter=300).fit(x, y), x
+
+
+def stacker_honest(probs: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[float, float]:
+    """5-fold honest macro F1 of the old and the new stacker on the same folds: (before, after)."""
+    import warnings
+
+    fold = np.random.default_rng(0).permutation(len(y)) % 5
+    before, after = np.empty(len(y), int), np.empty(len(y), int)
+    for k in range(5):
+        train, test = fold != k, fold == k
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, _ = old_stacker(probs[:, train], y[train])
+        before[test] = model.predict(np.log(np.maximum(probs[:, test], 1e-12)).transpose(1, 0, 2).reshape(test.sum(), -1))
+        after[test] = stacker_scores(fit_stacker(probs[:, train], y[train], names), probs[:, test])[0]
+    return (f1_score(y, before, average="macro"), f1_score(y, after, average="macro"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=10)
@@ -168,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
              lambda: paired_bootstrap_gain(y, soft_labels, member_labels, 1000, 0, labels), "",
              "row resampling, sklearn f1 per resample",
              lambda: naive_bootstrap(y, soft_labels, member_labels, 1000, labels)),
+        Case("fit_stacker", lambda: fit_stacker(probs, y, names), "",
+             "before issue 24: sklearn full matrix, 1e-12 floor (final fit only)", lambda: old_stacker(probs, y)),
         Case("compare (full)", full_compare, "< 1 s"),
     ]  # fmt: skip
 
@@ -184,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             line += f"  {naive_wall:10.1f}  {naive_cpu:10.1f}  {naive_cpu / cpu:11.0f}x  {case.naive_name}"
         print(line, flush=True)
 
+    if not args.skip_naive:
+        before, after = stacker_honest(probs, y, names)
+        print(f"\nstacker honest macro F1 (5-fold, same folds): before issue 24 {before:.4f}, now {after:.4f}")
     table = table_holder["t"]
     print("\ncompare table:")
     print(table.drop(columns="kind").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
