@@ -42,7 +42,8 @@ def digits_root(tmp_path_factory) -> Path:
 # A test is marked `slow` when its body, one of its fixtures, or a helper function they call (found by
 # name in tests/) contains one of these, so a new test that trains or runs a script is marked without
 # anyone remembering to; `@pytest.mark.slow` marks by hand what this cannot see.
-SLOW_CALLS = ("run_script(", "subprocess.", "train_member(", "train_command(", "Trainer(", "torchrun")
+SLOW_CALLS = ("run_script(", "subprocess.", "train_member(", "train_command(", "Trainer(", "torchrun",
+              "scripts.train.main(", "scripts.distill.main(", "train_main(")
 TESTS = Path(__file__).resolve().parent
 
 
