@@ -12,10 +12,10 @@ TINY = ["data.image_size=[16,16]", "train.epochs=2", "train.batch_size=128"]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Two small members trained once for the module, in their own output root."""
+def trained(tmp_path_factory, digits_root):
+    """Two small members trained once for the module, in their own output root, on the session's digits data."""
     out = tmp_path_factory.mktemp("e2e")
-    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(out / "data"), "TQDM_DISABLE": "1",
+    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(digits_root.parent), "TQDM_DISABLE": "1",
            "WANDB_MODE": "disabled", "VOTE_LOCAL_CONFIG": str(out / "none.yaml")}
     cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
     run_script("train", "--config", cfg, "name=a", "model.arch=resnet10t", *TINY, env=env)
@@ -46,12 +46,12 @@ def test_registry_list_shows_members(trained):
     assert "a" in listing.split() and "b" in listing.split() and "resnet10t" in listing
 
 
-def test_vote_writes_a_valid_submission_and_report(trained):
+def test_vote_writes_a_valid_submission_and_report(trained, digits_root):
     out, env = trained
     proc = run_script("vote", "--members", "a", "b", "--weights", "b=2", "--rule", "hard", "--name", "t", env=env)
     assert "vote:hard" in proc.stdout and "vote:soft" in proc.stdout
     submission = pd.read_csv(out / "submissions" / "t.csv", dtype={"ImageID": str})
-    info = pd.read_csv(out / "data" / "digits" / "test" / "info.csv", dtype={"ImageID": str})
+    info = pd.read_csv(digits_root / "test" / "info.csv", dtype={"ImageID": str})
     assert list(submission.columns) == ["ImageID", "ans"]
     assert submission["ImageID"].tolist() == info["ImageID"].tolist()
     assert submission["ans"].between(0, 9).all()
