@@ -63,9 +63,11 @@ class World:
 
     def device(self, name: str) -> torch.device:
         """`auto` gives each process on a GPU machine its own GPU (cuda:LOCAL_RANK)."""
-        import torch  # lazy: only a member that must run needs a device
+        # lazy: only a member that must run needs a device (core.distributed imports torch too)
+        import torch
 
-        from core.distributed import parse_device  # lazy for the same reason: it imports torch
+        from core.distributed import parse_device
+
         if name == "auto":
             return torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
         return parse_device(name, "--device", "--device auto")
