@@ -7,6 +7,7 @@ function training calls, so N members do not queue on the same locks and a data 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from launch.plan_file import Plan, PlannedMember, load_plan
 from launch.runs import registered_hash
 from launch.state import PlanFolder, render, table
 
+# Settings a member's processes take from the driver's environment rather than the Ray worker's.
+PASSED_ON = ("VOTE_LOCAL_CONFIG", "WANDB_MODE", "WANDB_DIR", "HF_HUB_OFFLINE", "HF_HOME", "TQDM_DISABLE")
+
 
 @dataclass
 class PlanRunResult:
@@ -39,7 +43,7 @@ class PlanRunResult:
 
 def _registered(plan: Plan, registry: Registry) -> list[str]:
     """Members already registered with the same derived config; refuse one registered with another config."""
-    entries = {entry["name"]: entry for entry in registry.members()}
+    entries = {entry["name"]: entry for entry in registry.members()} if registry.path.exists() else {}
     done = []
     for member in plan.members:
         entry = entries.get(member.name)
@@ -72,6 +76,7 @@ def _jobs(plan: Plan, todo: list[PlannedMember], settings: Settings, folder: Pla
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     if settings.wandb_entity:
         env["VOTE_WANDB_ENTITY"] = settings.wandb_entity
+    env |= {key: os.environ[key] for key in PASSED_ON if key in os.environ}  # the driver's, not the cluster's
     jobs = []
     for member in todo:
         atomic.write_text(folder.config(member.name), yaml.safe_dump(member.config, sort_keys=False))
@@ -80,13 +85,15 @@ def _jobs(plan: Plan, todo: list[PlannedMember], settings: Settings, folder: Pla
 
 
 def _live(folder: PlanFolder, names: list[str]):
+    """Print the table whenever a member's state, epoch or score moves (not for the clock alone)."""
     last = [""]
 
     def tick() -> None:
-        text = render(table(folder, names))
-        if text != last[0]:
-            print(text + "\n", flush=True)
-            last[0] = text
+        frame = table(folder, names)
+        key = frame.drop(columns="elapsed").to_string()
+        if key != last[0]:
+            print(render(frame) + "\n", flush=True)
+            last[0] = key
     return tick
 
 
@@ -103,7 +110,7 @@ def run_plan(plan_file: str, settings: Settings, address: str | None = None) -> 
     shared_data_work(todo, settings)
     jobs = _jobs(plan, todo, settings, folder)
     r = plan.spec.resources
-    with connected(address, REPO_ROOT):
+    with connected(address):
         if address:
             check_shared_storage(folder.nodes())
         result.launched = launch(jobs, Slots(r.cpus, r.gpus, plan.spec.retries), _live(folder, [m.name for m in plan.members]))

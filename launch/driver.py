@@ -41,14 +41,13 @@ class LaunchResult:
 
 
 @contextmanager
-def connected(address: str | None, repo: Path) -> Iterator[None]:
+def connected(address: str | None) -> Iterator[None]:
     """Join `address` (auto | HOST:PORT), reuse a running Ray session, or start a local one (and stop it after)."""
     if ray.is_initialized():
         yield
         return
-    env = {"env_vars": {"PYTHONPATH": str(repo)}}
     try:
-        ray.init(address=address, include_dashboard=False, runtime_env=env, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise UserError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}") from err
     try:
@@ -107,8 +106,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _submit(job: MemberJob, slots: Slots):
-    task = ray.remote(run_member).options(num_cpus=slots.cpus, num_gpus=slots.gpus, max_calls=1,
-                                          max_retries=slots.retries, name=f"member:{job.name}")
+    # The worker imports launch/ from the project folder, wherever (and by whom) the cluster was started.
+    env = {"env_vars": {"PYTHONPATH": str(job.repo)}}
+    task = ray.remote(max_calls=1)(run_member).options(num_cpus=slots.cpus, num_gpus=slots.gpus, runtime_env=env,
+                                                       max_retries=slots.retries, name=f"member:{job.name}")
     return task.remote(job)
 
 
