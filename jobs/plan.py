@@ -8,8 +8,8 @@ function training calls, so N members do not queue on the same locks and a data 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
@@ -19,8 +19,7 @@ from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
 from jobs.train import prepare_data
 from jobs.vote import VoteRequest, VoteResult, vote
-from launch.driver import LaunchResult, Slots, check_shared_storage, connected, launch
-from launch.member_task import MemberJob
+from launch.member_task import LaunchResult, MemberJob
 from launch.plan_file import Plan, PlannedMember, load_plan
 from launch.runs import registered_hash
 from launch.state import PlanFolder, render, table
@@ -109,11 +108,24 @@ def run_plan(plan_file: str, settings: Settings, address: str | None = None) -> 
     folder.root.mkdir(parents=True, exist_ok=True)
     shared_data_work(todo, settings)
     jobs = _jobs(plan, todo, settings, folder)
+    from launch.driver import (  # Ray loads only for `run`
+        Slots,
+        check_shared_storage,
+        connected,
+        launch,
+    )
+
     r = plan.spec.resources
     with connected(address):
         if address:
             check_shared_storage(folder.nodes())
-        result.launched = launch(jobs, Slots(r.cpus, r.gpus, plan.spec.retries), _live(folder, [m.name for m in plan.members]))
+        try:
+            result.launched = launch(jobs, Slots(r.cpus, r.gpus, plan.spec.retries),
+                                     _live(folder, [m.name for m in plan.members]))
+        except KeyboardInterrupt:
+            print(f"stopped: each running member was sent SIGTERM and saved `last`; continue with: "
+                  f"python -m scripts.plan run {plan.path}", file=sys.stderr, flush=True)
+            raise
     return result
 
 
@@ -137,8 +149,9 @@ def vote_plan(plan_file: str, settings: Settings, overwrite: bool = False) -> Vo
 def summary_lines(result: PlanRunResult) -> list[str]:
     """The final summary: what was skipped, trained, resumed, failed (with log and last error), and how to rerun."""
     plan, launched = result.plan, result.launched
-    lines = [f"plan {plan.name}: {len(plan.members)} member(s); {len(result.skipped)} already registered, "
-             f"{len(launched.finished)} finished now, {len(launched.failed)} failed"]
+    head = (f"plan {plan.name}: {len(plan.members)} member(s); {len(result.skipped)} already registered, "
+            f"{len(launched.finished)} finished now, {len(launched.failed)} failed")
+    lines = [head]
     for name, state in launched.finished.items():
         lines.append(f"  {name}: {state.get('action', 'trained')} on {state.get('device', '?')}")
     for name, state in launched.failed.items():

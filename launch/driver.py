@@ -11,16 +11,16 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from core.errors import UserError
-from launch.member_task import MemberJob, run_member
+from launch.member_task import LaunchResult, MemberJob, run_member
 from launch.state import update_state
 
 WAIT_S = 2.0        # how often the live table is refreshed
@@ -32,12 +32,6 @@ class Slots:
     cpus: float
     gpus: float
     retries: int
-
-
-@dataclass
-class LaunchResult:
-    finished: dict[str, dict] = field(default_factory=dict)   # member → final state
-    failed: dict[str, dict] = field(default_factory=dict)
 
 
 @contextmanager
@@ -84,10 +78,6 @@ def check_shared_storage(nodes_folder: Path) -> None:
             raise UserError(f"node {address} cannot write where this driver reads ({nodes_folder.parent.parent.parent}):"
                             f" the output root must be on storage every node sees (set VOTE_OUTPUT_ROOT)")
         path.unlink()
-
-
-class _Interrupted(Exception):
-    pass
 
 
 @contextmanager

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.registry import Registry
@@ -40,6 +40,12 @@ class MemberJob:
     output_root: Path
     env: dict            # VOTE_* settings and thread counts for the children
     attempt: int = 1
+
+
+@dataclass
+class LaunchResult:
+    finished: dict[str, dict] = field(default_factory=dict)   # member → its final state
+    failed: dict[str, dict] = field(default_factory=dict)     # after every retry
 
 
 def last_error_line(log: Path) -> str:
@@ -64,7 +70,8 @@ def _child(cmd: list[str], job: MemberJob, lock_fd: int) -> int:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
         proc = subprocess.Popen(cmd, cwd=job.repo, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                pass_fds=(lock_fd,), preexec_fn=_die_with_parent)
+                                # the hook only calls prctl: no lock a thread of the worker could hold
+                                pass_fds=(lock_fd,), preexec_fn=_die_with_parent)  # noqa: PLW1509
         try:
             while True:
                 try:

@@ -29,7 +29,7 @@ def incomplete_run(runs_root: Path, name: str, wanted: str) -> Path | None:
     for folder in Path(runs_root).glob(f"*/*_{name}_*{INCOMPLETE}"):
         if (folder / "last_state.json").is_file() and folder_hash(folder / "config.yaml") == wanted:
             found.append(folder)
-    return sorted(found, key=lambda f: (f.parent.name, f.name))[-1] if found else None
+    return max(found, key=lambda f: (f.parent.name, f.name)) if found else None
 
 
 def newest_run(runs_root: Path, name: str, since: float) -> Path | None:

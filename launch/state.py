@@ -26,7 +26,7 @@ class PlanFolder:
     root: Path   # <output root>/plan-state/<plan name>
 
     @classmethod
-    def of(cls, output_root: Path, plan_name: str) -> "PlanFolder":
+    def of(cls, output_root: Path, plan_name: str) -> PlanFolder:
         return cls(Path(output_root) / "plan-state" / plan_name)
 
     def state(self, member: str) -> Path:
