@@ -33,6 +33,7 @@ def plan_file(folder: Path, name: str, units: list[dict], size: int, epochs: int
     plan = {"name": name, "base": str(BASE), "split": {"name": f"{name}-2fold", "n_folds": 2}, "units": units,
             "overrides": [f"data.image_size=[{size},{size}]", f"train.epochs={epochs}", "data.duplicates=exact"],
             "resources": resources}
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(plan), encoding="utf-8")
     return path
@@ -60,6 +61,7 @@ def sequential(plan: Path, out: Path, data: Path, threads: int) -> float:
     from launch.plan_file import load_plan
 
     env = env_for(out, data, threads)
+    out.mkdir(parents=True, exist_ok=True)
     prepare(plan, env)
     start = time.perf_counter()
     for member in load_plan(plan).members:  # the README's manual loop, member by member

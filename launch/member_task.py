@@ -134,7 +134,7 @@ def run_member(job: MemberJob) -> dict:
             if code != 0:
                 return update_state(job.folder, job.name, state="failed", finished=time.time(), exit_code=code,
                                     error=last_error_line(job.folder.log(job.name)))
-        update_state(job.folder, job.name, state="predicting", action=action, **(base | {"started": started}))
+        update_state(job.folder, job.name, state="predicting", action=action, **base)
         predict = [sys.executable, "-m", "scripts.predict", "--members", job.name]
         code = _child(predict, job, lock.fileno())
         if code != 0:
