@@ -22,7 +22,7 @@ from jobs.vote import VoteRequest, VoteResult, vote
 from launch.member_task import LaunchResult, MemberJob
 from launch.plan_file import Plan, PlannedMember, load_plan
 from launch.runs import registered_hash
-from launch.state import PlanFolder, render, table
+from launch.state import FINISHED, PlanFolder, read_state, render, table, update_state
 
 # Settings a member's processes take from the driver's environment rather than the Ray worker's.
 PASSED_ON = ("VOTE_LOCAL_CONFIG", "WANDB_MODE", "WANDB_DIR", "HF_HUB_OFFLINE", "HF_HOME", "TQDM_DISABLE")
@@ -102,9 +102,12 @@ def run_plan(plan_file: str, settings: Settings, address: str | None = None) -> 
     skipped = _registered(plan, registry)
     todo = [m for m in plan.members if m.name not in skipped]
     result = PlanRunResult(plan, skipped)
+    folder = PlanFolder.of(settings.output_root, plan.name)
+    for name in skipped:  # registered, perhaps by a run whose driver died before it could say so
+        if folder.state(name).is_file() and read_state(folder, name).get("state") not in FINISHED:
+            update_state(folder, name, state="skipped")
     if not todo:
         return result
-    folder = PlanFolder.of(settings.output_root, plan.name)
     folder.root.mkdir(parents=True, exist_ok=True)
     shared_data_work(todo, settings)
     jobs = _jobs(plan, todo, settings, folder)

@@ -138,3 +138,4 @@ def test_a_driver_killed_after_its_first_member_reruns_only_the_missing_ones(ray
     assert set(result.skipped) == before
     assert set(result.launched.finished) == set(MEMBERS) - before
     assert sorted(e["name"] for e in registry.members()) == sorted(MEMBERS)
+    assert plan_status(str(plan), settings).count("running") == 0  # a member the dead driver left 'running' is not
