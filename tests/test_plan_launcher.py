@@ -139,3 +139,30 @@ def test_a_driver_killed_after_its_first_member_reruns_only_the_missing_ones(ray
     assert set(result.launched.finished) == set(MEMBERS) - before
     assert sorted(e["name"] for e in registry.members()) == sorted(MEMBERS)
     assert plan_status(str(plan), settings).count("running") == 0  # a member the dead driver left 'running' is not
+
+
+def test_sigterm_stops_the_members_cleanly_and_the_next_run_resumes_them(ray_session, digits, tmp_path):
+    plan = write_plan(tmp_path, "stopped", TWO_UNITS[:1])
+    text = yaml.safe_load(plan.read_text())
+    text["overrides"][1] = "train.epochs=2"
+    plan.write_text(yaml.safe_dump(text))
+    settings = load_settings()
+    runs = settings.output_root / "runs"
+    driver = subprocess.Popen([sys.executable, "-m", "scripts.plan", "run", str(plan), "--address", ray_session],
+                              cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not list(runs.glob("*/*_incomplete/last_state.json")):  # a member finished epoch 1 of 2
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 130 and "stopped: each running member was sent SIGTERM" in err
+    folder = PlanFolder.of(settings.output_root, "stopped")
+    stopped = [m for m in ("t-res-f0", "t-res-f1") if read_state(folder, m)["state"] == "stopped"]
+    assert stopped  # the member in epoch 2 saved `last` and registered nothing
+    assert not any(Registry(settings.registry).exists(m) for m in stopped)
+
+    result = run_plan(str(plan), settings)
+    assert result.missing == []
+    assert any(result.launched.finished[m]["action"] == "resumed" for m in stopped)
