@@ -68,7 +68,9 @@ def _units(req: AuditRequest, registered: dict[str, dict]) -> list[Unit]:
     units = expand_units(req.members, req.groups, list(registered))
     for unit in units:
         if not unit.group:
-            entry = registered.get(unit.name) or {}
+            if unit.name not in registered:
+                raise UserError(f"member '{unit.name}' is not registered")
+            entry = registered[unit.name]
             split = entry.get("split") or {}
             raise UserError(f"'{unit.name}' is a holdout member: its validation rows (fold {split.get('fold')} of "
                             f"split '{split.get('name')}') are too few to audit the training set; train it on every "
