@@ -64,8 +64,9 @@ def test_a_mask_relabel_of_one_photo_changes_the_persons_seven_photos(tmp_path, 
     new = mask.encode(0, 0, 2)               # worn, male, 60+
     path = _write(tmp_path / "c.csv", [f"{photo},relabel,{mask.CLASSES[new]}"])
     before = mask.read_train(fixture.root)
-    with caplog.at_level("INFO"):
-        out, applied = apply_corrections(before, list(mask.CLASSES), path, "c.csv", person_level=True)
+    with caplog.at_level("INFO"):   # through the mask source, as training and prediction list it
+        data = load_dataset(DataConfig(source="mask", root=str(fixture.root), corrections=str(path)), tmp_path)
+    out, applied = data.train, data.corrections
     mine = out[out["group"] == person.path]
     assert len(mine) == 7
     for row in mine.itertuples():
