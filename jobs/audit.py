@@ -111,8 +111,8 @@ def _write(folder: Path, s: Suspects, frame: pd.DataFrame, classes: list[str], s
 
 def summary_lines(summary: dict) -> list[str]:
     units = ", ".join(f"{u} ({len(m)} folds)" for u, m in summary["units"].items())
-    return [f"{summary['n_suspects']} likely label errors among {summary['n_rows']} training rows of split "
-            f"'{summary['split']}' (estimated noise {summary['estimated_noise']:.2%}).",
+    return [(f"{summary['n_suspects']} likely label errors among {summary['n_rows']} training rows of split "
+             f"'{summary['split']}' (estimated noise {summary['estimated_noise']:.2%})."),
             f"Out-of-fold probabilities of {units}, combined by rule `{summary['rule']}`; method: `{summary['method']}`.",
             f"Labels as trained: {summary['corrections']}."]
 
@@ -148,7 +148,7 @@ def audit(req: AuditRequest, settings: Settings) -> AuditResult:
     summary = {"name": req.name, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "units": {u.name: u.members for u in units}, "rule": req.rule, "method": METHOD,
                "split": first["split"]["name"], "corrections": corrections_of(first), "n_rows": n,
-               "n_suspects": int(len(found.rows)), "top": min(req.top, len(frame)),
+               "n_suspects": len(found.rows), "top": min(req.top, len(frame)),
                "estimated_noise": float(found.noise["estimated_errors"].sum() / max(n, 1)),
                "classes": list(inputs.classes)}
     stage = folder.with_name(f".{folder.name}.tmp")
@@ -161,8 +161,9 @@ def audit(req: AuditRequest, settings: Settings) -> AuditResult:
         stage.rename(folder)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    lines = [*summary_lines(summary), f"written: {folder} (suspects.csv, review.png, audit.html, corrections.csv "
-                                      f"with the top {summary['top']} pre-filled as relabel)"]
+    written = (f"written: {folder} (suspects.csv, review.png, audit.html, corrections.csv with the top "
+               f"{summary['top']} pre-filled as relabel)")
+    lines = [*summary_lines(summary), written]
     return AuditResult(folder, n, frame, found.noise, lines)
 
 

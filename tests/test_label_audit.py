@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from helpers import run_script
 
 FLIP_SHARE = 0.03
@@ -92,7 +91,7 @@ def test_the_vote_report_shows_the_audit(audited):
 
 
 def test_retraining_on_the_corrections_and_voting_it_against_the_noisy_group_is_refused(audited):
-    out, env, flipped, _, cfg, data = audited
+    out, env, _, _, cfg, data = audited
     folder = out / "audits" / "audit-1"
     fixes = pd.read_csv(folder / "corrections.csv", dtype=str)
     fixes.loc[fixes.index[-1], "action"] = "drop"     # a person's edit: one suggestion dropped instead
