@@ -38,6 +38,7 @@ class DataConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     duplicates: str | bool = "near"  # exact | near | off: copies of a picture join one group before the split
     near_duplicate_distance: int = 8  # max differing bits of the 64-bit perceptual hash (0..16; see imagedata/duplicates.py)
+    corrections: str | None = None  # id,action,label file from an audit (imagedata/corrections.py); relative: output root
 
     def __post_init__(self) -> None:
         # YAML reads a bare `off` (in a file or in data.duplicates=off) as false; it means the setting off.

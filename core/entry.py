@@ -28,7 +28,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
 _FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
-           "created", "run", "val_probs", "ema", "imported")
+           "created", "run", "val_probs", "ema", "imported", "corrections")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
 
@@ -124,6 +124,35 @@ class WeightsRef:
         return {"weights": self.weights, "sha256": self.sha256}
 
 
+@dataclass(frozen=True)
+class CorrectionsRef:
+    """The corrections file a member's labels went through (imagedata/corrections.py): its identity and counts."""
+    file: str
+    sha256: str
+    keep: int = 0
+    relabel: int = 0
+    drop: int = 0
+    changed: int = 0
+
+    @classmethod
+    def from_dict(cls, value: Any) -> CorrectionsRef | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("file"), str):
+            raise ValueError("must be null or a mapping with 'file', 'sha256' and counts")
+        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
+            raise ValueError("'sha256' must be 64 lowercase hex characters")
+        counts = {k: value.get(k, 0) for k in ("keep", "relabel", "drop", "changed")}
+        for key, count in counts.items():
+            if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
+                raise ValueError(f"'{key}' must be a non-negative integer")
+        return cls(value["file"], value["sha256"], **counts)
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "sha256": self.sha256, "keep": self.keep, "relabel": self.relabel,
+                "drop": self.drop, "changed": self.changed}
+
+
 def _metrics(value: dict) -> dict[str, float]:
     for key, number in value.items():
         if not _is_number(number):
@@ -158,6 +187,7 @@ class RegistryEntry:
     val_probs: str | None = None
     ema: WeightsRef | None = None
     imported: dict | None = None      # {reference, tta} for an imported member
+    corrections: CorrectionsRef | None = None  # data.corrections the member trained with (label audit)
     extra: dict = field(default_factory=dict)  # fields later stages add (git, tracking, composite, ...)
 
     @property
@@ -216,13 +246,15 @@ class RegistryEntry:
             imported = data.get("imported")
             if kind == "imported" and not (isinstance(imported, dict) and isinstance(imported.get("reference"), str)):
                 raise ValueError("must name the 'reference' member the predictions were checked against")
+            current = "corrections"
+            corrections = CorrectionsRef.from_dict(data.get("corrections"))
         except ValueError as err:
             raise UserError(f"{label} field '{current}' {err}") from None
         extra = {k: v for k, v in data.items() if k not in _FIELDS}
         entry = cls(name=name, arch=data["arch"], classes=classes, input=spec, split=split, metrics=metrics,
                     config=data["config"], created=data["created"], weights=data.get("weights"),
                     sha256=data.get("sha256"), kind=kind, run=data.get("run"), val_probs=data.get("val_probs"),
-                    ema=ema, imported=imported, extra=extra)
+                    ema=ema, imported=imported, corrections=corrections, extra=extra)
         object.__setattr__(entry, "_order", tuple(data))  # written back in the order it was read
         return entry
 
@@ -231,12 +263,13 @@ class RegistryEntry:
                   "weights": self.weights, "sha256": self.sha256, "input": self.input.to_dict(),
                   "split": self.split.to_dict(), "metrics": dict(self.metrics), "config": self.config,
                   "created": self.created, "run": self.run, "val_probs": self.val_probs,
-                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported, **self.extra}
+                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported,
+                  "corrections": self.corrections.to_dict() if self.corrections else None, **self.extra}
         order = getattr(self, "_order", None) or tuple(values)
         present = [k for k in order if k in values] + [k for k in values if k not in order]
         # Optional fields that were never set stay out of the file, as they did before the type existed.
         optional = {"kind": "trained", "run": None, "val_probs": None, "imported": None, "weights": None,
-                    "sha256": None, "ema": None}
+                    "sha256": None, "ema": None, "corrections": None}
         return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
 
 

@@ -21,6 +21,7 @@ from core.tables import read_ids_csv
 from core.images import is_image_name
 from core.names import name_problem
 from imagedata import csv_source, mask
+from imagedata.corrections import Applied, apply_corrections
 from imagedata.digits import ensure_digits
 
 
@@ -34,6 +35,7 @@ class Dataset:
     test_info: Path | None = None      # the info.csv a submission fills, in its row order
     test_labels: Path | None = None    # true test labels, only for embedded demo data
     composite: dict | None = None
+    corrections: Applied | None = None  # data.corrections, applied to `train` before any split is made
 
     @property
     def num_classes(self) -> int:
@@ -137,8 +139,11 @@ def resolve_path(value: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def load_dataset(data_cfg, data_root: Path) -> Dataset:
-    """Build the dataset a member config names; relative roots hang off the machine's data root."""
+def load_dataset(data_cfg, data_root: Path, output_root: Path | None = None) -> Dataset:
+    """Build the dataset a member config names; relative roots hang off the machine's data root.
+
+    `data.corrections` (an audit's corrections file; relative paths hang off the output root, where
+    audits are written) is applied here, so every source and every job sees the corrected labels."""
     if data_cfg.source not in SOURCES:
         raise UserError(f"data source '{data_cfg.source}' is not available (known: {', '.join(sorted(SOURCES))})")
     root = resolve_path(data_cfg.root, data_root)
@@ -148,6 +153,14 @@ def load_dataset(data_cfg, data_root: Path) -> Dataset:
     if data_cfg.composite is not None:
         dataset.composite = data_cfg.composite
     _check_composite(dataset)
+    corrections = getattr(data_cfg, "corrections", None)
+    if corrections:
+        if output_root is None:
+            from core.settings import load_settings  # the jobs that know their settings pass output_root
+            output_root = load_settings().output_root
+        dataset.train, dataset.corrections = apply_corrections(
+            dataset.train, dataset.classes, resolve_path(corrections, Path(output_root)), corrections,
+            person_level=data_cfg.source == "mask")
     return dataset
 
 
@@ -161,10 +174,10 @@ class DatasetListing:
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], Dataset] = {}
 
-    def load(self, data_cfg, data_root: Path) -> Dataset:
-        key = (repr(data_cfg), str(data_root))
+    def load(self, data_cfg, data_root: Path, output_root: Path | None = None) -> Dataset:
+        key = (repr(data_cfg), str(data_root), str(output_root))
         if key not in self._seen:
-            self._seen[key] = load_dataset(data_cfg, data_root)
+            self._seen[key] = load_dataset(data_cfg, data_root, output_root)
         return self._seen[key]
 
 

@@ -8,8 +8,10 @@ Before the folds are made, each group absorbs the duplicates of its images
 (`data.duplicates`: exact copies, or near ones too; see duplicates.py), so a
 picture and its copy are never one in train and one in val. Columns: id, group
 (the group the folds were made on), label, fold, data_group (the data's own
-group) and duplicates (the setting that made the file, e.g. 'near<=8'; files
-from before the setting existed read as 'off').
+group), duplicates (the setting that made the file, e.g. 'near<=8'; files
+from before the setting existed read as 'off') and corrections (the corrections
+file applied to the labels before the folds were made: its sha256 and counts, or
+'none'; see corrections.py).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from core import atomic
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.names import path_inside
+from imagedata.corrections import NONE
 from imagedata.duplicates import DEFAULT_DISTANCE, Absorbed, absorb, describe_setting, duplicate_links
 from imagedata.prescan import file_hashes
 
@@ -36,6 +39,7 @@ class Split:
     sha256: str
     table: pd.DataFrame  # id, group, label, fold, data_group, duplicates
     duplicates: str = "off"  # the setting that made the file, as describe_setting writes it
+    corrections: str = NONE  # the corrections applied before the folds were made, as Applied.setting writes it
 
     @property
     def merged_groups(self) -> int:
@@ -85,6 +89,13 @@ def _check_setting(split: Split, wanted: str) -> None:
                         f"asks for {wanted}; members sharing a split must group duplicates alike: set "
                         f"data.duplicates/near_duplicate_distance to match ({split.duplicates}), "
                         f"or use a new split name")
+
+
+def _check_corrections(split: Split, wanted: str) -> None:
+    if split.corrections != wanted:
+        raise UserError(f"split file {split.path} was made with corrections {split.corrections} but this member "
+                        f"asks for {wanted}: members sharing a split must train on the same labels; "
+                        f"use a new split name for the corrected data")
 
 
 def _check_duplicates(split: Split, train: pd.DataFrame, absorbed: Absorbed) -> None:
@@ -141,16 +152,28 @@ def read_split(path: Path) -> Split:
         raise UserError(f"split file {path}: column 'duplicates' must hold one setting on every row "
                         f"(found {', '.join(map(str, settings)) or 'none'})")
     table["duplicates"] = settings[0]
-    return Split(path.stem, path, sha256_file(path), table, str(settings[0]))
+    return Split(path.stem, path, sha256_file(path), table, str(settings[0]), _one_value(table, path, "corrections"))
+
+
+def _one_value(table: pd.DataFrame, path: Path, column: str) -> str:
+    """A column that holds one setting on every row ('none' for files written before it existed)."""
+    if column not in table.columns:
+        table[column] = NONE
+        return NONE
+    values = table[column].astype(str).unique()
+    if len(values) != 1:
+        raise UserError(f"split file {path}: column '{column}' must hold one value on every row")
+    return str(values[0])
 
 
 def ensure_split(train: pd.DataFrame, name: str, n_folds: int, seed: int, splits_dir: Path,
                  duplicates: str = "near", distance: int = DEFAULT_DISTANCE,
-                 cache_dir: Path | None = None) -> Split:
+                 cache_dir: Path | None = None, corrections: str = NONE) -> Split:
     """Reuse `splits/<name>.csv` if present (checking it fits the data), otherwise create it once.
 
     A new file is made on groups that have absorbed the data's duplicates under `duplicates`
-    (exact | near | off) and `distance`; an existing one must have been made with the same setting.
+    (exact | near | off) and `distance`; an existing one must have been made with the same setting,
+    and with the same `corrections` (Applied.setting() of the data's corrections file, or 'none').
     """
     path = path_inside(splits_dir, name, "split name (data.split.name)", ".csv")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,11 +189,13 @@ def ensure_split(train: pd.DataFrame, name: str, n_folds: int, seed: int, splits
                 raise UserError(f"{err} (after data.duplicates {wanted} joined {absorbed.merged} groups "
                                 f"with their copies; python -m scripts.check_data lists the duplicate sets)") from None
             table = pd.DataFrame({"id": train["id"], "group": absorbed.groups.to_numpy(), "label": train["label"],
-                                  "fold": folds, "data_group": train["group"], "duplicates": wanted})
+                                  "fold": folds, "data_group": train["group"], "duplicates": wanted,
+                                  "corrections": corrections})
             with atomic.atomic_path(path) as tmp:
                 table.to_csv(tmp, index=False)
         split = read_split(path)
     _check_setting(split, wanted)
+    _check_corrections(split, corrections)
     n_found = int(split.table["fold"].max()) + 1
     if n_found != n_folds:
         raise UserError(f"split file {path} has {n_found} folds but the config asks for {n_folds}")

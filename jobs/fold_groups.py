@@ -21,7 +21,7 @@ import pandas as pd
 from core.errors import UserError
 from core.settings import Settings
 from ensemble.recipe import GROUP_RULE
-from jobs.inputs import VoteInputs, check_compatible, class_difference
+from jobs.inputs import VoteInputs, check_compatible, check_same_corrections, class_difference
 from predict.cache import Prediction
 from predict.oof import check_fold_group, stitch_oof
 
@@ -81,6 +81,8 @@ def check_units(units: list[Unit], entries: dict[str, dict]) -> None:
     member is validated on one fold, a strict part of the training rows a fold group is scored on,
     so the two never cover the same rows; imported members are checked on their rows later.
     """
+    check_same_corrections([entries[m] for u in units for m in u.members if not entries[m].get("imported")] or
+                           [entries[units[0].members[0]]])
     singles = [entries[u.name] for u in units if not u.group]
     if singles:
         check_compatible(singles)

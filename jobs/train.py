@@ -26,6 +26,7 @@ from core import distributed
 from core.config import MemberConfig, load_config, to_dict
 from imagedata.image_cache import cache_bytes, decoded_images
 from imagedata.prescan import apply_policy
+from imagedata.corrections import NONE
 from imagedata.sources import Dataset, load_dataset
 from imagedata.splits import Split, ensure_split
 from members.feeding import build_feeds
@@ -105,7 +106,7 @@ def git_revision() -> str | None:
 
 
 def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
-    dataset = load_dataset(config.data, settings.data_root)
+    dataset = load_dataset(config.data, settings.data_root, settings.output_root)
     # Every bad file is found before any work starts; skipped rows leave before the split is made or checked.
     # The duplicate hashes are taken in the scan's own visit of each file, and cached for the split.
     dataset.train, skipped = apply_policy(dataset.train, config.data.on_bad_image, settings.image_cache,
@@ -113,7 +114,8 @@ def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
                                           with_hashes=config.data.duplicates != "off")
     s = config.data.split
     split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits, config.data.duplicates,
-                         config.data.near_duplicate_distance, settings.image_cache)
+                         config.data.near_duplicate_distance, settings.image_cache,
+                         dataset.corrections.setting() if dataset.corrections else NONE)
     pool = dataset.train.reset_index(drop=True)
     position = pd.Series(np.arange(len(pool)), index=pool["id"])
     train_idx = position[split.rows(s.fold, "train")["id"]].to_numpy()
@@ -163,6 +165,8 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
                 built, result, tracker: Tracker, distilled_from: dict | None = None) -> dict:
     s = config.data.split
     extra = {"distilled_from": distilled_from} if distilled_from is not None else {}
+    if data.dataset.corrections is not None:  # the labels it trained on: a vote refuses mixing corrections
+        extra["corrections"] = data.dataset.corrections.to_entry()
     return {
         "name": config.name,
         "arch": config.model.arch,

@@ -21,6 +21,7 @@ from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
 from jobs import outputs
+from jobs.audit import audit_report_sections
 from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
 from jobs.inputs import parse_weights
 from predict.imports import member_entry
@@ -176,7 +177,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
         composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups,
-        member_splits={m: dict(entries[m]["split"]) for u in units for m in u.members})
+        member_splits={m: dict(entries[m]["split"]) for u in units for m in u.members},
+        extra_sections=audit_report_sections(members, settings.output_root))  # when its units have an audit
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
                                     lambda: build_report(report_inputs, report_dir))

@@ -118,6 +118,7 @@ class ReportInputs:
     compare: Comparison | None = None   # the comparison when the caller already computed it
     groups: np.ndarray | None = None    # the split's group of each validation row (cluster bootstrap)
     member_splits: dict[str, dict] = field(default_factory=dict)  # member -> its registry entry's split
+    extra_sections: list[Section] = field(default_factory=list)  # made by their own modules (e.g. report/audit.py)
 
 
 @dataclass
@@ -504,7 +505,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
         # The pictures come before the long text reports, so the top of the page tells the story.
         sections = [_scores_section(val_table, test_table, students), _compare_section(compared, why_not, comparison, stage),
                     diversity_section, _confusion_section(stage, y, preds, inputs.classes),
-                    _curves_section(stage, inputs), gallery_section, _reports_section(reports)]
+                    _curves_section(stage, inputs), gallery_section, *inputs.extra_sections, _reports_section(reports)]
         metrics = {
             "title": inputs.title, "created": created, "classes": list(inputs.classes), "n_val_rows": int(len(y)),
             "primary": inputs.primary, "recipe": inputs.recipe.to_dict(),

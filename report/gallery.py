@@ -45,8 +45,9 @@ def _short(name: str, width: int = 18) -> str:
 
 def plot_gallery(rows: Sequence[int], paths: Sequence[str | Path | None], y: np.ndarray, pred: np.ndarray,
                  member_preds: Mapping[str, np.ndarray], classes: Sequence[str], out: Path,
-                 columns: int = 6, pixels: int = 160) -> Path:
-    """Write the thumbnails of `rows` (indices into paths/y/pred) as one PNG grid."""
+                 columns: int = 6, pixels: int = 160, words: tuple[str, str] = ("true", "ens")) -> Path:
+    """Write the thumbnails of `rows` (indices into paths/y/pred) as one PNG grid; `words` name y and pred
+    in each caption (a label audit shows `given → suggested`)."""
     if not len(rows):
         raise ValueError("no rows to show")
     columns = min(columns, len(rows))
@@ -66,7 +67,7 @@ def plot_gallery(rows: Sequence[int], paths: Sequence[str | Path | None], y: np.
             ax.text(0.5, 0.5, "image\nmissing", ha="center", va="center", color="grey", transform=ax.transAxes)
         else:
             ax.imshow(thumb)
-        lines = [(f"true {classes[y[row]]} → ens {classes[pred[row]]}", WRONG, "bold")]
+        lines = [(f"{words[0]} {classes[y[row]]} → {words[1]} {classes[pred[row]]}", WRONG, "bold")]
         lines += [(f"{_short(name)}: {classes[p[row]]}", RIGHT if p[row] == y[row] else WRONG, "normal")
                   for name, p in member_preds.items()]
         for j, (text, colour, weight) in enumerate(lines):

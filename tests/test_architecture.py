@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["core", "imagedata", "modeling", "members", "predict", "ensemble", "report", "launch", "jobs", "scripts"]
+PACKAGES = ["core", "imagedata", "modeling", "members", "predict", "ensemble", "audit", "report", "launch", "jobs", "scripts"]
 
 # Which project packages each package may import (itself always allowed).
 ALLOWED = {
@@ -20,13 +20,16 @@ ALLOWED = {
     "members": {"core", "imagedata", "modeling"},
     "predict": {"core", "imagedata", "modeling"},
     "ensemble": {"core"},
+    "audit": {"core", "ensemble"},   # label audits: numpy/pandas/cleanlab, no deep-learning stack
     "report": {"core", "ensemble"},
     "launch": {"core"},  # the plan launcher: runs members as processes (scripts.train), never imports them
-    "jobs": {"core", "imagedata", "modeling", "members", "predict", "ensemble", "report", "launch"},
+    "jobs": {"core", "imagedata", "modeling", "members", "predict", "ensemble", "audit", "report", "launch"},
     "scripts": {"core", "jobs"},
 }
 # The voting science stays importable without the deep-learning and plotting stack.
-ENSEMBLE_FORBIDDEN = {"torch", "torchvision", "timm", "matplotlib", "wandb", "PIL", "safetensors"}
+ENSEMBLE_FORBIDDEN = {"torch", "torchvision", "timm", "matplotlib", "wandb", "PIL", "safetensors", "cleanlab"}
+# The label audit's science (cleanlab on probabilities) likewise runs without the deep-learning stack.
+AUDIT_FORBIDDEN = ENSEMBLE_FORBIDDEN - {"cleanlab"}
 
 
 def modules() -> dict[str, Path]:
@@ -118,6 +121,14 @@ def test_ensemble_needs_no_deep_learning_or_plotting_stack():
            if module.split(".")[0] == "ensemble"
            for name, line in imports_of(path, module) if name.split(".")[0] in ENSEMBLE_FORBIDDEN]
     assert bad == []
+
+
+def test_audit_needs_no_deep_learning_stack_and_only_it_imports_cleanlab():
+    found = {module: [name for name, _ in imports_of(path, module)] for module, path in modules().items()}
+    assert [m for m, names in found.items() if m.split(".")[0] == "audit"
+            and any(n.split(".")[0] in AUDIT_FORBIDDEN for n in names)] == []
+    assert sorted({m.split(".")[0] for m, names in found.items() if any(n.startswith("cleanlab") for n in names)}) \
+        == ["audit"]
 
 
 @pytest.mark.parametrize("source, target, expected", [
