@@ -169,3 +169,20 @@ def screen(rows: PseudoRows, config, settings: Settings, pool: pd.DataFrame, val
     index = np.flatnonzero(keep)
     return PseudoRows([rows.ids[i] for i in index], [rows.paths[i] for i in index], rows.labels[index],
                       rows.probs[index], rows.mode, {**rows.provenance, "rows": int(len(index))})
+
+
+def pseudo_notes(units: dict[str, list[dict]]) -> list[str]:
+    """Report lines marking each voting unit whose members trained on pseudo-labels, with their teacher."""
+    lines = []
+    for unit, entries in units.items():
+        used = [e["pseudo"] for e in entries if e.get("pseudo")]
+        if not used:
+            continue
+        names = sorted({p["name"] for p in used})
+        teachers = sorted({f"recipe `{p.get('recipe')}` (rule `{p.get('rule')}`)" for p in used})
+        rows = ", ".join(str(p["rows"]) for p in used)
+        lines.append(f"`{unit}` (pseudo: {', '.join(names)}) also trained on pseudo-labelled test images ({rows} "
+                     f"per member, threshold {used[0]['threshold']}, {used[0].get('mode', 'hard')} targets); teacher: "
+                     f"{'; '.join(teachers)}, fold-safe (each fold learnt only from models validated on it). Its "
+                     f"scores here use real validation rows only.")
+    return lines

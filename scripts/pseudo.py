@@ -47,8 +47,9 @@ def main(argv: list[str]) -> int:
     print(f"passing test images (of {result.test_rows}) per class and fold, threshold {args.threshold}:")
     print(result.counts.to_string())
     c = result.calibration
+    right = f"{c['accuracy_above']:.2%} of those are right" if c["above"] else "so nothing shows how often it is right"
     print(f"teacher on held-out validation rows: {c['above']} of {c['rows']} ({c['share_above']:.1%}) reach "
-          f"{args.threshold}, and {c['accuracy_above']:.2%} of those are right")
+          f"{args.threshold}; {right}")
     for k, chosen in result.folds.items():
         print(f"fold {k} learns from: {', '.join(chosen.values())}")
     print(f"wrote {result.folder}")
