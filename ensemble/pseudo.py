@@ -42,7 +42,7 @@ def fold_teachers(units: Mapping[str, Mapping[str, int]], split_folds: Mapping[s
     fold k); holdout members serve only the fold they were validated on, and must all share it.
     """
     served: set[int] | None = None
-    for unit, members in units.items():
+    for members in units.values():
         folds = set(members.values())
         served = folds if served is None else served & folds
     out: dict[int, dict[str, str]] = {}
@@ -98,7 +98,7 @@ def calibration(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict
     above = probs.max(1) >= threshold
     n = int(above.sum())
     right = float((probs.argmax(1)[above] == labels[above]).mean()) if n else float("nan")
-    return {"rows": int(len(labels)), "above": n, "share_above": n / max(1, len(labels)), "accuracy_above": right}
+    return {"rows": len(labels), "above": n, "share_above": n / max(1, len(labels)), "accuracy_above": right}
 
 
 def table(ids: np.ndarray, classes: list[str], overall: np.ndarray, by_fold: Mapping[int, np.ndarray],

@@ -116,10 +116,10 @@ def pseudo_command(req: PseudoRequest, settings: Settings) -> PseudoResult:
               "rule": recipe.rule, "threshold": float(req.threshold), "per_class_cap": req.per_class_cap,
               "split": {k: first["split"].get(k) for k in ("name", "sha256", "n_folds")},
               "folds": {k: {m: entries[m]["split"].get("fold") for m in chosen.values()} for k, chosen in served.items()},
-              "calibration": calib, "test_rows": int(len(inputs.test_ids))})
+              "calibration": calib, "test_rows": len(inputs.test_ids)})
     table = pseudo.table(made.ids, made.classes, np.asarray(overall, dtype=np.float64), by_fold, passing)
     count_table = pseudo.counts(made.classes, by_fold, passing)
     write_set(folder, made, table, count_table)
     log.info("pseudo-label set %s: fold teachers %s", req.name,
              "; ".join(f"fold {k}: {', '.join(c.values())}" for k, c in served.items()))
-    return PseudoResult(folder, count_table, calib, int(len(made.ids)), served)
+    return PseudoResult(folder, count_table, calib, len(made.ids), served)

@@ -75,7 +75,7 @@ def read_record(settings: Settings, name: str) -> tuple[dict, Path]:
                         f"{', '.join(made) or 'none'}); make it with python -m scripts.pseudo --recipe … --name {name}")
     try:
         record = yaml.safe_load((folder / RECORD).read_text(encoding="utf-8"))
-        record["split"], record["folds"], record["classes"]  # noqa: B018 - the fields every reader needs
+        record["split"], record["folds"], record["classes"]
     except Exception as err:  # a damaged record is one line, whatever yaml or the lookup raised
         raise UserError(f"pseudo-label set '{name}': {folder / RECORD} cannot be read ({err}); remake the set") from err
     return record, folder
@@ -138,7 +138,7 @@ def student_rows(config, settings: Settings, dataset, split_sha256: str) -> Pseu
     probs = probs[passing].astype(np.float32)
     mode = "soft" if config.distill.unlabeled else "hard"
     provenance = {"name": name, "sha256": record["teacher_sha256"], "threshold": record["threshold"],
-                  "rows": int(len(chosen)), "fold": s.fold, "mode": mode, "weight": config.pseudo.weight,
+                  "rows": len(chosen), "fold": s.fold, "mode": mode, "weight": config.pseudo.weight,
                   "recipe": record.get("recipe"), "recipe_sha256": record.get("recipe_sha256"),
                   "rule": record.get("rule")}
     return PseudoRows([ROW_PREFIX + i for i in chosen], paths[chosen].tolist(), probs.argmax(1).astype(np.int64),
@@ -168,7 +168,7 @@ def screen(rows: PseudoRows, config, settings: Settings, pool: pd.DataFrame, val
         return rows
     index = np.flatnonzero(keep)
     return PseudoRows([rows.ids[i] for i in index], [rows.paths[i] for i in index], rows.labels[index],
-                      rows.probs[index], rows.mode, {**rows.provenance, "rows": int(len(index))})
+                      rows.probs[index], rows.mode, {**rows.provenance, "rows": len(index)})
 
 
 def pseudo_notes(units: dict[str, list[dict]]) -> list[str]:
