@@ -83,7 +83,7 @@ def select(probs: np.ndarray, threshold: float, cap: float | None = None) -> np.
     chosen = confidence >= threshold
     if cap is None:
         return chosen
-    limit = int(math.floor(cap * len(probs)))
+    limit = math.floor(cap * len(probs))
     labels = probs.argmax(1)
     out = np.zeros(len(probs), bool)
     for c in np.unique(labels[chosen]):
