@@ -45,10 +45,19 @@ def run(module: str, *args: str, env: dict) -> str:
     return proc.stdout
 
 
-def train_all(tag: str, archs: dict, folds: int, common: list[str], env: dict, extra: list[str]) -> None:
+def registered(out: Path) -> set[str]:
+    path = out / "registry.yaml"
+    return {e["name"] for e in (yaml.safe_load(path.read_text()) or {}).get("members", [])} if path.is_file() else set()
+
+
+def train_all(tag: str, archs: dict, folds: int, common: list[str], env: dict, extra: list[str], out: Path) -> None:
+    """Every unit's fold models; members already registered under --out (an earlier, interrupted run) are kept."""
     cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
+    done = registered(out)
     for prefix, arch in archs.items():
         for k in range(folds):
+            if f"{prefix}{tag}-f{k}" in done:
+                continue
             run("train", "--config", cfg, f"name={prefix}{tag}-f{k}", f"model.arch={arch}", f"data.split.fold={k}",
                 f"train.seed={k}", *common, *extra, env=env)
 
@@ -92,11 +101,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 archs x 3 folds, 16 px, 1 epoch")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--size", type=int)
+    parser.add_argument("--archs", nargs="+", choices=list(ARCHS), help="unit prefixes to train (default: all)")
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--out", help="output root (default: a temporary folder, removed unless --keep)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     archs = dict(list(ARCHS.items())[:2]) if args.quick else ARCHS
+    archs = {p: ARCHS[p] for p in args.archs} if args.archs else archs
     folds, epochs, size = (3, 1, 16) if args.quick else (5, 2, 32)
     epochs, size = args.epochs or epochs, args.size or size
     out = Path(args.out or tempfile.mkdtemp(prefix="pseudo-gain-"))
@@ -106,15 +117,16 @@ def main() -> None:
     common = [f"data.image_size=[{size},{size}]", f"train.epochs={epochs}", "train.batch_size=64",
               f"data.split.name=digits-k{folds}", f"data.split.n_folds={folds}"]
     start = time.perf_counter()
-    train_all("", archs, folds, common, env, [])
+    train_all("", archs, folds, common, env, [], out)
     print(f"base units trained: {time.perf_counter() - start:.0f} s", flush=True)
-    run("vote", "--groups", *[f"{p}-f" for p in archs], "--rule", "stack", "--name", "base", env=env)
+    run("vote", "--groups", *[f"{p}-f" for p in archs], "--rule", "stack", "--name", "base", "--overwrite", env=env)
     recipe_path = out / "submissions" / "base.recipe.yaml"
-    print(run("pseudo", "--recipe", str(recipe_path), "--name", "safe", "--threshold", str(args.threshold), env=env))
+    print(run("pseudo", "--recipe", str(recipe_path), "--name", "safe", "--threshold", str(args.threshold),
+              "--overwrite", env=env))
     recipe = Recipe.from_yaml(recipe_path)
     forge_leaky(out, recipe, recipe.groups, args.threshold)
     for tag, name in (("-s", "safe"), ("-l", "leak")):
-        train_all(tag, archs, folds, common, env, [f"data.pseudo={name}"])
+        train_all(tag, archs, folds, common, env, [f"data.pseudo={name}"], out)
         print(f"units retrained on '{name}': {time.perf_counter() - start:.0f} s", flush=True)
     truth = pd.read_csv(out / "data" / "digits" / "test" / "labels.csv", dtype={"ImageID": str})
     with np.load(out / "cache" / "predictions" / f"{next(iter(archs))}-f0" / "test.npz") as data:
