@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--archs", nargs="+", choices=list(ARCHS), help="unit prefixes to train (default: all)")
     parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--rule", default="stack", help="the teacher recipe's rule (stack needs two or more archs)")
     parser.add_argument("--out", help="output root (default: a temporary folder, removed unless --keep)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -119,7 +120,7 @@ def main() -> None:
     start = time.perf_counter()
     train_all("", archs, folds, common, env, [], out)
     print(f"base units trained: {time.perf_counter() - start:.0f} s", flush=True)
-    run("vote", "--groups", *[f"{p}-f" for p in archs], "--rule", "stack", "--name", "base", "--overwrite", env=env)
+    run("vote", "--groups", *[f"{p}-f" for p in archs], "--rule", args.rule, "--name", "base", "--overwrite", env=env)
     recipe_path = out / "submissions" / "base.recipe.yaml"
     print(run("pseudo", "--recipe", str(recipe_path), "--name", "safe", "--threshold", str(args.threshold),
               "--overwrite", env=env))
@@ -137,7 +138,8 @@ def main() -> None:
              "test_leaky": table["-l"][p][1]} for p, a in archs.items()]
     leak_rows = {k: int(v) for k, v in yaml.safe_load((out / "pseudo" / "leak" / "pseudo.yaml").read_text())["rows"].items()}
     safe_rows = {k: int(v) for k, v in yaml.safe_load((out / "pseudo" / "safe" / "pseudo.yaml").read_text())["rows"].items()}
-    print(f"\n{len(archs)} archs x {folds} folds, {size} px, {epochs} epoch(s), threshold {args.threshold}; pseudo rows "
+    print(f"\n{len(archs)} archs x {folds} folds, {size} px, {epochs} epoch(s), teacher rule {args.rule}, threshold "
+          f"{args.threshold}; pseudo rows "
           f"per fold: safe {safe_rows}, leaky {leak_rows}; total {time.perf_counter() - start:.0f} s")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if not args.keep and not args.out:
