@@ -39,6 +39,7 @@ class DataConfig:
     duplicates: str | bool = "near"  # exact | near | off: copies of a picture join one group before the split
     near_duplicate_distance: int = 8  # max differing bits of the 64-bit perceptual hash (0..16; see imagedata/duplicates.py)
     corrections: str | None = None  # id,action,label file from an audit (imagedata/corrections.py); relative: output root
+    pseudo: str | None = None  # a pseudo-label set (scripts.pseudo): its passing test images join the training rows
 
     def __post_init__(self) -> None:
         # YAML reads a bare `off` (in a file or in data.duplicates=off) as false; it means the setting off.
@@ -123,6 +124,13 @@ class DistillConfig:
     temperature: float = 4.0  # T: both distributions are softened by it (Hinton et al. 2015)
     alpha: float = 0.9        # share of the distillation term; 0 = plain cross-entropy on the labels
     online: bool = False      # run the teacher members on the augmented batch (refused for now: targets are cached)
+    unlabeled: str | None = None  # a pseudo-label set whose test images train on the teacher's soft targets
+
+
+@dataclass
+class PseudoConfig:
+    """Pseudo-labelled test rows (data.pseudo or distill.unlabeled): their share of the loss."""
+    weight: float = 1.0       # each pseudo row counts this much against a labelled row's 1
 
 
 @dataclass
@@ -135,6 +143,7 @@ class MemberConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
 
 
 CHOICES = {
@@ -314,6 +323,7 @@ def _check_values(config: MemberConfig, origin: str) -> None:
         raise UserError(f"config keys 'train.epochs' and 'train.batch_size' in {origin} must be >= 1")
     _check_train_values(config.train, origin)
     _check_distill_values(config.distill, origin)
+    _check_pseudo_values(config, origin)
     if not config.name or config.name in (".", "..") or any(ch in config.name for ch in "/\\: "):
         raise UserError(f"config key 'name' in {origin} must be non-empty, without spaces, slashes or colons")
 
@@ -356,6 +366,16 @@ def _check_distill_values(distill: DistillConfig, origin: str) -> None:
         raise UserError(f"config key 'distill.temperature' in {origin} must be a number > 0, e.g. 4")
     if not 0.0 <= distill.alpha <= 1.0:
         raise UserError(f"config key 'distill.alpha' in {origin} must be in [0, 1]")
+
+
+def _check_pseudo_values(config: MemberConfig, origin: str) -> None:
+    for key, name in (("data.pseudo", config.data.pseudo), ("distill.unlabeled", config.distill.unlabeled)):
+        problem = name_problem(name) if name is not None else None  # it names pseudo/<name>/
+        if problem:
+            raise UserError(f"config key '{key}' in {origin} is {name!r}: it {problem}")
+    weight = config.pseudo.weight
+    if not (weight > 0 and weight < float("inf")):
+        raise UserError(f"config key 'pseudo.weight' in {origin} must be a number > 0, e.g. 1")
 
 
 def to_dict(config: MemberConfig) -> dict:

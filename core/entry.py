@@ -28,7 +28,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
 _FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
-           "created", "run", "val_probs", "ema", "imported", "corrections")
+           "created", "run", "val_probs", "ema", "imported", "corrections", "pseudo")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
 
@@ -151,6 +151,34 @@ class CorrectionsRef:
     def to_dict(self) -> dict:
         return {"file": self.file, "sha256": self.sha256, "keep": self.keep, "relabel": self.relabel,
                 "drop": self.drop, "changed": self.changed}
+class PseudoRef:
+    """The pseudo-label set a member also trained on (scripts.pseudo): which set, exactly (the sha256 of its
+    teacher file), its threshold and how many test images joined the training rows; `extra` keeps the
+    fold, mode, weight and the teacher recipe."""
+    name: str
+    sha256: str
+    threshold: float
+    rows: int
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, value: Any) -> PseudoRef | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise ValueError("must be null or a mapping with 'name', 'sha256', 'threshold' and 'rows'")
+        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
+            raise ValueError("'sha256' must be 64 lowercase hex characters")
+        threshold, rows = value.get("threshold"), value.get("rows")
+        if not (_is_number(threshold) and 0 < threshold <= 1):
+            raise ValueError("'threshold' must be a number in (0, 1]")
+        if not (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0):
+            raise ValueError("'rows' must be a non-negative integer")
+        extra = {k: v for k, v in value.items() if k not in ("name", "sha256", "threshold", "rows")}
+        return cls(value["name"], value["sha256"], float(threshold), rows, extra)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "threshold": self.threshold, "rows": self.rows, **self.extra}
 
 
 def _metrics(value: dict) -> dict[str, float]:
@@ -188,6 +216,7 @@ class RegistryEntry:
     ema: WeightsRef | None = None
     imported: dict | None = None      # {reference, tta} for an imported member
     corrections: CorrectionsRef | None = None  # data.corrections the member trained with (label audit)
+    pseudo: PseudoRef | None = None   # the pseudo-label set it also trained on (data.pseudo / distill.unlabeled)
     extra: dict = field(default_factory=dict)  # fields later stages add (git, tracking, composite, ...)
 
     @property
@@ -248,13 +277,15 @@ class RegistryEntry:
                 raise ValueError("must name the 'reference' member the predictions were checked against")
             current = "corrections"
             corrections = CorrectionsRef.from_dict(data.get("corrections"))
+            current = "pseudo"
+            pseudo = PseudoRef.from_dict(data.get("pseudo"))
         except ValueError as err:
             raise UserError(f"{label} field '{current}' {err}") from None
         extra = {k: v for k, v in data.items() if k not in _FIELDS}
         entry = cls(name=name, arch=data["arch"], classes=classes, input=spec, split=split, metrics=metrics,
                     config=data["config"], created=data["created"], weights=data.get("weights"),
                     sha256=data.get("sha256"), kind=kind, run=data.get("run"), val_probs=data.get("val_probs"),
-                    ema=ema, imported=imported, corrections=corrections, extra=extra)
+                    ema=ema, imported=imported, corrections=corrections, pseudo=pseudo, extra=extra)
         object.__setattr__(entry, "_order", tuple(data))  # written back in the order it was read
         return entry
 
@@ -264,12 +295,13 @@ class RegistryEntry:
                   "split": self.split.to_dict(), "metrics": dict(self.metrics), "config": self.config,
                   "created": self.created, "run": self.run, "val_probs": self.val_probs,
                   "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported,
-                  "corrections": self.corrections.to_dict() if self.corrections else None, **self.extra}
+                  "corrections": self.corrections.to_dict() if self.corrections else None,
+                  "pseudo": self.pseudo.to_dict() if self.pseudo else None, **self.extra}
         order = getattr(self, "_order", None) or tuple(values)
         present = [k for k in order if k in values] + [k for k in values if k not in order]
         # Optional fields that were never set stay out of the file, as they did before the type existed.
         optional = {"kind": "trained", "run": None, "val_probs": None, "imported": None, "weights": None,
-                    "sha256": None, "ema": None, "corrections": None}
+                    "sha256": None, "ema": None, "corrections": None, "pseudo": None}
         return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
 
 

@@ -12,6 +12,7 @@ from core.settings import Settings
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import PER_TASK_RULES, RULES, Recipe, apply
 from imagedata.sources import DatasetListing
+from jobs.pseudo_set import pseudo_notes
 from jobs.fold_groups import row_groups
 from jobs.inputs import gather, parse_weights
 from jobs.vote import resolve_members
@@ -107,6 +108,7 @@ def report_command(args, settings: Settings):
     weights_text = ", ".join(f"{n}={w:g}" for n, w in recipe.members.items())
     summary = [f"Ensemble `{primary}`: {weights_text}" + (f" ({recipe.note})" if recipe.note else "")]
     summary += [f"Recipe: `{args.recipe}`"] if args.recipe else []
+    summary += pseudo_notes({e["name"]: [e] for e in entries})
     result = build_report(ReportInputs(
         title=f"Ensemble report: {args.name}", classes=inputs.classes, y_val=inputs.val_labels, members=probs,
         ensembles={primary: Vote(labels, table)}, primary=primary, recipe=recipe,

@@ -32,6 +32,8 @@ from imagedata.splits import Split, ensure_split
 from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
+from members.pseudo_loss import pack_pseudo_targets
+from jobs.pseudo_set import PseudoRows, screen, student_rows
 from modeling.models import build_model, check_arch, count_parameters
 from modeling.pretrained import WeightsOrigin, plan_start
 from members.resume import TrainingState, load_state, resume_config
@@ -43,6 +45,7 @@ from modeling.preprocess import Normalize
 log = logging.getLogger("members")
 SMOKE_BATCHES = 2
 DISTILLED_FROM = "distilled_from.yaml"  # in a student's run folder: its registry entry's `distilled_from`
+PSEUDO = "pseudo.yaml"  # in a pseudo-labelled run's folder: its registry entry's `pseudo` (checked on resume)
 
 
 @dataclass
@@ -55,6 +58,16 @@ class MemberData:
     val_ids: list[str]
     labels: np.ndarray
     skipped: pd.DataFrame | None = None  # id, path, reason of images dropped by data.on_bad_image=skip
+    pseudo: PseudoRows | None = None     # pseudo-labelled test rows, appended to the pool and to train_idx only
+
+    def targets(self) -> np.ndarray | None:
+        """Packed targets when pseudo rows train (label, pseudo flag, teacher probabilities), else None."""
+        if self.pseudo is None:
+            return None
+        n_real, n_classes = len(self.labels) - len(self.pseudo.ids), len(self.dataset.classes)
+        teacher = np.zeros((len(self.labels), n_classes), np.float32)
+        teacher[n_real:] = self.pseudo.probs
+        return pack_pseudo_targets(self.labels, np.arange(len(self.labels)) >= n_real, teacher)
 
 
 @dataclass
@@ -121,11 +134,20 @@ def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
     train_idx = position[split.rows(s.fold, "train")["id"]].to_numpy()
     val_ids = split.rows(s.fold, "val")["id"].tolist()
     val_idx = position[val_ids].to_numpy()
-    images = decoded_images(pool["path"].tolist(), tuple(config.data.image_size), settings.image_cache,
+    labels, paths = pool["label"].to_numpy(), pool["path"].tolist()
+    pseudo = student_rows(config, settings, dataset, split.sha256)
+    if pseudo is not None:  # appended after the pool: training rows only, never validation or the split file
+        pseudo = screen(pseudo, config, settings, pool, val_ids)
+        train_idx = np.r_[train_idx, len(pool) + np.arange(len(pseudo.ids))]
+        labels, paths = np.r_[labels, pseudo.labels], paths + pseudo.paths
+        log.info("pseudo-labels: %d test image(s) of set '%s' join the %d training rows (%s targets, weight %g, "
+                 "fold %d's teacher)", len(pseudo.ids), pseudo.provenance["name"], len(train_idx) - len(pseudo.ids),
+                 pseudo.mode, config.pseudo.weight, s.fold)
+    images = decoded_images(paths, tuple(config.data.image_size), settings.image_cache,
                             desc=f"decode {dataset.name}")
-    log.info("image cache: %d images at %dx%d, %.1f MiB on disk (memmap)", len(pool), *config.data.image_size,
+    log.info("image cache: %d images at %dx%d, %.1f MiB on disk (memmap)", len(paths), *config.data.image_size,
              cache_bytes(images) / 2**20)
-    return MemberData(dataset, split, images, train_idx, val_idx, val_ids, pool["label"].to_numpy(), skipped)
+    return MemberData(dataset, split, images, train_idx, val_idx, val_ids, labels, skipped, pseudo)
 
 
 def _class_weights(config: MemberConfig, data: MemberData) -> np.ndarray | None:
@@ -167,6 +189,8 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
     extra = {"distilled_from": distilled_from} if distilled_from is not None else {}
     if data.dataset.corrections is not None:  # the labels it trained on: a vote refuses mixing corrections
         extra["corrections"] = data.dataset.corrections.to_entry()
+    if data.pseudo is not None:
+        extra["pseudo"] = data.pseudo.provenance
     return {
         "name": config.name,
         "arch": config.model.arch,
@@ -202,6 +226,18 @@ def _write_run_artifacts(config: MemberConfig, run_dir: Path, data: MemberData, 
     artifacts.plot_confusion(val_labels, best.probs.argmax(1), data.dataset.classes, run_dir / "confusion.png",
                              f"{config.name}: validation, best epoch {result.best_epoch}")
     atomic.write_text(run_dir / "history.csv", pd.DataFrame(result.history).to_csv(index=False))
+
+
+def _record_pseudo(run_dir: Path, provenance: dict, resumed: bool) -> None:
+    """The run's pseudo-label set, recorded; a resumed run must find exactly the set it started with."""
+    path = run_dir / PSEUDO
+    if resumed and path.is_file():
+        before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if before.get("sha256") != provenance["sha256"] or before.get("rows") != provenance["rows"]:
+            raise UserError(f"--resume {run_dir}: pseudo-label set '{provenance['name']}' changed since this run "
+                            f"started (sha256 {str(before.get('sha256'))[:12]}… vs {provenance['sha256'][:12]}…); "
+                            f"start a new run")
+    atomic.write_text(path, yaml.safe_dump(provenance, sort_keys=False))
 
 
 def _smoke_predict(built, normalize, data: MemberData, config: MemberConfig, settings: Settings) -> int:
@@ -250,6 +286,9 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
     if not smoke:
         registry.relative(settings.runs)  # a registry that cannot point at the run folder fails now, not after training
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
+    if teacher is not None and (config.data.pseudo or config.distill.unlabeled):
+        raise UserError("a distilled student cannot also train on pseudo-labels (data.pseudo / distill.unlabeled) yet; "
+                        "train it with python -m scripts.train instead")
     data = prepare_data(config, settings)
     soft = None if teacher is None else teacher.for_pool(data.dataset.train["id"].astype(str).tolist(),
                                                          data.train_idx, list(data.dataset.classes))
@@ -279,17 +318,21 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
             atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
             if teacher is not None:  # marks the run as a student: the report and --resume read it
                 atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
+            if data.pseudo is not None:
+                _record_pseudo(run_dir, data.pseudo.provenance, resumed=state is not None)
         tracker = Tracker(config, run_dir, settings.wandb_entity, config_dict, enabled=not smoke and ctx.is_main,
                           resume_id=state.wandb_run if state else None)
         normalize = Normalize(built.mean, built.std)
-        feeds = build_feeds(config, data.images, data.labels, data.train_idx, data.val_idx, ctx, teacher=soft)
+        feeds = build_feeds(config, data.images, data.labels, data.train_idx, data.val_idx, ctx, teacher=soft,
+                            targets=data.targets())
         with stop_on_signals() as stop:
             trainer = Trainer(config, built.model, normalize, run_dir, device,
                               max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch,
                               on_batch=tracker.log_batch, dist=ctx, stop=stop,
                               class_weights=_class_weights(config, data), batch_augment=feeds.augment,
                               wandb_run=tracker.run_id, distill=soft is not None,
-                              online_teacher=teacher.online if teacher is not None else None)
+                              online_teacher=teacher.online if teacher is not None else None,
+                              pseudo=data.pseudo.mode if data.pseudo is not None else None)
             result = trainer.fit(feeds.train, feeds.val, data.labels[data.val_idx], resume=state,
                                  stop_after_epoch=stop_after_epoch)
         if not ctx.is_main:

@@ -22,6 +22,7 @@ from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
 from jobs import outputs
 from jobs.audit import audit_report_sections
+from jobs.pseudo_set import pseudo_notes
 from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
 from jobs.inputs import parse_weights
 from predict.imports import member_entry
@@ -171,6 +172,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     summary = [f"Submission: `{out}` (rule `{recipe.rule}`, weights {weights_text}); recipe: `{recipe_path}`"]
     if recipe.note:
         summary.append(f"Why this recipe: {recipe.note}")
+    summary += pseudo_notes({u.name: [entries[m] for m in u.members] for u in units})
     report_inputs = ReportInputs(
         title=f"Ensemble report: {req.name}", classes=inputs.classes, y_val=inputs.val_labels,
         members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,

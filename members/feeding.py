@@ -231,17 +231,19 @@ class Feeds:
 
 
 def build_feeds(config, images: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-                ctx, teacher: np.ndarray | None = None) -> Feeds:
+                ctx, teacher: np.ndarray | None = None, targets: np.ndarray | None = None) -> Feeds:
     """The train and validation feeds one member (on one rank) trains with.
 
     `teacher` (float32 [pool rows, classes]) makes every batch carry the teacher's probabilities
-    beside its labels, for distillation; the sampler still sees the plain labels."""
+    beside its labels, for distillation; the sampler still sees the plain labels. `targets` gives the
+    per-row targets ready packed (pseudo-labelled rows: members.pseudo_loss)."""
     train, device = config.train, ctx.device
     mode = resolve_mode(train.augment, device)
     order = EpochOrder(train_idx, labels, train.batch_size, train.seed, ctx.rank, ctx.world,
                        balanced=train.class_balance == "sampler")
     placement = choose_placement(train.feed, device, int(np.prod(images.shape)))
-    targets = labels if teacher is None else pack_targets(labels, teacher)
+    if targets is None:
+        targets = labels if teacher is None else pack_targets(labels, teacher)
     pool = Pool(images, targets, device, placement)
     val = PoolFeed(pool, FixedBatches(val_idx, train.batch_size))
     if mode == "batched":

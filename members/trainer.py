@@ -33,6 +33,7 @@ from core.distributed import DistContext, resolve_device
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
 from members.losses import build_loss, split_targets
+from members.pseudo_loss import PseudoLabelLoss
 from members.resume import TrainingState, restore_rng, save_state
 from modeling.models import head_names, head_parameter_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
@@ -163,7 +164,8 @@ class Trainer:
                  dist: DistContext | None = None, stop: StopRequest | None = None,
                  class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
                  wandb_run: str | None = None, distill: bool = False,
-                 online_teacher: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 online_teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 pseudo: str | None = None):
         self.cfg = config
         self.device = device
         self.dist = dist or DistContext(device)
@@ -192,6 +194,9 @@ class Trainer:
         self.eval_micro_batch: int | None = None
         # distill: batches carry teacher probabilities beside the labels (members.losses.pack_targets).
         self.criterion = build_loss(config.train, class_weights, config.distill if distill else None).to(device)
+        if pseudo is not None:  # pseudo-labelled test rows (hard | soft): their targets carry a flag, see pseudo_loss
+            self.criterion = PseudoLabelLoss(build_loss(config.train, class_weights), config.pseudo.weight,
+                                             config.distill if pseudo == "soft" else None).to(device)
         # distill.online: the teacher sees each augmented batch and its probabilities replace the cached ones.
         self.online_teacher = online_teacher
         self.log_every = max(1, config.tracking.wandb.log_every)
