@@ -28,7 +28,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
 _FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
-           "created", "run", "val_probs", "ema", "imported")
+           "created", "run", "val_probs", "ema", "imported", "task")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
 
@@ -124,6 +124,30 @@ class WeightsRef:
         return {"weights": self.weights, "sha256": self.sha256}
 
 
+@dataclass(frozen=True)
+class TaskRef:
+    """A task member's task: its name and the composite layout it is one part of ({tasks: [{name, size}, ...]})."""
+    name: str
+    of: dict
+
+    @classmethod
+    def from_dict(cls, value: Any) -> TaskRef | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not isinstance(value.get("of"), dict):
+            raise ValueError("must be null or a mapping with 'name' (a task) and 'of' (the composite layout)")
+        tasks = value["of"].get("tasks")
+        if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                                                  and _is_number(t.get("size")) for t in tasks):
+            raise ValueError("'of' must look like {tasks: [{name: mask, size: 3}, ...]}")
+        if value["name"] not in [t["name"] for t in tasks]:
+            raise ValueError(f"names task {value['name']!r}, which is not in its composite layout")
+        return cls(value["name"], dict(value["of"]))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "of": self.of}
+
+
 def _metrics(value: dict) -> dict[str, float]:
     for key, number in value.items():
         if not _is_number(number):
@@ -158,6 +182,7 @@ class RegistryEntry:
     val_probs: str | None = None
     ema: WeightsRef | None = None
     imported: dict | None = None      # {reference, tta} for an imported member
+    task: TaskRef | None = None       # a task member: trained on one task of a composite label
     extra: dict = field(default_factory=dict)  # fields later stages add (git, tracking, composite, ...)
 
     @property
@@ -216,13 +241,15 @@ class RegistryEntry:
             imported = data.get("imported")
             if kind == "imported" and not (isinstance(imported, dict) and isinstance(imported.get("reference"), str)):
                 raise ValueError("must name the 'reference' member the predictions were checked against")
+            current = "task"
+            task = TaskRef.from_dict(data.get("task"))
         except ValueError as err:
             raise UserError(f"{label} field '{current}' {err}") from None
         extra = {k: v for k, v in data.items() if k not in _FIELDS}
         entry = cls(name=name, arch=data["arch"], classes=classes, input=spec, split=split, metrics=metrics,
                     config=data["config"], created=data["created"], weights=data.get("weights"),
                     sha256=data.get("sha256"), kind=kind, run=data.get("run"), val_probs=data.get("val_probs"),
-                    ema=ema, imported=imported, extra=extra)
+                    ema=ema, imported=imported, task=task, extra=extra)
         object.__setattr__(entry, "_order", tuple(data))  # written back in the order it was read
         return entry
 
@@ -231,12 +258,13 @@ class RegistryEntry:
                   "weights": self.weights, "sha256": self.sha256, "input": self.input.to_dict(),
                   "split": self.split.to_dict(), "metrics": dict(self.metrics), "config": self.config,
                   "created": self.created, "run": self.run, "val_probs": self.val_probs,
-                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported, **self.extra}
+                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported,
+                  "task": self.task.to_dict() if self.task else None, **self.extra}
         order = getattr(self, "_order", None) or tuple(values)
         present = [k for k in order if k in values] + [k for k in values if k not in order]
         # Optional fields that were never set stay out of the file, as they did before the type existed.
         optional = {"kind": "trained", "run": None, "val_probs": None, "imported": None, "weights": None,
-                    "sha256": None, "ema": None}
+                    "sha256": None, "ema": None, "task": None}
         return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
 
 

@@ -20,7 +20,7 @@ from core.errors import UserError
 from core.tables import read_ids_csv
 from core.images import is_image_name
 from core.names import name_problem
-from imagedata import csv_source, mask
+from imagedata import csv_source, mask, tasks
 from imagedata.digits import ensure_digits
 
 
@@ -34,6 +34,8 @@ class Dataset:
     test_info: Path | None = None      # the info.csv a submission fills, in its row order
     test_labels: Path | None = None    # true test labels, only for embedded demo data
     composite: dict | None = None
+    task_classes: dict[str, list[str]] | None = None  # class names of each task of `composite`, where the source has them
+    task: dict | None = None           # a task member's view: {name, of: the composite layout} (imagedata/tasks.py)
 
     @property
     def num_classes(self) -> int:
@@ -125,7 +127,8 @@ def _csv(root: Path, test: Path | None) -> Dataset:
 def _mask(root: Path, test: Path | None) -> Dataset:
     train = mask.read_train(root)
     test_df, info = read_test_list(test or root / "eval" / "info.csv")
-    return Dataset("mask", root, list(mask.CLASSES), train, test_df, info, composite=dict(mask.COMPOSITE))
+    return Dataset("mask", root, list(mask.CLASSES), train, test_df, info, composite=dict(mask.COMPOSITE),
+                   task_classes=dict(mask.TASK_CLASSES))
 
 
 SOURCES: dict[str, Callable[[Path, Path | None], Dataset]] = {
@@ -148,6 +151,8 @@ def load_dataset(data_cfg, data_root: Path) -> Dataset:
     if data_cfg.composite is not None:
         dataset.composite = data_cfg.composite
     _check_composite(dataset)
+    if getattr(data_cfg, "task", None):
+        dataset = tasks.task_view(dataset, data_cfg.task)
     return dataset
 
 

@@ -28,6 +28,7 @@ from imagedata.image_cache import cache_bytes, decoded_images
 from imagedata.prescan import apply_policy
 from imagedata.sources import Dataset, load_dataset
 from imagedata.splits import Split, ensure_split
+from imagedata.tasks import split_table
 from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
@@ -112,7 +113,7 @@ def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
                                           f"the {dataset.name} data at {dataset.root}",
                                           with_hashes=config.data.duplicates != "off")
     s = config.data.split
-    split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits, config.data.duplicates,
+    split = ensure_split(split_table(dataset.train), s.name, s.n_folds, s.seed, settings.splits, config.data.duplicates,
                          config.data.near_duplicate_distance, settings.image_cache)
     pool = dataset.train.reset_index(drop=True)
     position = pd.Series(np.arange(len(pool)), index=pool["id"])
@@ -163,6 +164,8 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
                 built, result, tracker: Tracker, distilled_from: dict | None = None) -> dict:
     s = config.data.split
     extra = {"distilled_from": distilled_from} if distilled_from is not None else {}
+    if data.dataset.task is not None:  # a task member: its classes are one task's (imagedata/tasks.py)
+        extra["task"] = data.dataset.task
     return {
         "name": config.name,
         "arch": config.model.arch,
