@@ -63,7 +63,8 @@ def composite_of_units(units: list[Unit], entries: dict[str, dict]) -> Composite
     """The one composite layout every member declares (a full member's `composite`, a task member's `task.of`);
     a member of another layout, or on another split file, is refused in one line."""
     first, layout = None, None
-    for member in fold_members(units):
+    # Full members first: a task member that differs is then the one named at fault.
+    for member in sorted(fold_members(units), key=lambda m: entries[m].get("task") is not None):
         entry = entries[member]
         declared = (entry.get("task") or {}).get("of") or entry.get("composite")
         if declared is None:

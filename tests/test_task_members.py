@@ -66,3 +66,97 @@ def test_weights_are_per_member_per_task_and_named() -> None:
         with pytest.raises(UserError, match=match) as err:
             parse_task_weights(bad.split(), ["f", "g", "t"], {"t": "a"}, SPEC)
         assert "\n" not in str(err.value)
+
+
+# --- the whole path on a generated mask layout ------------------------------------------------
+
+SPLIT = "mask-task-k2"
+
+
+def _people():
+    from tests.mask_fixture import Person
+
+    ages = (22, 41, 67, 35, 19, 62, 50, 28)
+    out = []
+    for i in range(24):  # 24 people x 7 photos; every gender and age band many times
+        gender = ("male", "female")[i % 2]
+        age = ages[i % len(ages)]
+        out.append(Person(f"{i:06d}", gender, "Asian", age, i % 2, 0 if age < 30 else 1 if age < 60 else 2))
+    return out
+
+
+def _train(root, name: str, *extra: str) -> dict:
+    from core.config import load_config
+    from core.settings import load_settings
+    from jobs.train import train_member
+
+    from tests.helpers import REPO
+
+    overrides = [f"name={name}", "model.arch=resnet10t", "model.pretrained=false", f"data.root={root}",
+                 "data.image_size=[32, 24]", "train.epochs=1", "train.batch_size=32", "train.num_workers=0",
+                 "train.augment.color_jitter=0", f"data.split.name={SPLIT}", "data.split.n_folds=2",
+                 "tracking.wandb.mode=disabled", *extra]
+    config = load_config(str(REPO / "configs" / "mask" / "resnet18.yaml"), overrides)
+    return train_member(config, load_settings())[1]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
+def test_task_members_train_register_and_vote_with_full_members(tmp_path, isolated_env) -> None:
+    from core.settings import load_settings
+    from jobs.vote import VoteRequest, vote
+    from tests.mask_fixture import write_mask_layout
+
+    fixture = write_mask_layout(tmp_path / "mask", _people())
+    age = _train(fixture.root, "age-r10", "data.task=age")
+    gender = _train(fixture.root, "gender-r10", "data.task=gender", "train.seed=1")
+    full = [_train(fixture.root, f"full-r10-{s}", f"train.seed={s}") for s in (2, 3)]
+
+    assert age["classes"] == ["lt30", "30to59", "60plus"] and gender["classes"] == ["male", "female"]
+    assert age["task"] == {"name": "age", "of": full[0]["composite"]} and age["composite"] is None
+    assert len({e["split"]["sha256"] for e in (age, gender, *full)}) == 1  # one split file for all
+    split = pd.read_csv(isolated_env / "splits" / f"{SPLIT}.csv")
+    assert split["label"].max() > 2  # made on the 18-class labels, whoever trained first
+
+    settings = load_settings()
+    names = ["age-r10", "gender-r10", "full-r10-2", "full-r10-3"]
+    result = vote(VoteRequest(members=names, rule="soft", name="tasks", weights=["age-r10:age=2"]), settings)
+    submission = pd.read_csv(result.submission, dtype={"ImageID": str})
+    assert submission["ImageID"].tolist() == fixture.eval_ids and submission["ans"].between(0, 17).all()
+    recipe = yaml.safe_load(result.recipe_path.read_text())
+    assert recipe["task_members"] == {"age-r10": "age", "gender-r10": "gender"}
+    assert recipe["tasks"]["age"]["members"] == {"age-r10": 2.0, "full-r10-2": 1.0, "full-r10-3": 1.0}
+    report = result.report
+    assert set(report.val_table["task"]) == {"mask", "gender", "age", "composed"}
+    assert report.metrics["worst_task"] in ("mask", "gender", "age")
+    assert (report.folder / f"confusion_task_{report.metrics['worst_task']}.png").is_file()
+    assert "loses the most macro F1" in report.markdown.read_text()
+
+    # The recipe regenerates the submission byte for byte.
+    again = vote(VoteRequest(recipe=str(result.recipe_path), name="tasks-again"), settings)
+    assert again.submission.read_bytes() == result.submission.read_bytes()
+
+    # A fitted rule per task, cross-fitted on grouped folds.
+    stacked = vote(VoteRequest(members=names, rule="stack", name="tasks-stack"), settings)
+    assert set(yaml.safe_load(stacked.recipe_path.read_text())["tasks"]["age"]["stack"]["members"]) == {
+        "age-r10", "full-r10-2", "full-r10-3"}
+    assert "tasks:stack" in set(stacked.report.compare_table["method"])
+
+    # Refusals, each one line, before any prediction work.
+    from core.registry import Registry
+
+    entries = {e["name"]: e for e in Registry(settings.registry).members()}
+    units = [Unit(n, [n], False) for n in names]
+    other_split = dict(entries, **{"age-r10": {**entries["age-r10"], "split": {**age["split"], "name": "other"}}})
+    other_comp = dict(entries, **{"age-r10": {**entries["age-r10"], "task": {"name": "age", "of": {
+        "tasks": [{"name": "age", "size": 3}, {"name": "gender", "size": 2}]}}}})
+    for bad, match in ((other_split, "split 'other'"), (other_comp, "belongs to composite")):
+        with pytest.raises(UserError, match=match) as err:
+            composite_of_units(units, bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="task 'mask' has no member") as err:
+        vote(VoteRequest(members=["age-r10", "gender-r10"], name="uncovered"), settings)
+    # Fold groups of task members: one task per group.
+    assert task_of_units([Unit("age-r10*", ["age-r10"], True)], entries) == {"age-r10*": "age"}
+    with pytest.raises(UserError, match="mixes members of different tasks"):
+        task_of_units([Unit("mix*", ["age-r10", "gender-r10"], True)], entries)
