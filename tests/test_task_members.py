@@ -160,3 +160,21 @@ def test_task_members_train_register_and_vote_with_full_members(tmp_path, isolat
     assert task_of_units([Unit("age-r10*", ["age-r10"], True)], entries) == {"age-r10*": "age"}
     with pytest.raises(UserError, match="mixes members of different tasks"):
         task_of_units([Unit("mix*", ["age-r10", "gender-r10"], True)], entries)
+
+
+@pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
+def test_check_data_shows_per_task_counts_and_imbalance(tmp_path, isolated_env, capsys) -> None:
+    from scripts.check_data import main
+    from tests.helpers import REPO
+    from tests.mask_fixture import write_mask_layout
+
+    fixture = write_mask_layout(tmp_path / "mask", _people())
+    rc = main(["--config", str(REPO / "configs" / "mask" / "resnet18.yaml"), f"data.root={fixture.root}",
+               "data.task=age"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "18 classes" in out  # the split is previewed on the full composite label, as training makes it
+    assert "Task age (this member's task): images per class" in out and "Task gender: images" in out
+    # 24 people, ages cycling (22, 41, 67, 35, 19, 62, 50, 28): 9 lt30, 9 30to59, 6 60plus people, 7 photos each
+    assert "task age imbalance: largest/smallest class = 1.50 (lt30: 63, 60plus: 42)" in out
+    assert "task gender imbalance: largest/smallest class = 1.00" in out
