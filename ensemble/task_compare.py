@@ -16,9 +16,14 @@ import numpy as np
 import pandas as pd
 
 from ensemble._checks import stack_members
-from ensemble.composite import CompositeSpec
 from ensemble.compare import COLUMNS, Comparison, compare, pick_best
-from ensemble.honest import best_member_method, crossfit_predictions, paired_bootstrap_gains, resampling_scheme
+from ensemble.composite import CompositeSpec
+from ensemble.honest import (
+    best_member_method,
+    crossfit_predictions,
+    paired_bootstrap_gains,
+    resampling_scheme,
+)
 from ensemble.metrics import macro_f1_many
 from ensemble.recipe import Recipe, apply_stacked
 from ensemble.task_vote import FIXED, TaskRecipe, task_distributions, task_labels
@@ -141,7 +146,7 @@ def _composed_rows(full: Mapping[str, np.ndarray], y: np.ndarray, n_classes: int
         preds[f"member:{name}"] = ("member", labels, labels)
     preds["best_member"] = ("baseline", baseline, baseline)
     if len(full) > 1:  # what the full members reach without any task member, for contrast
-        names, probs = stack_members(full)
+        _, probs = stack_members(full)
         preds["full:hard"] = ("ensemble", hard_vote(probs), hard_vote(probs))
         preds["full:soft"] = ("ensemble", soft_vote(probs)[0], soft_vote(probs)[0])
     for method, labels in honest.items():

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ensemble._checks import stack_members
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import GROUP_RULE, Recipe, apply_stacked
-from ensemble._checks import stack_members
 
 FIXED = ("soft", "hard")  # rules that learn nothing, so the user's per-task weights are used as given
 _FIELDS = ("rule", "composite", "task_members", "tasks", "note", "groups", "group_rule")

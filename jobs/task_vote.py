@@ -22,12 +22,19 @@ from core.settings import Settings
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import Recipe
 from ensemble.task_compare import PREFIX, TaskComparison, compare_tasks
-from ensemble.task_vote import FIXED, TaskRecipe, apply_tasks, fixed_recipe, is_task_recipe
+from ensemble.task_vote import (
+    FIXED,
+    TaskRecipe,
+    apply_tasks,
+    fixed_recipe,
+    is_task_recipe,
+)
 from imagedata.sources import DatasetListing
 from jobs import outputs
 from jobs.fold_groups import Unit, fold_members, unit_inputs
 from predict.run import predict_members
 from report import submission
+from report.builder import ReportResult
 from report.task_report import TaskReportInputs, build_task_report
 
 
@@ -167,10 +174,8 @@ def choose_task_recipe(rule: str, spec: CompositeSpec, task_of: dict[str, str], 
 
 
 def task_vote(req, settings: Settings, registry: Registry, units: list[Unit], entries: dict[str, dict],
-              recipe: TaskRecipe | None, out: Path, report_dir: Path):
-    """The vote job's task path: same request, same outputs (submission, recipe, report)."""
-    from jobs.vote import VoteResult  # the result type is the vote job's; imported here to avoid a cycle
-
+              recipe: TaskRecipe | None, out: Path, report_dir: Path) -> tuple[Path, TaskRecipe, ReportResult]:
+    """The vote job's task path: same request, same outputs; returns (recipe path, recipe, report)."""
     task_of = task_of_units(units, entries)
     spec = composite_of_units(units, entries)  # before any prediction work
     names = [u.name for u in units]
@@ -210,4 +215,4 @@ def task_vote(req, settings: Settings, registry: Registry, units: list[Unit], en
                  *([f"Why this recipe: {recipe.note}"] if recipe.note else [])])
     _, result = outputs.commit_vote(out, frame, spec.n_classes, dataset.test_info, recipe, req.overwrite,
                                     lambda: build_task_report(report_inputs, report_dir))
-    return VoteResult(out, recipe_path, recipe, result, None, req.compare)
+    return recipe_path, recipe, result

@@ -126,7 +126,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     members = fold_members(units)
     entries = resolve_members(registry, settings, members, registered)
     if uses_tasks(entries, recipe):  # task members take part: voted task by task
-        return task_vote(req, settings, registry, units, entries, recipe, out, report_dir)
+        recipe_path, task_recipe, result = task_vote(req, settings, registry, units, entries, recipe, out, report_dir)
+        return VoteResult(out, recipe_path, task_recipe, result, None, req.compare)
     ordered = [entries[n] for n in members]
     check_units(units, entries)  # before any prediction work
     weights = dict(zip(names, parse_weights(req.weights, names).tolist()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +97,7 @@ def build_task_report(inputs: TaskReportInputs, out_dir: Path) -> ReportResult:
     out_dir = Path(out_dir)
     scores = member_task_scores(inputs)
     worst = worst_task(inputs, scores)
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     comparison = inputs.comparison
     with staged_folder(out_dir) as stage:
         sections = [Section("task-scores", "Scores per task (validation; members in-sample, fitted votes in-sample)",
@@ -116,7 +116,7 @@ def build_task_report(inputs: TaskReportInputs, out_dir: Path) -> ReportResult:
                 atomic.write_text(stage / f"compare_{safe_name(task)}.csv", per.table.to_csv(index=False))
         sections.append(_confusion_section(stage, inputs, worst))
         metrics = {"title": inputs.title, "created": created, "composite": inputs.spec.to_dict(),
-                   "task_members": inputs.task_of, "worst_task": worst, "n_val_rows": int(len(inputs.y)),
+                   "task_members": inputs.task_of, "worst_task": worst, "n_val_rows": len(inputs.y),
                    "scores": json.loads(scores.to_json(orient="records")),
                    "compare": None if comparison is None else json.loads(comparison.composed.to_json(orient="records")),
                    "resampling": None if comparison is None else comparison.scheme,
@@ -124,9 +124,9 @@ def build_task_report(inputs: TaskReportInputs, out_dir: Path) -> ReportResult:
         atomic.write_text(stage / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         atomic.write_text(stage / "scores_val.csv", scores.to_csv(index=False))
         atomic.write_text(stage / "recipe.yaml", yaml.safe_dump(inputs.recipe.to_dict(), sort_keys=False))
-        page = Page(inputs.title, [*inputs.summary, f"{len(inputs.y)} validation rows; tasks "
-                                   f"{', '.join(f'{n} ({s})' for n, s in inputs.spec.tasks)}; the task that loses "
-                                   f"the most macro F1: {worst}"], sections)
+        described = (f"{len(inputs.y)} validation rows; tasks {', '.join(f'{n} ({s})' for n, s in inputs.spec.tasks)}; "
+                     f"the task that loses the most macro F1: {worst}")
+        page = Page(inputs.title, [*inputs.summary, described], sections)
         atomic.write_text(stage / "report.md", to_markdown(page))
         atomic.write_text(stage / "report.html", to_html(page, footer=f"ensemble-vote task report, {created}"))
     return ReportResult(out_dir, out_dir / "report.html", out_dir / "report.md", metrics, scores, None,

@@ -89,7 +89,6 @@ def _train(root, name: str, *extra: str) -> dict:
     from core.config import load_config
     from core.settings import load_settings
     from jobs.train import train_member
-
     from tests.helpers import REPO
 
     overrides = [f"name={name}", "model.arch=resnet10t", "model.pretrained=false", f"data.root={root}",
@@ -178,3 +177,18 @@ def test_check_data_shows_per_task_counts_and_imbalance(tmp_path, isolated_env, 
     # 24 people, ages cycling (22, 41, 67, 35, 19, 62, 50, 28): 9 lt30, 9 30to59, 6 60plus people, 7 photos each
     assert "task age imbalance: largest/smallest class = 1.50 (lt30: 63, 60plus: 42)" in out
     assert "task gender imbalance: largest/smallest class = 1.00" in out
+
+
+def test_registry_entry_types_the_task_field() -> None:
+    from core.entry import RegistryEntry
+
+    base = {"name": "age-r10", "arch": "resnet10t", "classes": ["lt30", "30to59", "60plus"], "weights": "w.safetensors",
+            "sha256": "0" * 64, "input": {"size": [32, 24], "mean": [0.5] * 3, "std": [0.5] * 3},
+            "split": {"name": "s", "sha256": "1" * 64, "fold": 0}, "metrics": {}, "config": "c.yaml",
+            "created": "2026-12-04T00:00:00Z"}
+    task = {"name": "age", "of": SPEC.to_dict() | {"tasks": [{"name": "age", "size": 3}]}}
+    entry = RegistryEntry.from_dict(base | {"task": task}, "entry 1")
+    assert entry.task.name == "age" and entry.to_dict()["task"] == task and "task" not in entry.extra
+    assert "task" not in RegistryEntry.from_dict(base, "entry 1").to_dict()  # additive: absent stays absent
+    with pytest.raises(UserError, match="entry 1 \\('age-r10'\\) field 'task' names task 'mask'"):
+        RegistryEntry.from_dict(base | {"task": {**task, "name": "mask"}}, "entry 1")
