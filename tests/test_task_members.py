@@ -192,3 +192,23 @@ def test_registry_entry_types_the_task_field() -> None:
     assert "task" not in RegistryEntry.from_dict(base, "entry 1").to_dict()  # additive: absent stays absent
     with pytest.raises(UserError, match="entry 1 \\('age-r10'\\) field 'task' names task 'mask'"):
         RegistryEntry.from_dict(base | {"task": {**task, "name": "mask"}}, "entry 1")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
+def test_task_members_form_fold_groups(tmp_path, isolated_env) -> None:
+    from core.settings import load_settings
+    from jobs.vote import VoteRequest, vote
+    from tests.mask_fixture import write_mask_layout
+
+    fixture = write_mask_layout(tmp_path / "mask", _people())
+    for fold in (0, 1):
+        _train(fixture.root, f"age-r10-f{fold}", "data.task=age", f"data.split.fold={fold}")
+        _train(fixture.root, f"full-r10-f{fold}", f"data.split.fold={fold}", "train.seed=5")
+    result = vote(VoteRequest(groups=["age-r10-f", "full-r10-f"], rule="soft", name="task-groups"), load_settings())
+    recipe = yaml.safe_load(result.recipe_path.read_text())
+    assert recipe["task_members"] == {"age-r10-f*": "age"}
+    assert recipe["groups"] == {"age-r10-f*": ["age-r10-f0", "age-r10-f1"], "full-r10-f*": ["full-r10-f0", "full-r10-f1"]}
+    assert result.report.metrics["n_val_rows"] == 24 * 7  # out-of-fold rows of every training image
+    again = vote(VoteRequest(recipe=str(result.recipe_path), name="task-groups-again"), load_settings())
+    assert again.submission.read_bytes() == result.submission.read_bytes()
