@@ -176,6 +176,8 @@ def choose_task_recipe(rule: str, spec: CompositeSpec, task_of: dict[str, str], 
 def task_vote(req, settings: Settings, registry: Registry, units: list[Unit], entries: dict[str, dict],
               recipe: TaskRecipe | None, out: Path, report_dir: Path) -> tuple[Path, TaskRecipe, ReportResult]:
     """The vote job's task path: same request, same outputs; returns (recipe path, recipe, report)."""
+    if req.wandb != "disabled":
+        raise UserError("--wandb is not yet logged for votes with task members; vote without it")
     task_of = task_of_units(units, entries)
     spec = composite_of_units(units, entries)  # before any prediction work
     names = [u.name for u in units]
