@@ -95,7 +95,7 @@ def report(probs: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, seco
     n = SPEC.n_classes
     full = ["full-a", "full-b"]
     baseline = soft_vote(np.stack([probs[m] for m in full]))[0]
-    rows = {"full-a (12 px)": probs["full-a"].argmax(1), "full-b (12 px)": probs["full-b"].argmax(1),
+    rows = {f"full-a ({args.small} px)": probs["full-a"].argmax(1), f"full-b ({args.small} px)": probs["full-b"].argmax(1),
             "rest-big alone, its task": None, "(a) full only: soft": baseline}
     plus = {m: probs[m] for m in [*full, "rest-big"]}
     task_of = {"rest-big": "rest"}
@@ -104,7 +104,7 @@ def report(probs: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, seco
     rows["(b) + rest task member: soft per task"] = labels
     comparison = compare_tasks(SPEC, plus, task_of, y, groups)
     rows["(b) + rest task member: stack per task (cross-fitted)"] = comparison.honest["tasks:stack"]
-    rows["(c) + third full member at 32 px: soft"] = soft_vote(np.stack([probs[m] for m in [*full, "full-big"]]))[0]
+    rows[f"(c) + third full member at {args.big} px: soft"] = soft_vote(np.stack([probs[m] for m in [*full, "full-big"]]))[0]
     rest_truth = SPEC.decode(y)[:, 1]
     rest_alone = float(macro_f1_many(rest_truth, probs["rest-big"].argmax(1)[None], 5)[0])
     scored = {k: v for k, v in rows.items() if v is not None}
