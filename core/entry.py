@@ -135,7 +135,8 @@ class TaskRef:
         if value is None:
             return None
         if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not isinstance(value.get("of"), dict):
-            raise ValueError("must be null or a mapping with 'name' (a task) and 'of' (the composite layout)")
+            # ValueError, as every field check here: from_dict turns it into one line naming the field.
+            raise ValueError("must be null or a mapping with 'name' (a task) and 'of' (the composite layout)")  # noqa: TRY004
         tasks = value["of"].get("tasks")
         if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str)
                                                   and _is_number(t.get("size")) for t in tasks):
