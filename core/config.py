@@ -35,6 +35,7 @@ class DataConfig:
     image_size: list[int] = field(default_factory=lambda: [32, 32])
     on_bad_image: str = "error"  # error | skip
     composite: dict | None = None
+    task: str | None = None   # one task of the composite label (mask data: mask | gender | age): train on its labels only
     split: SplitConfig = field(default_factory=SplitConfig)
     duplicates: str | bool = "near"  # exact | near | off: copies of a picture join one group before the split
     near_duplicate_distance: int = 8  # max differing bits of the 64-bit perceptual hash (0..16; see imagedata/duplicates.py)

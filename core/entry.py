@@ -28,7 +28,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
 _FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
-           "created", "run", "val_probs", "ema", "imported", "corrections", "pseudo")
+           "created", "run", "val_probs", "ema", "imported", "corrections", "pseudo", "task")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
 
@@ -151,6 +151,9 @@ class CorrectionsRef:
     def to_dict(self) -> dict:
         return {"file": self.file, "sha256": self.sha256, "keep": self.keep, "relabel": self.relabel,
                 "drop": self.drop, "changed": self.changed}
+
+
+@dataclass(frozen=True)
 class PseudoRef:
     """The pseudo-label set a member also trained on (scripts.pseudo): which set, exactly (the sha256 of its
     teacher file), its threshold and how many test images joined the training rows; `extra` keeps the
@@ -179,6 +182,31 @@ class PseudoRef:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "sha256": self.sha256, "threshold": self.threshold, "rows": self.rows, **self.extra}
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A task member's task: its name and the composite layout it is one part of ({tasks: [{name, size}, ...]})."""
+    name: str
+    of: dict
+
+    @classmethod
+    def from_dict(cls, value: Any) -> TaskRef | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not isinstance(value.get("of"), dict):
+            # ValueError, as every field check here: from_dict turns it into one line naming the field.
+            raise ValueError("must be null or a mapping with 'name' (a task) and 'of' (the composite layout)")  # noqa: TRY004
+        tasks = value["of"].get("tasks")
+        if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                                                  and _is_number(t.get("size")) for t in tasks):
+            raise ValueError("'of' must look like {tasks: [{name: mask, size: 3}, ...]}")
+        if value["name"] not in [t["name"] for t in tasks]:
+            raise ValueError(f"names task {value['name']!r}, which is not in its composite layout")
+        return cls(value["name"], dict(value["of"]))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "of": self.of}
 
 
 def _metrics(value: dict) -> dict[str, float]:
@@ -217,6 +245,7 @@ class RegistryEntry:
     imported: dict | None = None      # {reference, tta} for an imported member
     corrections: CorrectionsRef | None = None  # data.corrections the member trained with (label audit)
     pseudo: PseudoRef | None = None   # the pseudo-label set it also trained on (data.pseudo / distill.unlabeled)
+    task: TaskRef | None = None       # a task member: trained on one task of a composite label
     extra: dict = field(default_factory=dict)  # fields later stages add (git, tracking, composite, ...)
 
     @property
@@ -279,13 +308,15 @@ class RegistryEntry:
             corrections = CorrectionsRef.from_dict(data.get("corrections"))
             current = "pseudo"
             pseudo = PseudoRef.from_dict(data.get("pseudo"))
+            current = "task"
+            task = TaskRef.from_dict(data.get("task"))
         except ValueError as err:
             raise UserError(f"{label} field '{current}' {err}") from None
         extra = {k: v for k, v in data.items() if k not in _FIELDS}
         entry = cls(name=name, arch=data["arch"], classes=classes, input=spec, split=split, metrics=metrics,
                     config=data["config"], created=data["created"], weights=data.get("weights"),
                     sha256=data.get("sha256"), kind=kind, run=data.get("run"), val_probs=data.get("val_probs"),
-                    ema=ema, imported=imported, corrections=corrections, pseudo=pseudo, extra=extra)
+                    ema=ema, imported=imported, corrections=corrections, pseudo=pseudo, task=task, extra=extra)
         object.__setattr__(entry, "_order", tuple(data))  # written back in the order it was read
         return entry
 
@@ -296,12 +327,13 @@ class RegistryEntry:
                   "created": self.created, "run": self.run, "val_probs": self.val_probs,
                   "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported,
                   "corrections": self.corrections.to_dict() if self.corrections else None,
-                  "pseudo": self.pseudo.to_dict() if self.pseudo else None, **self.extra}
+                  "pseudo": self.pseudo.to_dict() if self.pseudo else None,
+                  "task": self.task.to_dict() if self.task else None, **self.extra}
         order = getattr(self, "_order", None) or tuple(values)
         present = [k for k in order if k in values] + [k for k in values if k not in order]
         # Optional fields that were never set stay out of the file, as they did before the type existed.
         optional = {"kind": "trained", "run": None, "val_probs": None, "imported": None, "weights": None,
-                    "sha256": None, "ema": None, "corrections": None, "pseudo": None}
+                    "sha256": None, "ema": None, "corrections": None, "pseudo": None, "task": None}
         return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
 
 

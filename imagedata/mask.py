@@ -24,6 +24,7 @@ TASKS = (("mask", 3), ("gender", 2), ("age", 3))
 COMPOSITE = {"tasks": [{"name": name, "size": size} for name, size in TASKS]}
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
 _NAMES = (("wear", "incorrect", "notwear"), ("male", "female"), ("lt30", "30to59", "60plus"))
+TASK_CLASSES = {name: list(names) for (name, _), names in zip(TASKS, _NAMES)}  # a task member's class names
 
 
 def age_band(age: int) -> int:

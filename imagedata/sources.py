@@ -20,7 +20,7 @@ from core.errors import UserError
 from core.tables import read_ids_csv
 from core.images import is_image_name
 from core.names import name_problem
-from imagedata import csv_source, mask
+from imagedata import csv_source, mask, tasks
 from imagedata.corrections import Applied, apply_corrections
 from imagedata.digits import ensure_digits
 
@@ -36,6 +36,8 @@ class Dataset:
     test_labels: Path | None = None    # true test labels, only for embedded demo data
     composite: dict | None = None
     corrections: Applied | None = None  # data.corrections, applied to `train` before any split is made
+    task_classes: dict[str, list[str]] | None = None  # class names of each task of `composite`, where the source has them
+    task: dict | None = None           # a task member's view: {name, of: the composite layout} (imagedata/tasks.py)
 
     @property
     def num_classes(self) -> int:
@@ -127,7 +129,8 @@ def _csv(root: Path, test: Path | None) -> Dataset:
 def _mask(root: Path, test: Path | None) -> Dataset:
     train = mask.read_train(root)
     test_df, info = read_test_list(test or root / "eval" / "info.csv")
-    return Dataset("mask", root, list(mask.CLASSES), train, test_df, info, composite=dict(mask.COMPOSITE))
+    return Dataset("mask", root, list(mask.CLASSES), train, test_df, info, composite=dict(mask.COMPOSITE),
+                   task_classes=dict(mask.TASK_CLASSES))
 
 
 SOURCES: dict[str, Callable[[Path, Path | None], Dataset]] = {
@@ -161,6 +164,8 @@ def load_dataset(data_cfg, data_root: Path, output_root: Path | None = None) -> 
         dataset.train, dataset.corrections = apply_corrections(
             dataset.train, dataset.classes, resolve_path(corrections, Path(output_root)), corrections,
             person_level=data_cfg.source == "mask")
+    if getattr(data_cfg, "task", None):
+        dataset = tasks.task_view(dataset, data_cfg.task)
     return dataset
 
 

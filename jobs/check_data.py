@@ -3,6 +3,7 @@
 The exit code it returns: 0 fit to train on, 1 problems found (listed). See scripts/check_data.py."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from imagedata.duplicates import (describe_setting, duplicate_links, duplicate_s
                                   to_codes)
 from imagedata.prescan import file_hashes, scan, store_hashes
 from imagedata.sources import Dataset, load_dataset
+from imagedata.tasks import task_classes, task_digits, task_layout
 from imagedata.splits import describe_leaks, find_leaks, group_duplicates, make_folds, read_split
 from report.contact_sheet import write_contact_sheet
 
@@ -157,6 +159,24 @@ def report_counts(dataset: Dataset, table: pd.DataFrame, fold: int) -> None:
                   + ", ".join(f"{g} ({n})" for g, n in odd.head(SHOWN).items()))
 
 
+def report_task_counts(dataset: Dataset, table: pd.DataFrame, fold: int, member_task: str | None) -> None:
+    """Per task of the composite label: images per task class, in train and val, and the imbalance."""
+    digits = task_digits(table["label"].to_numpy(), dataset.composite)
+    for name, _ in task_layout(dataset.composite):
+        classes = task_classes(dataset, name)
+        frame = pd.DataFrame({"class": classes})
+        in_val = (table["fold"] == fold).to_numpy()
+        frame["train"] = np.bincount(digits[name][~in_val], minlength=len(classes))
+        frame["val"] = np.bincount(digits[name][in_val], minlength=len(classes))
+        frame["total"] = frame["train"] + frame["val"]
+        mark = " (this member's task)" if name == member_task else ""
+        print_table(f"Task {name}{mark}: images per class when validating on fold {fold}:", frame)
+        totals = frame["total"]
+        ratio = "inf" if (totals == 0).any() else f"{totals.max() / totals.min():.2f}"
+        print(f"  task {name} imbalance: largest/smallest class = {ratio} "
+              f"({classes[int(totals.idxmax())]}: {totals.max()}, {classes[int(totals.idxmin())]}: {totals.min()})")
+
+
 @dataclass
 class Row:
     role: str   # train | test
@@ -284,7 +304,8 @@ def check_data(args) -> int:
     """Print what is wrong with the data `args` names (the parsed check_data arguments); 1 if anything is."""
     config = member_config(args)
     settings = load_settings()
-    dataset = load_dataset(config.data, settings.data_root)
+    # The whole composite label even for a task member (data.task): its split is made on the full classes.
+    dataset = load_dataset(dataclasses.replace(config.data, task=None), settings.data_root)
     train, test = dataset.train, dataset.test
     print(f"Data: source {dataset.name}, root {dataset.root}")
     print(f"  training pool: {len(train)} images, {train['group'].nunique()} groups, {dataset.num_classes} classes")
@@ -307,6 +328,9 @@ def check_data(args) -> int:
     table = checked.table
     fold = config.data.split.fold
     report_counts(dataset, table, fold if fold in set(table["fold"]) else int(table["fold"].min()))
+    if dataset.composite is not None:
+        report_task_counts(dataset, table, fold if fold in set(table["fold"]) else int(table["fold"].min()),
+                           config.data.task)
     report_leaks(table, kept, findings)
     report_duplicates(args, config, kept, test, checked, settings.image_cache, findings)
     report_sizes(train_scan, test_scan)

@@ -29,6 +29,7 @@ from imagedata.prescan import apply_policy
 from imagedata.corrections import NONE
 from imagedata.sources import Dataset, load_dataset
 from imagedata.splits import Split, ensure_split
+from imagedata.tasks import split_table
 from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
@@ -126,8 +127,8 @@ def prepare_data(config: MemberConfig, settings: Settings) -> MemberData:
                                           f"the {dataset.name} data at {dataset.root}",
                                           with_hashes=config.data.duplicates != "off")
     s = config.data.split
-    split = ensure_split(dataset.train, s.name, s.n_folds, s.seed, settings.splits, config.data.duplicates,
-                         config.data.near_duplicate_distance, settings.image_cache,
+    split = ensure_split(split_table(dataset.train), s.name, s.n_folds, s.seed, settings.splits,
+                         config.data.duplicates, config.data.near_duplicate_distance, settings.image_cache,
                          dataset.corrections.setting() if dataset.corrections else NONE)
     pool = dataset.train.reset_index(drop=True)
     position = pd.Series(np.arange(len(pool)), index=pool["id"])
@@ -191,6 +192,8 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         extra["corrections"] = data.dataset.corrections.to_entry()
     if data.pseudo is not None:
         extra["pseudo"] = data.pseudo.provenance
+    if data.dataset.task is not None:  # a task member: its classes are one task's (imagedata/tasks.py)
+        extra["task"] = data.dataset.task
     return {
         "name": config.name,
         "arch": config.model.arch,

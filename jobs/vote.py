@@ -25,6 +25,8 @@ from jobs.audit import audit_report_sections
 from jobs.pseudo_set import pseudo_notes
 from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
 from jobs.inputs import parse_weights
+from jobs.task_vote import load_recipe, task_vote, uses_tasks
+from ensemble.task_vote import TaskRecipe
 from predict.imports import member_entry
 from predict.run import predict_members
 from report import submission
@@ -71,15 +73,13 @@ def test_labels(labels_csv: Path | None, ids: np.ndarray) -> np.ndarray | None:
     return labels.loc[list(ids)].to_numpy()
 
 
-def members_and_recipe(req: VoteRequest) -> tuple[list[str], Recipe | None]:
+def members_and_recipe(req: VoteRequest) -> tuple[list[str], Recipe | TaskRecipe | None]:
     if req.recipe:
-        try:
-            recipe = Recipe.from_yaml(req.recipe)
-        except (OSError, ValueError, TypeError, KeyError) as err:
-            raise UserError(f"recipe {req.recipe} cannot be read: {err}") from err
-        if req.members and sorted(req.members) != sorted(recipe.members):
+        recipe = load_recipe(req.recipe)  # a flat recipe, or a task vote's (jobs/task_vote.py)
+        names = recipe.member_names if isinstance(recipe, TaskRecipe) else list(recipe.members)
+        if req.members and sorted(req.members) != sorted(names):
             raise UserError(f"--members differ from the members of recipe {req.recipe}; give one or the other")
-        return list(recipe.members), recipe
+        return names, recipe
     if not req.members and not req.groups:
         raise UserError("name the members to vote with --members or --groups (or give a saved --recipe)")
     members = list(req.members or [])
@@ -127,6 +127,9 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names = [u.name for u in units]
     members = fold_members(units)
     entries = resolve_members(registry, settings, members, registered)
+    if uses_tasks(entries, recipe):  # task members take part: voted task by task
+        recipe_path, task_recipe, result = task_vote(req, settings, registry, units, entries, recipe, out, report_dir)
+        return VoteResult(out, recipe_path, task_recipe, result, None, req.compare)
     ordered = [entries[n] for n in members]
     check_units(units, entries)  # before any prediction work
     weights = dict(zip(names, parse_weights(req.weights, names).tolist()))

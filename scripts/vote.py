@@ -5,6 +5,7 @@
                            [--wandb disabled|offline|online]
     python -m scripts.vote --recipe submissions/NAME.recipe.yaml --name NAME2   # regenerate exactly
     python -m scripts.vote --members 'mask-r18-f*' 'mask-cnx-f*' --rule stack+f1w --compare   # fold groups
+    python -m scripts.vote --members mask-r18 age-r34 --weights age-r34:age=2 --compare   # a task member (data.task)
 
 Members and weights are named, never positional. A glob pattern (quoted) or a --groups prefix names a
 fold group: one architecture trained on every fold of one split, voting as one member whose validation
@@ -30,7 +31,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--groups", nargs="+", default=[], metavar="PREFIX",
                         help="fold groups by member-name prefix; each votes as one member named PREFIX*")
     parser.add_argument("--recipe", help="a saved recipe YAML: regenerate its ensemble exactly")
-    parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1)")
+    parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1); with task members, member:task=weight weighs "
+                             "one task (e.g. age-r34:age=2)")
     parser.add_argument("--rule", choices=ALL_RULES, default="soft",
                         help="rule used for the submission; fitted rules and 'best' are chosen on validation "
                              "and scored by cross-fitting")
