@@ -200,19 +200,19 @@ def _fill_sections(cls: type, data: Any, prefix: str, origin: str) -> Any:
 
 def _explain(err: ValidationError, origin: str) -> UserError:
     """pydantic's first error as our one line: the key, what was given, what is expected."""
-    first = err.errors()[0]
-    keys = [str(k) for k in first["loc"] if not isinstance(k, int)]
+    error = err.errors()[0]
+    keys = [str(k) for k in error["loc"] if not isinstance(k, int)]
     key = ".".join(keys) or "top level"
-    if first["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
         section = _section(tuple(keys[:-1]))
         return _unknown_key(key, [f.name for f in dataclasses.fields(section)], origin)
-    if first["type"] == "dataclass_type":
+    if error["type"] == "dataclass_type":
         return UserError(f"config section '{key}' in {origin} must be a mapping")
-    given = first.get("input")
+    given = error.get("input")
     if given is None:
         return UserError(f"config key '{key}' in {origin} may not be empty")
     hint = get_type_hints(_section(tuple(keys[:-1]))).get(keys[-1])
-    expected = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "") if hint else first["msg"]
+    expected = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "") if hint else error["msg"]
     return UserError(f"config key '{key}' in {origin} has value {given!r}, expected {expected}")
 
 

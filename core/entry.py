@@ -1,4 +1,4 @@
-"""One registry entry, typed: every field is checked once, in `RegistryEntry.from_dict`.
+"""One registry entry, typed: every field is checked once, inside the types below.
 
 An entry is what every later stage knows about a member: where its weights and config are,
 which classes it predicts, how its input is prepared, and which validation rows it was
@@ -8,8 +8,10 @@ scored on. Two kinds exist:
   member but have no weights; they borrow the split and config of the member they were
   checked against (`imported.reference`).
 
-`to_dict()` gives back the mapping stored in registry.yaml, unknown fields included, so an
-entry read and written again is unchanged.
+Every field, required or optional, is a typed attribute; code reads `entry.split.fold`,
+never `entry["split"]["fold"]` (tests/test_entry_reads.py counts raw reads with `ast`).
+`to_dict()` gives back the mapping stored in registry.yaml, unknown fields and key order
+included, so an entry read and written again is unchanged.
 """
 from __future__ import annotations
 
@@ -23,18 +25,31 @@ from core.errors import UserError
 from core.limits import MAX_IMAGE_SIDE as MAX_SIDE, image_size_problem
 from core.names import name_problem
 
+# The one spelling of a file hash in the registry: weights, split files, EMA copies, recipes, starting weights.
 SHA256 = re.compile(r"[0-9a-f]{64}")
+SHA256_RULE = "64 lowercase hex characters"
 # Names become folder names (run folders, prediction cache), so they may not carry path syntax.
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
-_FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
-           "created", "run", "val_probs", "ema", "imported")
+ORIGIN_KINDS = ("scratch", "hub", "file", "member")
+# split.duplicates as imagedata.duplicates.describe_setting writes it; optional, older entries lack it.
+DUPLICATES = re.compile(r"off|exact|near<=\d{1,2}")
+DISTILLED_FROM_KEYS = ("recipe", "sha256", "members", "rule", "targets", "teacher_val_f1_macro")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
+_OPTIONAL_STR = ("run", "val_probs", "git", "pretrained")
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and SHA256.fullmatch(value) is not None
 
 
 def relative_path_problem(value: str) -> str | None:
@@ -48,6 +63,24 @@ def relative_path_problem(value: str) -> str | None:
     return None
 
 
+def _emit(values: dict, order: tuple | None, optional: dict) -> dict:
+    """`values` in the order they were read; optional keys that were never read and hold their default stay out."""
+    order = order or ()
+    present = [k for k in order if k in values] + [k for k in values if k not in order]
+    return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
+
+
+class _Ordered:
+    """Remembers the key order of the mapping an object was read from, so writing it back keeps the file as it was."""
+    def _remember(self, data: dict):
+        object.__setattr__(self, "_order", tuple(data))
+        return self
+
+    @property
+    def order(self) -> tuple | None:
+        return getattr(self, "_order", None)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """How a member's images are prepared: size [height, width], normalisation, resize filter."""
@@ -55,6 +88,10 @@ class InputSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     extra: dict = field(default_factory=dict)
+
+    @property
+    def interpolation(self) -> str:
+        return str(self.extra.get("interpolation", "bilinear"))
 
     @classmethod
     def from_dict(cls, value: dict) -> InputSpec:
@@ -75,11 +112,14 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
-class SplitRef:
-    """The split file a member was validated on: its name, its sha256 when trained, and the fold."""
+class SplitRef(_Ordered):
+    """The split file a member was validated on: its name, sha256, fold, fold count and duplicate setting."""
     name: str
     sha256: str
     fold: int | None
+    n_folds: int | None = None
+    duplicates: str | None = None      # off | exact | near<=N, as imagedata.duplicates.describe_setting writes it
+    merged_groups: int | None = None   # groups merged with their copies when the split was made
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -89,23 +129,39 @@ class SplitRef:
         problem = name_problem(value["name"])  # it names splits/<name>.csv
         if problem:
             raise ValueError(f"'name' {value['name']!r} {problem}")
-        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-            raise ValueError("'sha256' must be 64 lowercase hex characters")
+        if not is_sha256(value.get("sha256")):
+            raise ValueError(f"'sha256' must be {SHA256_RULE}")
         fold = value.get("fold")
-        if fold is not None and not (isinstance(fold, int) and not isinstance(fold, bool) and fold >= 0):
+        if fold is not None and not _is_count(fold):
             raise ValueError("'fold' must be a non-negative integer or null")
-        extra = {k: v for k, v in value.items() if k not in ("name", "sha256", "fold")}
-        return cls(value["name"], value["sha256"], fold, extra)
+        if "duplicates" in value and not (isinstance(value["duplicates"], str)
+                                          and DUPLICATES.fullmatch(value["duplicates"])):
+            raise ValueError(f": 'duplicates' must be off, exact or near<=N, got {value['duplicates']!r}")
+        if "merged_groups" in value and not _is_count(value["merged_groups"]):
+            raise ValueError(f": 'merged_groups' must be a whole number >= 0, got {value['merged_groups']!r}")
+        known = ("name", "sha256", "fold", "n_folds", "duplicates", "merged_groups")
+        extra = {k: v for k, v in value.items() if k not in known}
+        n_folds = value.get("n_folds")
+        return cls(value["name"], value["sha256"], fold, n_folds if _is_count(n_folds) else None,
+                   value.get("duplicates"), value.get("merged_groups"),
+                   extra | ({"n_folds": n_folds} if "n_folds" in value and not _is_count(n_folds) else {})
+                   )._remember(value)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "fold": self.fold, **self.extra}
+        values = {"name": self.name, "sha256": self.sha256, "fold": self.fold, "n_folds": self.n_folds,
+                  "duplicates": self.duplicates, "merged_groups": self.merged_groups, **self.extra}
+        return _emit(values, self.order or ("name", "sha256", "fold"),
+                     {"n_folds": None, "duplicates": None, "merged_groups": None})
 
 
 @dataclass(frozen=True)
-class WeightsRef:
-    """A second set of weights (the EMA copy): a relative path and its sha256."""
+class WeightsRef(_Ordered):
+    """A second set of weights (the EMA copy): a relative path, its sha256, its decay and validation metrics."""
     weights: str
     sha256: str
+    decay: float | None = None
+    metrics: dict | None = None
+    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, value: Any) -> WeightsRef | None:
@@ -113,15 +169,143 @@ class WeightsRef:
             return None
         if not isinstance(value, dict) or not isinstance(value.get("weights"), str):
             raise ValueError("must be null or a mapping with 'weights' and 'sha256'")
-        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-            raise ValueError("'sha256' must be 64 lowercase hex characters")
+        if not is_sha256(value.get("sha256")):
+            raise ValueError(f"'sha256' must be {SHA256_RULE}")
         problem = relative_path_problem(value["weights"])
         if problem:
             raise ValueError(f"'weights' {problem}")
-        return cls(value["weights"], value["sha256"])
+        if value.get("decay") is not None and not _is_number(value["decay"]):
+            raise ValueError(f"'decay' must be a number, got {value['decay']!r}")
+        metrics = value.get("metrics")
+        if metrics is not None and not isinstance(metrics, dict):
+            raise ValueError("'metrics' must be a mapping")
+        extra = {k: v for k, v in value.items() if k not in ("weights", "sha256", "decay", "metrics")}
+        return cls(value["weights"], value["sha256"], value.get("decay"),
+                   None if metrics is None else dict(metrics), extra)._remember(value)
 
     def to_dict(self) -> dict:
-        return {"weights": self.weights, "sha256": self.sha256}
+        values = {"weights": self.weights, "sha256": self.sha256, "decay": self.decay, "metrics": self.metrics,
+                  **self.extra}
+        return _emit(values, self.order or ("weights", "sha256"), {"decay": None, "metrics": None})
+
+
+@dataclass(frozen=True)
+class OriginRef(_Ordered):
+    """`weights_origin`: where a member's starting weights came from (modeling.pretrained.WeightsOrigin writes it)."""
+    kind: str                 # scratch | hub | file | member
+    source: str | None = None
+    file: str | None = None   # informational: the path on the machine that trained it
+    sha256: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, value: Any) -> OriginRef | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or value.get("kind") not in ORIGIN_KINDS:
+            raise ValueError(f"must be a mapping whose 'kind' is one of {', '.join(ORIGIN_KINDS)}")
+        if value["kind"] != "scratch":
+            if not is_sha256(value.get("sha256")):
+                raise ValueError(f"needs the 'sha256' ({SHA256_RULE}) of the file the starting weights came from")
+            if not isinstance(value.get("source"), str) or not value["source"]:
+                raise ValueError("needs a 'source': the hub repo, the file or the member the weights came from")
+        extra = {k: v for k, v in value.items() if k not in ("kind", "source", "file", "sha256")}
+        return cls(value["kind"], value.get("source"), value.get("file"), value.get("sha256"), extra)._remember(value)
+
+    def to_dict(self) -> dict:
+        values = {"kind": self.kind, "source": self.source, "file": self.file, "sha256": self.sha256, **self.extra}
+        return _emit(values, self.order or tuple(values), {"source": None, "file": None, "sha256": None})
+
+
+def weights_origin_problem(value: Any) -> str | None:
+    """Why an entry's `weights_origin` is malformed, or None."""
+    try:
+        OriginRef.from_dict(value)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+@dataclass(frozen=True)
+class DistilledFrom(_Ordered):
+    """`distilled_from` of a student (scripts.distill): the recipe file, its hash, its members and how it voted."""
+    recipe: str
+    sha256: str
+    members: tuple[str, ...]
+    rule: str | None = None
+    targets: str | None = None
+    teacher_val_f1_macro: float | None = None
+
+    @classmethod
+    def from_dict(cls, value: Any) -> DistilledFrom | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping with 'recipe', 'sha256' and 'members'")
+        unknown = sorted(set(value) - set(DISTILLED_FROM_KEYS))
+        if unknown:
+            raise ValueError(f"has unknown key '{unknown[0]}' (known: {', '.join(sorted(DISTILLED_FROM_KEYS))})")
+        if not isinstance(value.get("recipe"), str) or not value["recipe"]:
+            raise ValueError("needs 'recipe', the path of the recipe file it was distilled from")
+        if not is_sha256(value.get("sha256")):
+            raise ValueError(f"'sha256' must be {SHA256_RULE} (the recipe file's hash)")
+        members = value.get("members")
+        if not (isinstance(members, list) and members and all(isinstance(m, str) and m for m in members)):
+            raise ValueError("'members' must be a non-empty list of member names")
+        return cls(value["recipe"], value["sha256"], tuple(members), value.get("rule"), value.get("targets"),
+                   value.get("teacher_val_f1_macro"))._remember(value)
+
+    def to_dict(self) -> dict:
+        values = {"recipe": self.recipe, "sha256": self.sha256, "members": list(self.members), "rule": self.rule,
+                  "targets": self.targets, "teacher_val_f1_macro": self.teacher_val_f1_macro}
+        return _emit(values, self.order or tuple(values), {"rule": None, "targets": None, "teacher_val_f1_macro": None})
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """`tracking`: the wandb run a member logged to and the ensemble group it belongs to."""
+    wandb_run: str | None = None
+    group: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Tracking | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(v is None or isinstance(v, str)
+                                                  for v in (value.get("wandb_run"), value.get("group"))):
+            raise ValueError("must be a mapping of 'wandb_run' and 'group' (text or null)")
+        return cls(value.get("wandb_run"), value.get("group"),
+                   {k: v for k, v in value.items() if k not in ("wandb_run", "group")})
+
+    def to_dict(self) -> dict:
+        return {"wandb_run": self.wandb_run, "group": self.group, **self.extra}
+
+
+@dataclass(frozen=True)
+class ImportedRef:
+    """`imported`: the member an imported member's predictions were checked against, and their TTA."""
+    reference: str
+    tta: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, value: Any, kind: str) -> ImportedRef | None:
+        if value is None and kind != "imported":
+            return None
+        if not (isinstance(value, dict) and isinstance(value.get("reference"), str)):
+            raise ValueError("must name the 'reference' member the predictions were checked against")
+        return cls(value["reference"], value.get("tta"),
+                   {k: v for k, v in value.items() if k not in ("reference", "tta")})
+
+    def to_dict(self) -> dict:
+        return {"reference": self.reference, "tta": self.tta, **self.extra}
+
+
+def _mapping_or_none(value: Any, what: str) -> dict | None:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"must be null or a mapping ({what})")
+    return value
 
 
 def _metrics(value: dict) -> dict[str, float]:
@@ -142,7 +326,7 @@ def _classes(value: list) -> list[str]:
 
 
 @dataclass(frozen=True)
-class RegistryEntry:
+class RegistryEntry(_Ordered):
     name: str
     arch: str
     classes: list[str]
@@ -154,11 +338,18 @@ class RegistryEntry:
     weights: str | None = None        # relative path; None for an imported member
     sha256: str | None = None
     kind: str = "trained"
-    run: str | None = None
-    val_probs: str | None = None
+    run: str | None = None            # relative path of the run folder
+    val_probs: str | None = None      # relative path of the best epoch's validation probabilities
     ema: WeightsRef | None = None
-    imported: dict | None = None      # {reference, tta} for an imported member
-    extra: dict = field(default_factory=dict)  # fields later stages add (git, tracking, composite, ...)
+    imported: ImportedRef | None = None       # for an imported member: what it was checked against
+    weights_origin: OriginRef | None = None   # where the starting weights came from
+    distilled_from: DistilledFrom | None = None
+    composite: dict | None = None     # task layout ({tasks: [{name, size}, ...]}) for per-task votes
+    tracking: Tracking | None = None
+    git: str | None = None            # the code revision it was trained with
+    pretrained: str | None = None     # the starting point, as the training log said it
+    data: dict | None = None          # {source, root, test} of the training config
+    extra: dict = field(default_factory=dict)  # fields this version does not know, kept as read
 
     @property
     def is_imported(self) -> bool:
@@ -167,6 +358,11 @@ class RegistryEntry:
     @property
     def size(self) -> tuple[int, int]:
         return self.input.size
+
+    @property
+    def group(self) -> str | None:
+        """The ensemble (wandb group) the member was trained for, if it recorded one."""
+        return self.tracking.group if self.tracking else None
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RegistryEntry:
@@ -177,69 +373,106 @@ class RegistryEntry:
         kind = data.get("kind", "trained")
         if kind not in KINDS:
             raise UserError(f"{label} field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-        required = dict(_TYPES)
-        if kind == "imported":  # predictions only: no weights of their own
-            required.pop("weights")
-            required.pop("sha256")
-        for key, typ in required.items():
-            if key not in data:
-                raise UserError(f"{label} is missing field '{key}'")
-            if not isinstance(data[key], typ):
-                raise UserError(f"{label} field '{key}' must be a {typ.__name__}, got {type(data[key]).__name__}")
-        for key in ("run", "val_probs"):
-            if key in data and not isinstance(data[key], str):
-                raise UserError(f"{label} field '{key}' must be a str, got {type(data[key]).__name__}")
+        _check_types(data, kind, label)
         current = "name"
         try:
-            name = data["name"]
-            if not NAME.fullmatch(name) or name in (".", ".."):
-                raise ValueError("must be non-empty, without spaces, slashes or colons")
-            current = "sha256"
-            if kind == "trained" and not SHA256.fullmatch(data["sha256"]):
-                raise ValueError(f"must be 64 lowercase hex characters, got {data['sha256'][:20]!r}")
-            current = "classes"
-            classes = _classes(data["classes"])
-            current = "input"
-            spec = InputSpec.from_dict(data["input"])
-            current = "split"
-            split = SplitRef.from_dict(data["split"])
-            current = "metrics"
-            metrics = _metrics(data["metrics"])
-            for current in ("weights", "config", "run", "val_probs"):
-                if data.get(current) is not None or (current == "weights" and kind == "trained"):
-                    problem = relative_path_problem(data[current])
-                    if problem:
-                        raise ValueError(problem)
-            current = "ema"
-            ema = WeightsRef.from_dict(data.get("ema"))
-            current = "imported"
-            imported = data.get("imported")
-            if kind == "imported" and not (isinstance(imported, dict) and isinstance(imported.get("reference"), str)):
-                raise ValueError("must name the 'reference' member the predictions were checked against")
+            checked = {}
+            for current, read in _READERS:
+                checked[current] = read(data, kind)
         except ValueError as err:
-            raise UserError(f"{label} field '{current}' {err}") from None
-        extra = {k: v for k, v in data.items() if k not in _FIELDS}
-        entry = cls(name=name, arch=data["arch"], classes=classes, input=spec, split=split, metrics=metrics,
-                    config=data["config"], created=data["created"], weights=data.get("weights"),
-                    sha256=data.get("sha256"), kind=kind, run=data.get("run"), val_probs=data.get("val_probs"),
-                    ema=ema, imported=imported, extra=extra)
-        object.__setattr__(entry, "_order", tuple(data))  # written back in the order it was read
-        return entry
+            text = str(err)
+            raise UserError(f"{label} field '{current}'{'' if text.startswith(':') else ' '}{text}") from None
+        extra = {k: v for k, v in data.items() if k not in _KNOWN}
+        return cls(name=data["name"], arch=data["arch"], config=data["config"], created=data["created"],
+                   weights=data.get("weights"), sha256=data.get("sha256"), kind=kind, run=data.get("run"),
+                   val_probs=data.get("val_probs"), git=data.get("git"), pretrained=data.get("pretrained"),
+                   extra=extra, **{k: v for k, v in checked.items() if k not in _PATHS})._remember(data)
+
+    @classmethod
+    def new(cls, data: Any) -> RegistryEntry:
+        """An entry a job has just built, checked like one read from the file."""
+        return cls.from_dict(data, f"new entry '{data.get('name', '?') if isinstance(data, dict) else '?'}'")
 
     def to_dict(self) -> dict:
         values = {"name": self.name, "kind": self.kind, "arch": self.arch, "classes": list(self.classes),
                   "weights": self.weights, "sha256": self.sha256, "input": self.input.to_dict(),
                   "split": self.split.to_dict(), "metrics": dict(self.metrics), "config": self.config,
                   "created": self.created, "run": self.run, "val_probs": self.val_probs,
-                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported, **self.extra}
-        order = getattr(self, "_order", None) or tuple(values)
-        present = [k for k in order if k in values] + [k for k in values if k not in order]
+                  "ema": self.ema.to_dict() if self.ema else None,
+                  "imported": self.imported.to_dict() if self.imported else None,
+                  "weights_origin": self.weights_origin.to_dict() if self.weights_origin else None,
+                  "distilled_from": self.distilled_from.to_dict() if self.distilled_from else None,
+                  "composite": self.composite, "tracking": self.tracking.to_dict() if self.tracking else None,
+                  "git": self.git, "pretrained": self.pretrained, "data": self.data, **self.extra}
         # Optional fields that were never set stay out of the file, as they did before the type existed.
-        optional = {"kind": "trained", "run": None, "val_probs": None, "imported": None, "weights": None,
-                    "sha256": None, "ema": None}
-        return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
+        optional = {"kind": "trained", **dict.fromkeys(_OPTIONAL_FIELDS)}
+        return _emit(values, self.order or tuple(k for k in values if k not in optional), optional)
+
+    def imported_as(self, name: str, classes: list[str], tta: str | None) -> RegistryEntry:
+        """The entry of predictions imported under `name` and checked against this member: they borrow its
+        split, input, config and data, and have no weights, run folder or metrics of their own."""
+        borrowed = {k: v for k, v in self.to_dict().items() if k not in _NOT_BORROWED}
+        return RegistryEntry.from_dict(borrowed | {
+            "name": name, "kind": "imported", "arch": "imported", "classes": list(classes), "metrics": {},
+            "imported": {"reference": self.name, "tta": tta}}, f"imported member '{name}'")
 
 
-def as_entry(entry: RegistryEntry | dict, where: str = "registry entry") -> RegistryEntry:
-    """A typed entry from either form (callers that still hold the stored mapping pass it as is)."""
-    return entry if isinstance(entry, RegistryEntry) else RegistryEntry.from_dict(entry, where)
+def _check_types(data: dict, kind: str, label: str) -> None:
+    required = dict(_TYPES)
+    if kind == "imported":  # predictions only: no weights of their own
+        required.pop("weights")
+        required.pop("sha256")
+    for key, typ in required.items():
+        if key not in data:
+            raise UserError(f"{label} is missing field '{key}'")
+        if not isinstance(data[key], typ):
+            raise UserError(f"{label} field '{key}' must be a {typ.__name__}, got {type(data[key]).__name__}")
+    for key in _OPTIONAL_STR:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise UserError(f"{label} field '{key}' must be a str, got {type(data[key]).__name__}")
+
+
+def _name(data: dict, kind: str) -> str:
+    if not NAME.fullmatch(data["name"]) or data["name"] in (".", ".."):
+        raise ValueError("must be non-empty, without spaces, slashes or colons")
+    return data["name"]
+
+
+def _sha256(data: dict, kind: str) -> str | None:
+    if kind == "trained" and not is_sha256(data["sha256"]):
+        raise ValueError(f"must be {SHA256_RULE}, got {data['sha256'][:20]!r}")
+    return data.get("sha256")
+
+
+def _path(key: str):
+    def read(data: dict, kind: str) -> str | None:
+        if data.get(key) is not None or (key == "weights" and kind == "trained"):
+            problem = relative_path_problem(data[key])
+            if problem:
+                raise ValueError(problem)
+        return data.get(key)
+    return read
+
+
+# Each field with what checks it, in the order problems are reported.
+_READERS = (
+    ("name", _name),
+    ("sha256", _sha256),
+    ("classes", lambda d, k: _classes(d["classes"])),
+    ("input", lambda d, k: InputSpec.from_dict(d["input"])),
+    ("split", lambda d, k: SplitRef.from_dict(d["split"])),
+    ("metrics", lambda d, k: _metrics(d["metrics"])),
+    *((key, _path(key)) for key in ("weights", "config", "run", "val_probs")),
+    ("ema", lambda d, k: WeightsRef.from_dict(d.get("ema"))),
+    ("imported", lambda d, k: ImportedRef.from_dict(d.get("imported"), k)),
+    ("weights_origin", lambda d, k: OriginRef.from_dict(d.get("weights_origin"))),
+    ("distilled_from", lambda d, k: DistilledFrom.from_dict(d.get("distilled_from"))),
+    ("composite", lambda d, k: _mapping_or_none(d.get("composite"), "the task layout")),
+    ("tracking", lambda d, k: Tracking.from_dict(d.get("tracking"))),
+    ("data", lambda d, k: _mapping_or_none(d.get("data"), "source, root, test")),
+)
+_NOT_BORROWED = ("run", "val_probs", "tracking", "metrics", "weights", "sha256", "ema", "kind")
+_PATHS = ("name", "sha256", "weights", "config", "run", "val_probs")
+_OPTIONAL_FIELDS = ("run", "val_probs", "imported", "weights", "sha256", "ema", "weights_origin", "distilled_from",
+                    "composite", "tracking", "git", "pretrained", "data")
+_KNOWN = frozenset(_TYPES) | {"kind", *_OPTIONAL_FIELDS}

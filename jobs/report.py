@@ -111,8 +111,8 @@ def report_command(args, settings: Settings):
         title=f"Ensemble report: {args.name}", classes=inputs.classes, y_val=inputs.val_labels, members=probs,
         ensembles={primary: Vote(labels, table)}, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
-        run_dirs={e["name"]: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
-        member_splits={e["name"]: dict(e["split"]) for e in entries},
+        run_dirs={e.name: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
+        member_splits={e.name: e.split.to_dict() for e in entries},
         seed=args.seed, n_boot=args.n_boot, gallery_limit=args.gallery,
         groups=row_groups(entries[0], inputs.val_ids, settings.splits)),
         folder)

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from core import atomic
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.images import RESIZE_INTERPOLATION
@@ -160,10 +161,10 @@ def _attach_log(run_dir: Path) -> logging.Handler:
 
 
 def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: MemberData, sha256: str,
-                built, result, tracker: Tracker, distilled_from: dict | None = None) -> dict:
+                built, result, tracker: Tracker, distilled_from: dict | None = None) -> RegistryEntry:
     s = config.data.split
     extra = {"distilled_from": distilled_from} if distilled_from is not None else {}
-    return {
+    return RegistryEntry.new({
         "name": config.name,
         "arch": config.model.arch,
         "classes": list(data.dataset.classes),
@@ -187,7 +188,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         "weights_origin": built.weights.to_entry(),
         "ema": _ema_entry(config, registry, run_dir, result),
         **extra,
-    }
+    })
 
 
 def _write_run_artifacts(config: MemberConfig, run_dir: Path, data: MemberData, result) -> None:
@@ -216,7 +217,7 @@ def _smoke_predict(built, normalize, data: MemberData, config: MemberConfig, set
 def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
                  registry_path: Path | None = None, resume_from: Path | None = None,
                  stop_after_epoch: int | None = None,
-                 teacher: TeacherTargets | None = None) -> tuple[Path | None, dict | None]:
+                 teacher: TeacherTargets | None = None) -> tuple[Path | None, RegistryEntry | None]:
     """Train, write the run folder and register; smoke runs a few batches and registers nothing.
 
     `teacher` trains a distillation student on its targets (scripts.distill) and records where they came from.
@@ -239,7 +240,7 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
 def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registry_path: Path | None,
                   resume_from: Path | None, stop_after_epoch: int | None,
                   ctx: distributed.DistContext, start: WeightsOrigin,
-                  teacher: TeacherTargets | None = None) -> tuple[Path | None, dict | None]:
+                  teacher: TeacherTargets | None = None) -> tuple[Path | None, RegistryEntry | None]:
     registry = Registry(registry_path or settings.registry)
     if not smoke and registry.exists(config.name):
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
@@ -357,6 +358,6 @@ def train_command(config_file: str | None, overrides: list[str], settings: Setti
         return TrainOutcome(0)  # a non-zero torchrun rank: rank 0 reports
     if entry is None:
         return TrainOutcome(0, f"smoke run OK: {run_dir} (nothing registered)")
-    m = entry["metrics"]
-    return TrainOutcome(0, f"registered {entry['name']}: val_f1_macro {m['val_f1_macro']:.4f}, "
+    m = entry.metrics
+    return TrainOutcome(0, f"registered {entry.name}: val_f1_macro {m['val_f1_macro']:.4f}, "
                            f"val_acc {m['val_acc']:.4f} (best epoch {m['best_epoch']}) → {run_dir}")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.config import load_config
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
@@ -94,11 +95,11 @@ def primary_name(req: VoteRequest, recipe: Recipe) -> str:
 
 
 def resolve_members(registry: Registry, settings: Settings, names: list[str],
-                    registered: dict[str, dict] | None = None) -> dict[str, dict]:
+                    registered: dict[str, RegistryEntry] | None = None) -> dict[str, RegistryEntry]:
     """Every member's entry from one read of the registry (or the entries already read, `registered`);
     imported members get theirs from the cache."""
     if registered is None:
-        registered = {entry["name"]: entry for entry in registry.members()}
+        registered = {entry.name: entry for entry in registry.members()}
     return {name: registered[name] if name in registered else member_entry(registry, settings, name)
             for name in names}
 
@@ -117,7 +118,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
     outputs.check_targets(out, report_dir)  # before any prediction work
     registry = Registry(req.registry or settings.registry)
-    registered = {entry["name"]: entry for entry in registry.members()}  # the one registry read
+    registered = {entry.name: entry for entry in registry.members()}  # the one registry read
     if recipe is not None:
         units = units_of_recipe(names, recipe.groups)
     else:
@@ -131,7 +132,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     listing = DatasetListing()
     predictions = predict_members(members, registry, settings, tta=req.tta, entries=entries, listing=listing)
     inputs, groups = unit_inputs(units, entries, predictions, settings)
-    config = load_config(registry.resolve(ordered[0]["config"]))
+    config = load_config(registry.resolve(ordered[0].config))
     dataset = listing.load(config.data, settings.data_root)
     composite = composite_of(ordered, config)
     if inputs.test_probs is None:
@@ -176,7 +177,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
         composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups,
-        member_splits={m: dict(entries[m]["split"]) for u in units for m in u.members})
+        member_splits={m: entries[m].split.to_dict() for u in units for m in u.members})
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
                                     lambda: build_report(report_inputs, report_dir))

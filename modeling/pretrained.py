@@ -182,7 +182,7 @@ def resolve_file(path: str) -> WeightsOrigin:
 
 def resolve_member(registry: Registry, name: str, arch: str) -> WeightsOrigin:
     """A registered member's best weights as the start of another (same architecture, hash checked)."""
-    entry = registry.entry(name)
+    entry = registry.get(name)
     if entry.is_imported or entry.weights is None:
         raise UserError(f"model.init_from '{name}' is an imported member (predictions only, no weights to start from)")
     if entry.arch != arch:

@@ -175,10 +175,10 @@ class Project:
         return self.train(f"data.root={data / 'train'}", f"data.test={data / 'test' / 'info.csv'}", *overrides)
 
     def register_variant(self, name: str, **changes) -> None:
-        self.registry.add(dict(self.registry.get("good"), name=name, **changes))
+        self.registry.add(dict(self.registry.get("good").to_dict(), name=name, **changes))
 
     def weights(self) -> Path:
-        return self.registry.resolve(self.registry.get("good")["weights"])
+        return self.registry.resolve(self.registry.get("good").weights)
 
 
 @dataclass
@@ -270,13 +270,13 @@ def case_member_not_in_registry(p: Project) -> Run:
 
 @case
 def case_members_with_different_classes(p: Project) -> Run:
-    p.register_variant("relabeled", classes=list(reversed(p.registry.get("good")["classes"])))
+    p.register_variant("relabeled", classes=list(reversed(p.registry.get("good").classes)))
     return Run("vote", ["--members", "good", "relabeled"], ["'good'", "'relabeled'", "class"])
 
 
 @case
 def case_members_on_different_splits(p: Project) -> Run:
-    p.register_variant("other-fold", split=dict(p.registry.get("good")["split"], fold=1))
+    p.register_variant("other-fold", split=dict(p.registry.get("good").split.to_dict(), fold=1))
     return Run("vote", ["--members", "good", "other-fold"], ["'good'", "'other-fold'", "split"])
 
 
@@ -322,7 +322,7 @@ def case_empty_registry(p: Project) -> Run:
 def case_registry_entry_breaks_the_schema(p: Project) -> Run:
     path = p.registry.path
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace(p.registry.get("good")["sha256"], "abc123"), encoding="utf-8")
+    path.write_text(text.replace(p.registry.get("good").sha256, "abc123"), encoding="utf-8")
     return Run("registry", ["list"], [str(path), "member #1 ('good')", "'sha256'"])
 
 

@@ -176,10 +176,10 @@ def test_a_resident_batched_channels_last_member_resumes_exactly(shapes, tmp_pat
     for name in ("last.safetensors", "best.safetensors"):
         a, b = load_file(str(straight_dir / name)), load_file(str(resumed_dir / name))
         assert all(torch.equal(a[k], b[k]) for k in a), name
-    assert entry["metrics"] == straight["metrics"]
+    assert entry.metrics == straight.metrics
     history = [pd.read_csv(d / "history.csv").drop(columns=["train_img_per_s"]) for d in (straight_dir, resumed_dir)]
     pd.testing.assert_frame_equal(*history)
-    assert [e["name"] for e in Registry(settings.registry).members()] == ["straight", "paused"]
+    assert [e.name for e in Registry(settings.registry).members()] == ["straight", "paused"]
 
 
 # --- running out of memory in a training step -----------------------------------------------------------

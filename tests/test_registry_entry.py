@@ -17,7 +17,7 @@ def test_an_entry_read_and_written_back_is_unchanged_field_for_field_and_in_orde
     assert typed.to_dict() == stored
     assert list(typed.to_dict()) == list(stored)
     assert typed.input.size == (16, 16) and typed.split.fold == 0 and typed.ema.sha256 == "e" * 64
-    assert typed.extra["git"] == "1a2b3c4" and typed.input.extra["interpolation"] == "bilinear"
+    assert typed.git == "1a2b3c4" and typed.input.extra["interpolation"] == "bilinear"
 
 
 @pytest.mark.parametrize("changes, message", [
