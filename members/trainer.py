@@ -13,7 +13,6 @@ to the same optimizer step, so the epoch order, the schedule and resume stay exa
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,84 +32,14 @@ from core.distributed import DistContext, resolve_device
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
 from members.losses import build_loss, split_targets
+from members.optim import describe_groups, head_params, lr_factor, make_optimizer, parameter_groups
 from members.resume import TrainingState, restore_rng, save_state
-from modeling.models import head_names, head_parameter_names
+from modeling.models import head_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
-from timm.optim import param_groups_layer_decay
 
 log = logging.getLogger("members")
 __all__ = ["Trainer", "TrainResult", "EpochOutputs",
            "classification_metrics", "lr_factor", "make_optimizer", "parameter_groups"]
-
-
-def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:
-    """Multiplier of train.lr at each optimizer step: linear warm-up, then cosine, step or constant."""
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    total = cfg.epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if cfg.scheduler == "constant":
-            return 1.0
-        if cfg.scheduler == "step":
-            return cfg.step_gamma ** ((step // max(1, steps_per_epoch)) // cfg.step_size)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def head_params(model: nn.Module, needed: bool) -> set[str]:
-    """The head's parameter names; a model without a Linear head is fine unless a head setting needs one."""
-    try:
-        return head_parameter_names(model)
-    except UserError:
-        if needed:
-            raise
-        return set()
-
-
-def parameter_groups(model: nn.Module, cfg) -> list[dict]:
-    """Optimizer groups: layer-wise lr decay (timm) when asked, the head at lr x lr_head_multiplier.
-
-    Each group carries a `name` and its own `lr`, so LambdaLR scales every group from its own base."""
-    head = head_params(model, needed=cfg.lr_head_multiplier != 1.0)
-    names = {id(p): n for n, p in model.named_parameters()}
-    if cfg.layer_decay is not None:
-        if not hasattr(model, "group_matcher"):
-            raise UserError(f"train.layer_decay needs a timm model that groups its layers (group_matcher); "
-                            f"{model.__class__.__name__} has none: drop train.layer_decay or pick a timm arch")
-        base = param_groups_layer_decay(model, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
-        base = [dict(g, name=f"layer{i}") for i, g in enumerate(base)]
-    else:
-        base = [{"params": [p for p in model.parameters()], "weight_decay": cfg.weight_decay, "lr_scale": 1.0,
-                 "name": "all"}]
-    groups = []
-    for group in base:
-        for is_head in (False, True):
-            params = [p for p in group["params"] if (names[id(p)] in head) == is_head]
-            if params:
-                scale = group["lr_scale"] * (cfg.lr_head_multiplier if is_head else 1.0)
-                part = "head" if is_head else "backbone"
-                name = part if len(base) == 1 else f"{group['name']}/{part}"
-                groups.append({"params": params, "weight_decay": group["weight_decay"], "lr": cfg.lr * scale,
-                               "name": name})
-    return groups
-
-
-def describe_groups(optimizer: torch.optim.Optimizer) -> str:
-    parts = [f"{g['name']}: {sum(p.numel() for p in g['params']):,} params lr {g['lr']:.3g} wd {g['weight_decay']:g}"
-             for g in optimizer.param_groups]
-    return f"optimizer {optimizer.__class__.__name__}, {len(parts)} parameter groups: " + "; ".join(parts)
-
-
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, cfg)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                               nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, loss: float, prefix: str = "val_") -> dict:
