@@ -22,7 +22,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from core.errors import UserError
-from core.limits import MAX_IMAGE_SIDE as MAX_SIDE, image_size_problem
+from core.limits import image_size_problem
 from core.names import name_problem
 
 # The one spelling of a file hash in the registry: weights, split files, EMA copies, recipes, starting weights.

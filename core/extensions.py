@@ -18,7 +18,8 @@ sits in an allowed package, and registers into its point.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from core.errors import UserError
 

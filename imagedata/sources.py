@@ -17,9 +17,9 @@ import pandas as pd
 
 from core.errors import UserError
 from core.extensions import DATA_SOURCES
-from core.tables import read_ids_csv
 from core.images import is_image_name
 from core.names import name_problem
+from core.tables import read_ids_csv
 from imagedata import csv_source, mask
 from imagedata.digits import ensure_digits
 

@@ -11,7 +11,7 @@ from core.entry import RegistryEntry
 from core.errors import ProblemsFound, UserError
 from core.hashing import sha256_file
 from core.registry import Registry
-from core.settings import Settings, load_settings
+from core.settings import Settings
 
 
 def list_members(registry: Registry) -> None:

@@ -4,41 +4,39 @@ from __future__ import annotations
 import logging
 import random
 import subprocess
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 import yaml
 
-from core import atomic
+from core import atomic, distributed
+from core.config import MemberConfig, load_config, to_dict
 from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.images import RESIZE_INTERPOLATION
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
-from members import artifacts
-from core import distributed
-from core.config import MemberConfig, load_config, to_dict
 from imagedata.image_cache import cache_bytes, decoded_images
 from imagedata.prescan import apply_policy
 from imagedata.sources import Dataset, load_dataset
 from imagedata.splits import Split, ensure_split
+from members import artifacts
 from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
-from modeling.models import build_model, check_arch, count_parameters
-from modeling.pretrained import WeightsOrigin, plan_start
 from members.resume import TrainingState, load_state, resume_config
 from members.run_folder import create_run_folder, finish_run_folder
 from members.tracking import Tracker
 from members.trainer import Trainer
+from modeling.models import build_model, check_arch, count_parameters
 from modeling.preprocess import Normalize
+from modeling.pretrained import WeightsOrigin, plan_start
 
 log = logging.getLogger("members")
 SMOKE_BATCHES = 2

@@ -22,7 +22,7 @@ from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
 from jobs import outputs
-from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
+from jobs.fold_groups import check_units, expand_units, fold_members, unit_inputs, units_of_recipe
 from jobs.inputs import parse_weights
 from predict.imports import member_entry
 from predict.run import predict_members

@@ -7,7 +7,7 @@ error messages read OPTIMIZERS and SCHEDULERS.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from timm.optim import param_groups_layer_decay

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -25,15 +25,15 @@ from timm.utils import ModelEmaV3
 from torch import nn
 from tqdm.auto import tqdm
 
-from core.errors import UserError
-from modeling.checkpoint import save_weights
 from core.config import MemberConfig
-from core.distributed import DistContext, resolve_device
+from core.distributed import DistContext
+from core.errors import UserError
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
 from members.losses import build_loss, split_targets
 from members.optim import describe_groups, head_params, lr_factor, make_optimizer, parameter_groups
 from members.resume import TrainingState, restore_rng, save_state
+from modeling.checkpoint import save_weights
 from modeling.models import head_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
 

@@ -10,8 +10,8 @@ hint, the hub refusal and the build dispatch all read this table.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from core.errors import UserError
 

@@ -7,10 +7,8 @@ loading path or to torchvision's load_state_dict.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import timm
-import torch
 import torchvision
 from timm.data import resolve_model_data_config
 from timm.models import get_pretrained_cfg

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from core.config import MemberConfig, load_config
 from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from modeling.checkpoint import load_state_dict
-from core.config import MemberConfig, load_config
 from modeling.models import build_model
 from modeling.preprocess import Normalize
 

@@ -31,7 +31,7 @@ class Preprocess:
     interpolation: str = "bilinear"
 
     @classmethod
-    def from_entry(cls, entry: RegistryEntry) -> "Preprocess":
+    def from_entry(cls, entry: RegistryEntry) -> Preprocess:
         spec = entry.input
         interpolation = spec.interpolation
         if interpolation not in MODES:

@@ -17,12 +17,12 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
 from imagedata.image_cache import data_fingerprint
+from imagedata.sources import DatasetListing
 from predict import cache, imports, shards
 from predict.batches import make_batches
 from predict.inference import EnsembleRunner, softmax
 from predict.loading import LoadedMember, load_member
 from predict.preprocess import Preprocess, decode_size
-from imagedata.sources import DatasetListing
 from predict.rows import Rows, split_rows
 from predict.tta import TTA, parse_tta
 
@@ -104,7 +104,7 @@ def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], spl
         log.warning("%s: finished with batch size %d after running out of memory", split, runner.batch_size)
     logits = [lg if lg.size else np.zeros((hi - lo, len(m.classes)), np.float32) for (m, *_), lg in zip(todo, logits)]
     if world.distributed:
-        for (member, _, key, path), member_logits in zip(todo, logits):
+        for (_, _, key, path), member_logits in zip(todo, logits):
             shards.save_shard(path, world, lo, hi, len(paths), key, member_logits)
         world.barrier()
     for (member, rows, key, path), member_logits in zip(todo, logits):

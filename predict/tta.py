@@ -5,8 +5,8 @@ means the plain image only. The plain image is always one of the views.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.config import MemberConfig
 from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from ensemble.composite import CompositeSpec
 from report.builder import ReportResult
 from report.wandb_log import EnsembleLog
-from core.config import MemberConfig
 
 
 def run_folder(registry: Registry, entry: RegistryEntry) -> Path | None:

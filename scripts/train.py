@@ -13,9 +13,9 @@ import argparse
 import sys
 
 from core.cli import add_registry, check_new_or_resumed, extension_help
+from core.console import console_logging
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
-from core.console import console_logging
 from jobs.train import train_command
 
 

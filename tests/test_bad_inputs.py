@@ -12,10 +12,10 @@ commands run two at a time: pytest itself keeps only one core busy.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -125,8 +125,8 @@ class Trained:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Trained:
     """One tiny member, trained and predicted in-process (the functions behind the scripts)."""
-    from core.settings import load_settings
     from core.config import load_config
+    from core.settings import load_settings
     from jobs.train import train_member
     from predict.run import predict_members
 

@@ -58,7 +58,7 @@ def test_resident_is_honoured_on_a_cpu_and_stream_stays_cuda_only():
 
 def test_resident_pool_is_one_device_tensor_that_yields_the_planned_rows_in_epoch_order():
     images, labels = pool_arrays()
-    resident, host = Pool(images, labels, CPU, "resident"), Pool(images, labels, CPU, "host")
+    resident, _host = Pool(images, labels, CPU, "resident"), Pool(images, labels, CPU, "host")
     assert isinstance(resident.resident, torch.Tensor) and resident.resident.shape == images.shape
     images[:] = 0  # a copy: the resident pool no longer reads the memmap
     original, _ = pool_arrays()

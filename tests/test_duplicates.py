@@ -12,7 +12,7 @@ from PIL import Image
 from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
-from imagedata.duplicates import (absorb, all_pairs, duplicate_links, exact_sets, hash_file, near_pairs, to_codes)
+from imagedata.duplicates import absorb, all_pairs, duplicate_links, exact_sets, hash_file, near_pairs
 from imagedata.prescan import file_hashes
 from imagedata.sources import load_dataset
 from imagedata.splits import ensure_split, read_split

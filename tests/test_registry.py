@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -100,8 +100,8 @@ def test_paths_outside_the_registry_folder_are_refused(registry, tmp_path):
 
 
 def test_a_registry_outside_the_output_root_is_refused_before_training(isolated_env, tmp_path):
-    from core.settings import load_settings
     from core.config import load_config
+    from core.settings import load_settings
     from jobs.train import train_member
 
     elsewhere = tmp_path / "elsewhere" / "registry.yaml"

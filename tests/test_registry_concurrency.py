@@ -95,8 +95,9 @@ def test_a_writer_killed_again_and_again_never_loses_a_registered_member(tmp_pat
 
 
 def test_a_lock_held_elsewhere_becomes_a_one_line_message(tmp_path):
-    from core.errors import UserError
     from filelock import FileLock
+
+    from core.errors import UserError
     from registry_fixtures import entry
 
     registry = Registry(tmp_path / "registry.yaml", lock_timeout=0.3)

@@ -12,14 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import load_settings
 from helpers import REPO
-from core.config import load_config
+from jobs.train import train_member
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.resume import load_state, resume_config
-from jobs.train import train_member
 from scripts import train as train_script
 from training_fixture import member_config, one_thread, write_shapes
 

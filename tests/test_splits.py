@@ -7,16 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.config import load_config
 from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
-from jobs.inputs import check_compatible
-from predict.oof import assemble_oof, fold_group
-from members.artifacts import save_probs
-from core.config import load_config
 from imagedata.prescan import apply_policy
 from imagedata.sources import load_dataset
 from imagedata.splits import ensure_split, read_split
+from jobs.inputs import check_compatible
+from members.artifacts import save_probs
+from predict.oof import assemble_oof, fold_group
 from tests.helpers import run_script
 from tests.mask_fixture import plant_bad_files, write_mask_layout
 
