@@ -54,7 +54,7 @@ def test_cache_file_holds_the_documented_fields_in_row_order(project, digits_roo
     settings, _, registry = project
     predict_members(["m-tiny"], registry, settings, tta="flip,shift")
     entry = registry.get("m-tiny")
-    split = read_split(settings.splits / f"{entry['split']['name']}.csv")
+    split = read_split(settings.splits / f"{entry.split.name}.csv")
     val_rows = split.rows(entry.split.fold, "val")
     info = pd.read_csv(digits_root / "test" / "info.csv", dtype={"ImageID": str})
     for name, ids, labels in [("val", val_rows["id"].tolist(), val_rows["label"].to_numpy()),
@@ -109,7 +109,7 @@ def test_foreign_predictions_are_checked_stored_and_voted(project, tmp_path, dig
 def test_foreign_predictions_that_do_not_fit_are_refused(project, tmp_path):
     settings, _, registry = project
     entry = registry.get("m-resnet")
-    split = read_split(settings.splits / f"{entry['split']['name']}.csv")
+    split = read_split(settings.splits / f"{entry.split.name}.csv")
     val = split.rows(0, "val")
     ids, labels, classes = val["id"].to_numpy(), val["label"].to_numpy(), entry.classes
     good = np.full((len(ids), 10), 0.1)
