@@ -54,6 +54,12 @@ class Registry:
         self.lock: filelock.BaseFileLock = filelock.FileLock(str(self.lock_path), timeout=lock_timeout,
                                                              poll_interval=0.01, fallback_to_soft=False)
 
+    @classmethod
+    def chosen(cls, given: str | Path | None, settings) -> Registry:
+        """The registry a command names with --registry, else the machine's default (<output root>/registry.yaml):
+        the one place that choice is made."""
+        return cls(given or settings.registry)
+
     def resolve(self, relative: str) -> Path:
         return (self.path.parent / Path(relative)).resolve()
 

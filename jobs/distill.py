@@ -213,7 +213,7 @@ def distill_command(req: DistillRequest, settings: Settings) -> TrainOutcome:
         if not req.config:
             raise UserError("give the student's member config with --config FILE (or --resume RUN_FOLDER)")
         resume_from, config, origin = None, load_config(req.config, req.overrides or []), req.config
-    registry = Registry(req.registry or settings.registry)
+    registry = Registry.chosen(req.registry, settings)
     entries = recipe_entries(recipe, req.recipe, registry)
     check_student(config, entries, settings, origin)
     if resume_from is None and registry.exists(config.name):

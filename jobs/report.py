@@ -84,7 +84,7 @@ def report_command(args, settings: Settings):
     check_report_target(folder)  # before any prediction work: only a report folder is ever replaced...
     if folder.exists() and not args.overwrite:  # ...and only when asked
         raise UserError(f"report folder {folder} already exists; pass --overwrite to replace it")
-    registry = Registry(args.registry or settings.registry)
+    registry = Registry.chosen(args.registry, settings)
     resolved = resolve_members(registry, settings, members)  # one registry read; imported members too
     entries = [resolved[name] for name in members]
     config = member_config(registry, entries[0])

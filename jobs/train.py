@@ -226,7 +226,7 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
     """
     check_arch(config.model.arch)
     # The starting weights are found (or fetched) before any data work: a missing file fails in seconds.
-    start = plan_start(config.model, Registry(registry_path or settings.registry))
+    start = plan_start(config.model, Registry.chosen(registry_path, settings))
     ctx = distributed.setup(config.train.device)
     try:
         return _train_member(config, settings, smoke, registry_path, resume_from, stop_after_epoch, ctx, start,
@@ -239,7 +239,7 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
                   resume_from: Path | None, stop_after_epoch: int | None,
                   ctx: distributed.DistContext, start: WeightsOrigin,
                   teacher: TeacherTargets | None = None) -> tuple[Path | None, RegistryEntry | None]:
-    registry = Registry(registry_path or settings.registry)
+    registry = Registry.chosen(registry_path, settings)
     if not smoke and registry.exists(config.name):
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
     if not smoke:

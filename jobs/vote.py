@@ -117,7 +117,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
     outputs.check_targets(out, report_dir)  # before any prediction work
-    registry = Registry(req.registry or settings.registry)
+    registry = Registry.chosen(req.registry, settings)
     registered = {entry.name: entry for entry in registry.members()}  # the one registry read
     if recipe is not None:
         units = units_of_recipe(names, recipe.groups)
