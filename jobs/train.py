@@ -5,7 +5,7 @@ import logging
 import random
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -235,6 +235,43 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
         ctx.close()
 
 
+def _log_start(config: MemberConfig, built, data: MemberData, ctx: distributed.DistContext) -> None:
+    log.info("member %s: %s, %.2fM parameters, device %s", config.name, config.model.arch,
+             count_parameters(built.model) / 1e6, ctx.describe())
+    log.info("weights: %s", built.origin)
+    log.info("split %s fold %d: %d train / %d val rows", config.data.split.name, config.data.split.fold,
+             len(data.train_idx), len(data.val_idx))
+    log.info("split %s duplicates %s: %d group(s) merged with their copies", config.data.split.name,
+             data.split.duplicates, data.split.merged_groups)
+
+
+def _write_config(config: MemberConfig, run_dir: Path | None, data: MemberData, teacher: TeacherTargets | None) -> dict:
+    """The merged config (and a student's provenance) in the run folder, before training starts."""
+    config_dict = to_dict(config)
+    if run_dir is not None:
+        if config.data.on_bad_image == "skip":
+            atomic.write_text(run_dir / "skipped_images.csv", data.skipped.to_csv(index=False))
+        atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        if teacher is not None:  # marks the run as a student: the report and --resume read it
+            atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
+    return config_dict
+
+
+def _register(config: MemberConfig, registry: Registry, run_dir: Path, data: MemberData, built, result,
+              tracker: Tracker, teacher: TeacherTargets | None) -> tuple[Path, RegistryEntry]:
+    """Name the run folder by its score and register it; a failed registration renames it back to incomplete."""
+    pending = run_dir
+    run_dir = finish_run_folder(run_dir, config.early_stopping.monitor, result.best[config.early_stopping.monitor])
+    entry = build_entry(config, registry, run_dir, data, sha256_file(run_dir / "best.safetensors"), built, result,
+                        tracker, teacher.provenance if teacher is not None else None)
+    try:
+        registry.add(entry)
+    except BaseException:
+        run_dir.rename(pending)  # an unregistered run must not look finished
+        raise
+    return run_dir, entry
+
+
 def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registry_path: Path | None,
                   resume_from: Path | None, stop_after_epoch: int | None,
                   ctx: distributed.DistContext, start: WeightsOrigin,
@@ -244,42 +281,29 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
     if not smoke:
         registry.relative(settings.runs)  # a registry that cannot point at the run folder fails now, not after training
+    if smoke:  # a copy: the caller's config is left as it was given
+        config = replace(config, train=replace(config.train, epochs=1))
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     data = prepare_data(config, settings)
     soft = None if teacher is None else teacher.for_pool(data.dataset.train["id"].astype(str).tolist(),
                                                          data.train_idx, list(data.dataset.classes))
     built = build_model(config.model.arch, data.dataset.num_classes, drop_rate=config.model.drop_rate,
                         start=start, keep_head=config.model.keep_head)
-    device = ctx.device
     state = _resume_state(resume_from, config)
     run_dir = handler = tracker = None
     if ctx.is_main:
-        runs_root = settings.runs / "_smoke" if smoke else settings.runs
-        run_dir = resume_from or create_run_folder(runs_root, config.name, config.model.arch)
+        run_dir = resume_from or create_run_folder(settings.runs / "_smoke" if smoke else settings.runs,
+                                                   config.name, config.model.arch)
         handler = _attach_log(run_dir)
     try:
-        log.info("member %s: %s, %.2fM parameters, device %s", config.name, config.model.arch,
-                 count_parameters(built.model) / 1e6, ctx.describe())
-        log.info("weights: %s", built.origin)
-        log.info("split %s fold %d: %d train / %d val rows", config.data.split.name, config.data.split.fold,
-                 len(data.train_idx), len(data.val_idx))
-        log.info("split %s duplicates %s: %d group(s) merged with their copies", config.data.split.name,
-                 data.split.duplicates, data.split.merged_groups)
-        if config.data.on_bad_image == "skip" and run_dir is not None:
-            atomic.write_text(run_dir / "skipped_images.csv", data.skipped.to_csv(index=False))
-        if smoke:
-            config.train.epochs = 1
-        config_dict = to_dict(config)
-        if run_dir is not None:
-            atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
-            if teacher is not None:  # marks the run as a student: the report and --resume read it
-                atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
+        _log_start(config, built, data, ctx)
+        config_dict = _write_config(config, run_dir, data, teacher)
         tracker = Tracker(config, run_dir, settings.wandb_entity, config_dict, enabled=not smoke and ctx.is_main,
                           resume_id=state.wandb_run if state else None)
         normalize = Normalize(built.mean, built.std)
         feeds = build_feeds(config, data.images, data.labels, data.train_idx, data.val_idx, ctx, teacher=soft)
         with stop_on_signals() as stop:
-            trainer = Trainer(config, built.model, normalize, run_dir, device,
+            trainer = Trainer(config, built.model, normalize, run_dir, ctx.device,
                               max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch,
                               on_batch=tracker.log_batch, dist=ctx, stop=stop,
                               class_weights=_class_weights(config, data), batch_augment=feeds.augment,
@@ -291,20 +315,10 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
             return None, None
         _write_run_artifacts(config, run_dir, data, result)
         if smoke:
-            n = _smoke_predict(built, normalize.cpu(), data, config, settings)
-            log.info("smoke: predicted %d test images; nothing registered", n)
+            log.info("smoke: predicted %d test images; nothing registered",
+                     _smoke_predict(built, normalize.cpu(), data, config, settings))
             return run_dir, None
-        pending = run_dir
-        run_dir = finish_run_folder(run_dir, config.early_stopping.monitor, result.best[config.early_stopping.monitor])
-        sha = sha256_file(run_dir / "best.safetensors")
-        entry = build_entry(config, registry, run_dir, data, sha, built, result, tracker,
-                            teacher.provenance if teacher is not None else None)
-        try:
-            registry.add(entry)
-        except BaseException:
-            run_dir.rename(pending)  # an unregistered run must not look finished
-            run_dir = pending
-            raise
+        run_dir, entry = _register(config, registry, run_dir, data, built, result, tracker, teacher)
         tracker.finish({f"best/{k}": v for k, v in result.best.items()})
         log.info("registered %s in %s", config.name, registry.path)
         return run_dir, entry
