@@ -32,6 +32,7 @@ from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
 from members.resume import TrainingState, load_state, resume_config
 from members.run_folder import create_run_folder, finish_run_folder
+from members.targets import CachedTeacherTargets, OnlineTeacherTargets, Targets
 from members.tracking import Tracker
 from members.trainer import Trainer
 from modeling.models import build_model, check_arch, count_parameters
@@ -272,6 +273,13 @@ def _register(config: MemberConfig, registry: Registry, run_dir: Path, data: Mem
     return run_dir, entry
 
 
+def _targets(teacher: TeacherTargets | None) -> Targets:
+    """Labels, the teacher's cached probabilities, or the teacher run on each augmented batch (distill.online)."""
+    if teacher is None:
+        return Targets()
+    return OnlineTeacherTargets(teacher.online) if teacher.online is not None else CachedTeacherTargets()
+
+
 def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registry_path: Path | None,
                   resume_from: Path | None, stop_after_epoch: int | None,
                   ctx: distributed.DistContext, start: WeightsOrigin,
@@ -307,8 +315,7 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
                               max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch,
                               on_batch=tracker.log_batch, dist=ctx, stop=stop,
                               class_weights=_class_weights(config, data), batch_augment=feeds.augment,
-                              wandb_run=tracker.run_id, distill=soft is not None,
-                              online_teacher=teacher.online if teacher is not None else None)
+                              wandb_run=tracker.run_id, targets=_targets(teacher))
             result = trainer.fit(feeds.train, feeds.val, data.labels[data.val_idx], resume=state,
                                  stop_after_epoch=stop_after_epoch)
         if not ctx.is_main:

@@ -33,6 +33,7 @@ from members.interrupts import StopRequest, TrainingStopped
 from members.losses import build_loss, split_targets
 from members.optim import describe_groups, head_params, lr_factor, make_optimizer, parameter_groups
 from members.resume import TrainingState, restore_rng, save_state
+from members.targets import Targets
 from modeling.checkpoint import save_weights
 from modeling.models import head_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
@@ -91,8 +92,7 @@ class Trainer:
                  on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[dict], None] | None = None,
                  dist: DistContext | None = None, stop: StopRequest | None = None,
                  class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
-                 wandb_run: str | None = None, distill: bool = False,
-                 online_teacher: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 wandb_run: str | None = None, targets: Targets | None = None):
         self.cfg = config
         self.device = device
         self.dist = dist or DistContext(device)
@@ -119,10 +119,10 @@ class Trainer:
         self.micro_batch: int | None = None  # rows per forward pass once memory ran out; None = whole batches
         # Validation's own size: rank 0 alone validates, so its halving must not change how rank 0 trains.
         self.eval_micro_batch: int | None = None
-        # distill: batches carry teacher probabilities beside the labels (members.losses.pack_targets).
-        self.criterion = build_loss(config.train, class_weights, config.distill if distill else None).to(device)
-        # distill.online: the teacher sees each augmented batch and its probabilities replace the cached ones.
-        self.online_teacher = online_teacher
+        # What the loss compares with (members/targets.py): labels, or teacher probabilities beside them.
+        self.targets = targets or Targets()
+        self.criterion = build_loss(config.train, class_weights,
+                                    config.distill if self.targets.soft else None).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
         head = head_params(self.net, needed=config.train.freeze_backbone_epochs > 0)
         self.backbone_params = [p for n, p in self.net.named_parameters() if n not in head]
@@ -140,26 +140,22 @@ class Trainer:
     def _limit(self, feed) -> int:
         return len(feed) if self.max_batches is None else min(len(feed), self.max_batches)
 
-    def _step(self, run: _Run, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _step(self, run: _Run, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
-        labels = labels.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
         if self.batch_augment is not None:
             images = self.batch_augment(images)  # outside the retry: a retry must not draw new crops
-        if self.online_teacher is not None:
-            hard, _ = split_targets(labels)
-            with torch.no_grad():
-                soft = self.online_teacher(images).to(device=self.device, dtype=torch.float32)
-            labels = torch.cat([hard.float()[:, None], soft], dim=1)  # the packed form the loss reads
+        targets = self.targets.for_batch(images, targets)
         while True:
             try:
-                loss = self._gradients(run, images, labels)
+                loss = self._gradients(run, images, targets)
                 break
             except Exception as err:
                 if not is_out_of_memory(err):
                     raise
             # Outside the except block, so the failed attempt's tensors can actually be freed.
             run.optimizer.zero_grad(set_to_none=True)  # a backward that failed half-way left partial gradients
-            self._halve_after_oom(len(labels), training=True)
+            self._halve_after_oom(len(targets), training=True)
         if self.frozen:  # under DDP every parameter still gets its all-reduced grad; dropping it skips the update
             for p in self.backbone_params:
                 p.grad = None
@@ -174,22 +170,22 @@ class Trainer:
             self.ema.update(self.net, step=run.global_step)
         return loss.detach()
 
-    def _gradients(self, run: _Run, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _gradients(self, run: _Run, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Forward and backward of one batch, whole or (after an out-of-memory error) in micro-batches."""
         run.optimizer.zero_grad(set_to_none=True)
-        if self.micro_batch is None or self.micro_batch >= len(labels):
+        if self.micro_batch is None or self.micro_batch >= len(targets):
             with self._autocast():
-                loss = self.criterion(self.train_module(self._inputs(images)), labels)
+                loss = self.criterion(self.train_module(self._inputs(images)), targets)
             self.scaler.scale(loss).backward()
             return loss
         # Each micro-batch's mean loss weighted by its share of the batch: the gradients add up to the
         # whole batch's (exactly for a per-sample loss; batch norm and soft_f1 see smaller batches).
         total = torch.zeros((), device=self.device)
-        for lo in range(0, len(labels), self.micro_batch):
-            part_images, part_labels = images[lo:lo + self.micro_batch], labels[lo:lo + self.micro_batch]
+        for lo in range(0, len(targets), self.micro_batch):
+            part_images, part_targets = images[lo:lo + self.micro_batch], targets[lo:lo + self.micro_batch]
             with self._autocast():
-                loss = self.criterion(self.train_module(self._inputs(part_images)), part_labels)
-            share = loss * (len(part_labels) / len(labels))
+                loss = self.criterion(self.train_module(self._inputs(part_images)), part_targets)
+            share = loss * (len(part_targets) / len(targets))
             self.scaler.scale(share).backward()
             total += share.detach().float()
         return total
