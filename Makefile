@@ -17,8 +17,10 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(PY) -m scripts.demo
 
+# ruff (settings in pyproject.toml) runs first: a lint error fails the target before the slow suite starts.
 # pytest exits 5 when it collects no tests: that is a broken suite, so it fails with a plain message.
 test: $(STAMP)
+	$(PY) -m ruff check .
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): the suite is broken"; exit 1; fi; exit $$rc
 

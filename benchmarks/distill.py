@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if not registry.exists(config.name):
             train_member(config, settings)
         names.append(config.name)
-    entries = {e["name"]: e for e in registry.members()}
-    best = max(names, key=lambda n: entries[n]["metrics"]["val_f1_macro"])
+    entries = {e.name: e for e in registry.members()}
+    best = max(names, key=lambda n: entries[n].metrics["val_f1_macro"])
     best_file = teachers[names.index(best)][0]
     tag = "-".join(names) + f"-T{args.temperature:g}-a{args.alpha:g}"
     distilled = f"student-distilled-{tag}"
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(REPO_ROOT / "configs" / "digits" / best_file, common)
     dataset = DatasetListing().load(config.data, settings.data_root)
     truth = pd.read_csv(dataset.test_labels, dtype={"ImageID": str}).set_index("ImageID")["label"]
-    n_classes = len(entries[best]["classes"])
+    n_classes = len(entries[best].classes)
     y_val = preds[best]["val"].labels
     y_test = truth.loc[[str(i) for i in preds[best]["test"].ids]].to_numpy()
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                      "test_f1_macro": macro_f1(y_test, test_pred, n_classes), "img_per_s": rate(members)})
     table = pd.DataFrame(rows)
     print(f"\ndigits, {args.size} px, {args.epochs} epochs per model, student arch = best member's "
-          f"({entries[best]['arch']}), T={args.temperature}, alpha={args.alpha}; training took {train_s:.0f} s")
+          f"({entries[best].arch}), T={args.temperature}, alpha={args.alpha}; training took {train_s:.0f} s")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for split in ("val", "test"):
         col = f"{split}_f1_macro"

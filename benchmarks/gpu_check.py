@@ -214,12 +214,13 @@ class Runner:
         return self.member_figures(name)
 
     def member_figures(self, name: str) -> dict:
-        registry = yaml.safe_load((self.work / "out" / "registry.yaml").read_text())
-        entry = next(m for m in registry["members"] if m["name"] == name)
-        history = (self.work / "out" / entry["run"] / "history.csv").read_text().splitlines()
+        from core.registry import Registry
+
+        entry = Registry(self.work / "out" / "registry.yaml").get(name)
+        history = (self.work / "out" / entry.run / "history.csv").read_text().splitlines()
         header, rows = history[0].split(","), [r.split(",") for r in history[1:]]
         rates = [float(r[header.index("train_img_per_s")]) for r in rows]
-        return {"val_f1_macro": entry["metrics"]["val_f1_macro"], "train_img_per_s_best": round(max(rates), 1),
+        return {"val_f1_macro": entry.metrics["val_f1_macro"], "train_img_per_s_best": round(max(rates), 1),
                 "epochs": len(rows)}
 
     def predict(self, member: str, decoder: str) -> np.ndarray:

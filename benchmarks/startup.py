@@ -52,12 +52,11 @@ def timed(argv: list[str], env: dict, eager: bool, repeats: int) -> float:
 
 def cached_demo(root: Path) -> dict:
     """Register the demo's architectures with random weights and fill their prediction cache."""
-    from predict_fixture import register_member
-
     from core.registry import Registry
     from core.settings import Settings
     from imagedata.digits import ensure_digits
     from predict.run import predict_members
+    from predict_fixture import register_member
 
     ensure_digits(root / "data" / "digits")
     settings = Settings(data_root=root / "data", output_root=root / "out")

@@ -120,9 +120,10 @@ def member_config(args, device: torch.device):
 
 def trainer_rates(config, model, feed, val_feed, val_labels, device) -> list[float]:
     """Per-epoch training img/s from the real Trainer (validation is not part of the timing)."""
+    from timm.data import resolve_model_data_config
+
     from members.trainer import Trainer
     from modeling.preprocess import Normalize
-    from timm.data import resolve_model_data_config
 
     data_cfg = resolve_model_data_config(model)
     trainer = Trainer(config, model, Normalize(data_cfg["mean"], data_cfg["std"]), None, device,
@@ -175,8 +176,9 @@ def run_naive(args, rows, device) -> dict:
 
 def run_project(args, rows, device) -> dict:
     import timm
-    from imagedata.image_cache import decoded_images
+
     from core.distributed import DistContext
+    from imagedata.image_cache import decoded_images
     from members.feeding import build_feeds
 
     config = member_config(args, device)
@@ -205,8 +207,9 @@ class SameBatch:
 
 
 def run_compute(args, rows, device) -> dict:
-    import timm
     from types import SimpleNamespace
+
+    import timm
 
     config = member_config(args, device)
     generator = torch.Generator().manual_seed(0)

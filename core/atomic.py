@@ -7,8 +7,8 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from core import leftovers
 from core.errors import UserError

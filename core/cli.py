@@ -9,8 +9,15 @@ from __future__ import annotations
 import argparse
 
 from core.errors import UserError
+from core.extensions import POINTS
 
 REGISTRY_HELP = "registry file (default: <output root>/registry.yaml)"
+
+
+def extension_help() -> str:
+    """The names each extension point offers, for a script's --help (read from the registries themselves)."""
+    return "choices registered in this checkout:\n" + "\n".join(
+        f"  {key}: {', '.join(point.names())}" for key, point in POINTS.items())
 
 
 def add_registry(parser: argparse.ArgumentParser) -> None:

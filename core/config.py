@@ -15,6 +15,7 @@ import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from core.errors import UserError
+from core.extensions import POINTS
 from core.limits import image_size_problem
 from core.names import name_problem
 
@@ -29,7 +30,7 @@ class SplitConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "digits"    # digits | folder | csv | mask
+    source: str = "digits"    # a name in core.extensions.DATA_SOURCES (registered in imagedata/sources.py)
     root: str = "digits"      # relative to the machine's data root, or absolute
     test: str | None = None   # info.csv-style file or image folder; sources may supply a default
     image_size: list[int] = field(default_factory=lambda: [32, 32])
@@ -70,7 +71,7 @@ class AugmentConfig:
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
-    optimizer: str = "adamw"  # adamw | sgd
+    optimizer: str = "adamw"  # a name in OPTIMIZERS (members/optim.py)
     lr: float = 1e-3
     weight_decay: float = 0.05
     momentum: float = 0.9
@@ -81,12 +82,12 @@ class TrainConfig:
     num_workers: int = 0
     deterministic: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    loss: str = "ce"          # ce | focal | soft_f1
+    loss: str = "ce"          # a name in LOSSES (members/losses.py)
     focal_gamma: float = 2.0
     class_balance: str = "none"  # none | weights (loss weights) | sampler (class-balanced draws)
     ema: float | None = None  # EMA decay such as 0.999; saved as best_ema/last_ema.safetensors
     grad_clip: float | None = None  # max global gradient norm
-    scheduler: str = "cosine"  # cosine | step | constant, each after warmup_epochs
+    scheduler: str = "cosine"  # a name in SCHEDULERS (members/optim.py), each after warmup_epochs
     step_size: int = 30       # scheduler=step: epochs between decays
     step_gamma: float = 0.1   # scheduler=step: factor per decay
     compile: bool = False     # torch.compile the training model
@@ -124,7 +125,7 @@ class DistillConfig:
     """Used only by scripts.distill: the student's loss is alpha * KL(teacher_T || student_T) * T^2 + (1 - alpha) * CE."""
     temperature: float = 4.0  # T: both distributions are softened by it (Hinton et al. 2015)
     alpha: float = 0.9        # share of the distillation term; 0 = plain cross-entropy on the labels
-    online: bool = False      # run the teacher members on the augmented batch (refused for now: targets are cached)
+    online: bool = False      # run the teacher members on each augmented batch instead of using cached targets
     unlabeled: str | None = None  # a pseudo-label set whose test images train on the teacher's soft targets
 
 
@@ -148,13 +149,9 @@ class MemberConfig:
 
 
 CHOICES = {
-    "data.source": {"digits", "folder", "csv", "mask"},
     "data.on_bad_image": {"error", "skip"},
     "data.duplicates": {"exact", "near", "off"},
-    "train.optimizer": {"adamw", "sgd"},
-    "train.loss": {"ce", "focal", "soft_f1"},
     "train.class_balance": {"none", "weights", "sampler"},
-    "train.scheduler": {"cosine", "step", "constant"},
     "train.feed": {"auto", "resident", "stream"},
     "train.augment.mode": {"auto", "batched", "per_sample"},
     "early_stopping.mode": {"max", "min"},
@@ -211,19 +208,19 @@ def _fill_sections(cls: type, data: Any, prefix: str, origin: str) -> Any:
 
 def _explain(err: ValidationError, origin: str) -> UserError:
     """pydantic's first error as our one line: the key, what was given, what is expected."""
-    first = err.errors()[0]
-    keys = [str(k) for k in first["loc"] if not isinstance(k, int)]
+    error = err.errors()[0]
+    keys = [str(k) for k in error["loc"] if not isinstance(k, int)]
     key = ".".join(keys) or "top level"
-    if first["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
         section = _section(tuple(keys[:-1]))
         return _unknown_key(key, [f.name for f in dataclasses.fields(section)], origin)
-    if first["type"] == "dataclass_type":
+    if error["type"] == "dataclass_type":
         return UserError(f"config section '{key}' in {origin} must be a mapping")
-    given = first.get("input")
+    given = error.get("input")
     if given is None:
         return UserError(f"config key '{key}' in {origin} may not be empty")
     hint = get_type_hints(_section(tuple(keys[:-1]))).get(keys[-1])
-    expected = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "") if hint else first["msg"]
+    expected = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "") if hint else error["msg"]
     return UserError(f"config key '{key}' in {origin} has value {given!r}, expected {expected}")
 
 
@@ -232,6 +229,10 @@ def _check_choices(config: Any, prefix: str, origin: str) -> None:
         value, full = getattr(config, f.name), f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             _check_choices(value, f"{full}.", origin)
+        elif full in POINTS:  # data sources, losses, optimizers, schedules: named where they are implemented
+            problem = POINTS[full].problem(value, origin)
+            if problem:
+                raise UserError(problem)
         elif full in CHOICES and value not in CHOICES[full]:
             raise UserError(
                 f"config key '{full}' in {origin} is {value!r}; choose one of {', '.join(sorted(CHOICES[full]))}")

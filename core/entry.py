@@ -1,4 +1,4 @@
-"""One registry entry, typed: every field is checked once, in `RegistryEntry.from_dict`.
+"""One registry entry, typed: every field is checked once, inside the types below.
 
 An entry is what every later stage knows about a member: where its weights and config are,
 which classes it predicts, how its input is prepared, and which validation rows it was
@@ -8,226 +8,50 @@ scored on. Two kinds exist:
   member but have no weights; they borrow the split and config of the member they were
   checked against (`imported.reference`).
 
-`to_dict()` gives back the mapping stored in registry.yaml, unknown fields included, so an
-entry read and written again is unchanged.
+Every field, required or optional, is a typed attribute; code reads `entry.split.fold`,
+never `entry["split"]["fold"]` (tests/test_entry_reads.py counts raw reads with `ast`).
+`to_dict()` gives back the mapping stored in registry.yaml, unknown fields and key order
+included, so an entry read and written again is unchanged.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
+from core.entry_parts import (  # noqa: F401  (re-exported: callers name the parts through core.entry)
+    SHA256,
+    SHA256_RULE,
+    DistilledFrom,
+    ImportedRef,
+    InputSpec,
+    OriginRef,
+    SplitRef,
+    Tracking,
+    WeightsRef,
+    _classes,
+    _emit,
+    _mapping_or_none,
+    _metrics,
+    _Ordered,
+    is_sha256,
+    relative_path_problem,
+    weights_origin_problem,
+)
+from core.entry_refs import CorrectionsRef, PseudoRef, TaskRef
 from core.errors import UserError
-from core.limits import MAX_IMAGE_SIDE as MAX_SIDE, image_size_problem
-from core.names import name_problem
 
-SHA256 = re.compile(r"[0-9a-f]{64}")
 # Names become folder names (run folders, prediction cache), so they may not carry path syntax.
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
-_FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
-           "created", "run", "val_probs", "ema", "imported", "corrections", "pseudo", "task")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
+_OPTIONAL_STR = ("run", "val_probs", "git", "pretrained")
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def relative_path_problem(value: str) -> str | None:
-    """Why `value` is not a portable path inside the registry's folder, or None if it is."""
-    if not value:
-        return "is empty"
-    if "\\" in value or PureWindowsPath(value).drive or PurePosixPath(value).is_absolute():
-        return "must be a relative POSIX path (written by the pipeline, relative to the registry file)"
-    if ".." in PurePosixPath(value).parts:
-        return "may not contain '..': entries point only inside the registry's folder"
-    return None
 
 
 @dataclass(frozen=True)
-class InputSpec:
-    """How a member's images are prepared: size [height, width], normalisation, resize filter."""
-    size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, value: dict) -> InputSpec:
-        size, mean, std = value.get("size"), value.get("mean"), value.get("std")
-        problem = image_size_problem(size)  # bounded: a huge size would claim terabytes of image cache
-        if problem:
-            raise ValueError(f"'size' {problem}")
-        for key, stats in (("mean", mean), ("std", std)):
-            if not (isinstance(stats, list) and len(stats) == 3 and all(_is_number(v) for v in stats)):
-                raise ValueError(f"'{key}' must be three numbers")
-        if not all(v > 0 for v in std):
-            raise ValueError("'std' must be positive")
-        extra = {k: v for k, v in value.items() if k not in ("size", "mean", "std")}
-        return cls(tuple(size), tuple(mean), tuple(std), extra)
-
-    def to_dict(self) -> dict:
-        return {"size": list(self.size), "mean": list(self.mean), "std": list(self.std), **self.extra}
-
-
-@dataclass(frozen=True)
-class SplitRef:
-    """The split file a member was validated on: its name, its sha256 when trained, and the fold."""
-    name: str
-    sha256: str
-    fold: int | None
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, value: dict) -> SplitRef:
-        if not isinstance(value.get("name"), str) or not value["name"]:
-            raise ValueError("needs a 'name'")
-        problem = name_problem(value["name"])  # it names splits/<name>.csv
-        if problem:
-            raise ValueError(f"'name' {value['name']!r} {problem}")
-        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-            raise ValueError("'sha256' must be 64 lowercase hex characters")
-        fold = value.get("fold")
-        if fold is not None and not (isinstance(fold, int) and not isinstance(fold, bool) and fold >= 0):
-            raise ValueError("'fold' must be a non-negative integer or null")
-        extra = {k: v for k, v in value.items() if k not in ("name", "sha256", "fold")}
-        return cls(value["name"], value["sha256"], fold, extra)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "fold": self.fold, **self.extra}
-
-
-@dataclass(frozen=True)
-class WeightsRef:
-    """A second set of weights (the EMA copy): a relative path and its sha256."""
-    weights: str
-    sha256: str
-
-    @classmethod
-    def from_dict(cls, value: Any) -> WeightsRef | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict) or not isinstance(value.get("weights"), str):
-            raise ValueError("must be null or a mapping with 'weights' and 'sha256'")
-        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-            raise ValueError("'sha256' must be 64 lowercase hex characters")
-        problem = relative_path_problem(value["weights"])
-        if problem:
-            raise ValueError(f"'weights' {problem}")
-        return cls(value["weights"], value["sha256"])
-
-    def to_dict(self) -> dict:
-        return {"weights": self.weights, "sha256": self.sha256}
-
-
-@dataclass(frozen=True)
-class CorrectionsRef:
-    """The corrections file a member's labels went through (imagedata/corrections.py): its identity and counts."""
-    file: str
-    sha256: str
-    keep: int = 0
-    relabel: int = 0
-    drop: int = 0
-    changed: int = 0
-
-    @classmethod
-    def from_dict(cls, value: Any) -> CorrectionsRef | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict) or not isinstance(value.get("file"), str):
-            raise ValueError("must be null or a mapping with 'file', 'sha256' and counts")
-        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-            raise ValueError("'sha256' must be 64 lowercase hex characters")
-        counts = {k: value.get(k, 0) for k in ("keep", "relabel", "drop", "changed")}
-        for key, count in counts.items():
-            if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
-                raise ValueError(f"'{key}' must be a non-negative integer")
-        return cls(value["file"], value["sha256"], **counts)
-
-    def to_dict(self) -> dict:
-        return {"file": self.file, "sha256": self.sha256, "keep": self.keep, "relabel": self.relabel,
-                "drop": self.drop, "changed": self.changed}
-
-
-@dataclass(frozen=True)
-class PseudoRef:
-    """The pseudo-label set a member also trained on (scripts.pseudo): which set, exactly (the sha256 of its
-    teacher file), its threshold and how many test images joined the training rows; `extra` keeps the
-    fold, mode, weight and the teacher recipe."""
-    name: str
-    sha256: str
-    threshold: float
-    rows: int
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, value: Any) -> PseudoRef | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-            raise ValueError("must be null or a mapping with 'name', 'sha256', 'threshold' and 'rows'")
-        if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-            raise ValueError("'sha256' must be 64 lowercase hex characters")
-        threshold, rows = value.get("threshold"), value.get("rows")
-        if not (_is_number(threshold) and 0 < threshold <= 1):
-            raise ValueError("'threshold' must be a number in (0, 1]")
-        if not (isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0):
-            raise ValueError("'rows' must be a non-negative integer")
-        extra = {k: v for k, v in value.items() if k not in ("name", "sha256", "threshold", "rows")}
-        return cls(value["name"], value["sha256"], float(threshold), rows, extra)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "threshold": self.threshold, "rows": self.rows, **self.extra}
-
-
-@dataclass(frozen=True)
-class TaskRef:
-    """A task member's task: its name and the composite layout it is one part of ({tasks: [{name, size}, ...]})."""
-    name: str
-    of: dict
-
-    @classmethod
-    def from_dict(cls, value: Any) -> TaskRef | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not isinstance(value.get("of"), dict):
-            # ValueError, as every field check here: from_dict turns it into one line naming the field.
-            raise ValueError("must be null or a mapping with 'name' (a task) and 'of' (the composite layout)")  # noqa: TRY004
-        tasks = value["of"].get("tasks")
-        if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str)
-                                                  and _is_number(t.get("size")) for t in tasks):
-            raise ValueError("'of' must look like {tasks: [{name: mask, size: 3}, ...]}")
-        if value["name"] not in [t["name"] for t in tasks]:
-            raise ValueError(f"names task {value['name']!r}, which is not in its composite layout")
-        return cls(value["name"], dict(value["of"]))
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "of": self.of}
-
-
-def _metrics(value: dict) -> dict[str, float]:
-    for key, number in value.items():
-        if not _is_number(number):
-            raise ValueError(f"'{key}' must be a number, got {number!r}")
-        if isinstance(number, float) and not math.isfinite(number):
-            raise ValueError(f"'{key}' is {number}, not a finite number")
-    return dict(value)
-
-
-def _classes(value: list) -> list[str]:
-    if not value or not all(isinstance(c, str) for c in value):
-        raise ValueError("must be a non-empty list of strings")
-    if len(set(value)) != len(value):
-        raise ValueError("lists a class twice")
-    return list(value)
-
-
-@dataclass(frozen=True)
-class RegistryEntry:
+class RegistryEntry(_Ordered):
     name: str
     arch: str
     classes: list[str]
@@ -239,14 +63,21 @@ class RegistryEntry:
     weights: str | None = None        # relative path; None for an imported member
     sha256: str | None = None
     kind: str = "trained"
-    run: str | None = None
-    val_probs: str | None = None
+    run: str | None = None            # relative path of the run folder
+    val_probs: str | None = None      # relative path of the best epoch's validation probabilities
     ema: WeightsRef | None = None
-    imported: dict | None = None      # {reference, tta} for an imported member
+    imported: ImportedRef | None = None       # for an imported member: what it was checked against
+    weights_origin: OriginRef | None = None   # where the starting weights came from
+    distilled_from: DistilledFrom | None = None
+    composite: dict | None = None     # task layout ({tasks: [{name, size}, ...]}) for per-task votes
+    tracking: Tracking | None = None
+    git: str | None = None            # the code revision it was trained with
+    pretrained: str | None = None     # the starting point, as the training log said it
+    data: dict | None = None          # {source, root, test} of the training config
     corrections: CorrectionsRef | None = None  # data.corrections the member trained with (label audit)
     pseudo: PseudoRef | None = None   # the pseudo-label set it also trained on (data.pseudo / distill.unlabeled)
     task: TaskRef | None = None       # a task member: trained on one task of a composite label
-    extra: dict = field(default_factory=dict)  # fields later stages add (git, tracking, composite, ...)
+    extra: dict = field(default_factory=dict)  # fields this version does not know, kept as read
 
     @property
     def is_imported(self) -> bool:
@@ -255,6 +86,11 @@ class RegistryEntry:
     @property
     def size(self) -> tuple[int, int]:
         return self.input.size
+
+    @property
+    def group(self) -> str | None:
+        """The ensemble (wandb group) the member was trained for, if it recorded one."""
+        return self.tracking.group if self.tracking else None
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RegistryEntry:
@@ -265,78 +101,112 @@ class RegistryEntry:
         kind = data.get("kind", "trained")
         if kind not in KINDS:
             raise UserError(f"{label} field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-        required = dict(_TYPES)
-        if kind == "imported":  # predictions only: no weights of their own
-            required.pop("weights")
-            required.pop("sha256")
-        for key, typ in required.items():
-            if key not in data:
-                raise UserError(f"{label} is missing field '{key}'")
-            if not isinstance(data[key], typ):
-                raise UserError(f"{label} field '{key}' must be a {typ.__name__}, got {type(data[key]).__name__}")
-        for key in ("run", "val_probs"):
-            if key in data and not isinstance(data[key], str):
-                raise UserError(f"{label} field '{key}' must be a str, got {type(data[key]).__name__}")
+        _check_types(data, kind, label)
         current = "name"
         try:
-            name = data["name"]
-            if not NAME.fullmatch(name) or name in (".", ".."):
-                raise ValueError("must be non-empty, without spaces, slashes or colons")
-            current = "sha256"
-            if kind == "trained" and not SHA256.fullmatch(data["sha256"]):
-                raise ValueError(f"must be 64 lowercase hex characters, got {data['sha256'][:20]!r}")
-            current = "classes"
-            classes = _classes(data["classes"])
-            current = "input"
-            spec = InputSpec.from_dict(data["input"])
-            current = "split"
-            split = SplitRef.from_dict(data["split"])
-            current = "metrics"
-            metrics = _metrics(data["metrics"])
-            for current in ("weights", "config", "run", "val_probs"):
-                if data.get(current) is not None or (current == "weights" and kind == "trained"):
-                    problem = relative_path_problem(data[current])
-                    if problem:
-                        raise ValueError(problem)
-            current = "ema"
-            ema = WeightsRef.from_dict(data.get("ema"))
-            current = "imported"
-            imported = data.get("imported")
-            if kind == "imported" and not (isinstance(imported, dict) and isinstance(imported.get("reference"), str)):
-                raise ValueError("must name the 'reference' member the predictions were checked against")
-            current = "corrections"
-            corrections = CorrectionsRef.from_dict(data.get("corrections"))
-            current = "pseudo"
-            pseudo = PseudoRef.from_dict(data.get("pseudo"))
-            current = "task"
-            task = TaskRef.from_dict(data.get("task"))
+            checked = {}
+            for current, read in _READERS:
+                checked[current] = read(data, kind)
         except ValueError as err:
-            raise UserError(f"{label} field '{current}' {err}") from None
-        extra = {k: v for k, v in data.items() if k not in _FIELDS}
-        entry = cls(name=name, arch=data["arch"], classes=classes, input=spec, split=split, metrics=metrics,
-                    config=data["config"], created=data["created"], weights=data.get("weights"),
-                    sha256=data.get("sha256"), kind=kind, run=data.get("run"), val_probs=data.get("val_probs"),
-                    ema=ema, imported=imported, corrections=corrections, pseudo=pseudo, task=task, extra=extra)
-        object.__setattr__(entry, "_order", tuple(data))  # written back in the order it was read
-        return entry
+            text = str(err)
+            raise UserError(f"{label} field '{current}'{'' if text.startswith(':') else ' '}{text}") from None
+        extra = {k: v for k, v in data.items() if k not in _KNOWN}
+        return cls(name=data["name"], arch=data["arch"], config=data["config"], created=data["created"],
+                   weights=data.get("weights"), sha256=data.get("sha256"), kind=kind, run=data.get("run"),
+                   val_probs=data.get("val_probs"), git=data.get("git"), pretrained=data.get("pretrained"),
+                   extra=extra, **{k: v for k, v in checked.items() if k not in _PATHS})._remember(data)
+
+    @classmethod
+    def new(cls, data: Any) -> RegistryEntry:
+        """An entry a job has just built, checked like one read from the file."""
+        return cls.from_dict(data, f"new entry '{data.get('name', '?') if isinstance(data, dict) else '?'}'")
 
     def to_dict(self) -> dict:
         values = {"name": self.name, "kind": self.kind, "arch": self.arch, "classes": list(self.classes),
                   "weights": self.weights, "sha256": self.sha256, "input": self.input.to_dict(),
                   "split": self.split.to_dict(), "metrics": dict(self.metrics), "config": self.config,
                   "created": self.created, "run": self.run, "val_probs": self.val_probs,
-                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported,
+                  "ema": self.ema.to_dict() if self.ema else None,
+                  "imported": self.imported.to_dict() if self.imported else None,
+                  "weights_origin": self.weights_origin.to_dict() if self.weights_origin else None,
+                  "distilled_from": self.distilled_from.to_dict() if self.distilled_from else None,
+                  "composite": self.composite, "tracking": self.tracking.to_dict() if self.tracking else None,
+                  "git": self.git, "pretrained": self.pretrained, "data": self.data,
                   "corrections": self.corrections.to_dict() if self.corrections else None,
                   "pseudo": self.pseudo.to_dict() if self.pseudo else None,
                   "task": self.task.to_dict() if self.task else None, **self.extra}
-        order = getattr(self, "_order", None) or tuple(values)
-        present = [k for k in order if k in values] + [k for k in values if k not in order]
         # Optional fields that were never set stay out of the file, as they did before the type existed.
-        optional = {"kind": "trained", "run": None, "val_probs": None, "imported": None, "weights": None,
-                    "sha256": None, "ema": None, "corrections": None, "pseudo": None, "task": None}
-        return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
+        optional = {"kind": "trained", **dict.fromkeys(_OPTIONAL_FIELDS)}
+        return _emit(values, self.order or tuple(k for k in values if k not in optional), optional)
+
+    def imported_as(self, name: str, classes: list[str], tta: str | None) -> RegistryEntry:
+        """The entry of predictions imported under `name` and checked against this member: they borrow its
+        split, input, config and data, and have no weights, run folder or metrics of their own."""
+        borrowed = {k: v for k, v in self.to_dict().items() if k not in _NOT_BORROWED}
+        return RegistryEntry.from_dict(borrowed | {
+            "name": name, "kind": "imported", "arch": "imported", "classes": list(classes), "metrics": {},
+            "imported": {"reference": self.name, "tta": tta}}, f"imported member '{name}'")
 
 
-def as_entry(entry: RegistryEntry | dict, where: str = "registry entry") -> RegistryEntry:
-    """A typed entry from either form (callers that still hold the stored mapping pass it as is)."""
-    return entry if isinstance(entry, RegistryEntry) else RegistryEntry.from_dict(entry, where)
+def _check_types(data: dict, kind: str, label: str) -> None:
+    required = dict(_TYPES)
+    if kind == "imported":  # predictions only: no weights of their own
+        required.pop("weights")
+        required.pop("sha256")
+    for key, typ in required.items():
+        if key not in data:
+            raise UserError(f"{label} is missing field '{key}'")
+        if not isinstance(data[key], typ):
+            raise UserError(f"{label} field '{key}' must be a {typ.__name__}, got {type(data[key]).__name__}")
+    for key in _OPTIONAL_STR:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise UserError(f"{label} field '{key}' must be a str, got {type(data[key]).__name__}")
+
+
+def _name(data: dict, kind: str) -> str:
+    if not NAME.fullmatch(data["name"]) or data["name"] in (".", ".."):
+        raise ValueError("must be non-empty, without spaces, slashes or colons")
+    return data["name"]
+
+
+def _sha256(data: dict, kind: str) -> str | None:
+    if kind == "trained" and not is_sha256(data["sha256"]):
+        raise ValueError(f"must be {SHA256_RULE}, got {data['sha256'][:20]!r}")
+    return data.get("sha256")
+
+
+def _path(key: str):
+    def read(data: dict, kind: str) -> str | None:
+        if data.get(key) is not None or (key == "weights" and kind == "trained"):
+            problem = relative_path_problem(data[key])
+            if problem:
+                raise ValueError(problem)
+        return data.get(key)
+    return read
+
+
+# Each field with what checks it, in the order problems are reported.
+_READERS = (
+    ("name", _name),
+    ("sha256", _sha256),
+    ("classes", lambda d, k: _classes(d["classes"])),
+    ("input", lambda d, k: InputSpec.from_dict(d["input"])),
+    ("split", lambda d, k: SplitRef.from_dict(d["split"])),
+    ("metrics", lambda d, k: _metrics(d["metrics"])),
+    *((key, _path(key)) for key in ("weights", "config", "run", "val_probs")),
+    ("ema", lambda d, k: WeightsRef.from_dict(d.get("ema"))),
+    ("imported", lambda d, k: ImportedRef.from_dict(d.get("imported"), k)),
+    ("weights_origin", lambda d, k: OriginRef.from_dict(d.get("weights_origin"))),
+    ("distilled_from", lambda d, k: DistilledFrom.from_dict(d.get("distilled_from"))),
+    ("composite", lambda d, k: _mapping_or_none(d.get("composite"), "the task layout")),
+    ("tracking", lambda d, k: Tracking.from_dict(d.get("tracking"))),
+    ("data", lambda d, k: _mapping_or_none(d.get("data"), "source, root, test")),
+    ("corrections", lambda d, k: CorrectionsRef.from_dict(d.get("corrections"))),
+    ("pseudo", lambda d, k: PseudoRef.from_dict(d.get("pseudo"))),
+    ("task", lambda d, k: TaskRef.from_dict(d.get("task"))),
+)
+_NOT_BORROWED = ("run", "val_probs", "tracking", "metrics", "weights", "sha256", "ema", "kind")
+_PATHS = ("name", "sha256", "weights", "config", "run", "val_probs")
+_OPTIONAL_FIELDS = ("run", "val_probs", "imported", "weights", "sha256", "ema", "weights_origin", "distilled_from",
+                    "composite", "tracking", "git", "pretrained", "data", "corrections", "pseudo", "task")
+_KNOWN = frozenset(_TYPES) | {"kind", *_OPTIONAL_FIELDS}

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
-
+from collections.abc import Callable
 
 # Every script exits with one of these: success, "checked and found problems", usage or input error.
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
 
 import filelock
 import yaml
 
 from core import atomic
-from core.entry import SHA256, RegistryEntry
+from core.entry import RegistryEntry
 from core.errors import UserError
 
 VERSION = 1
@@ -46,74 +45,6 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-ORIGIN_KINDS = ("scratch", "hub", "file", "member")
-_SHA256_CHARS = set("0123456789abcdef")
-
-
-def weights_origin_problem(value: Any) -> str | None:
-    """Why an entry's `weights_origin` (where its starting weights came from) is malformed, or None."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or value.get("kind") not in ORIGIN_KINDS:
-        return f"must be a mapping whose 'kind' is one of {', '.join(ORIGIN_KINDS)}"
-    if value["kind"] == "scratch":
-        return None
-    sha = value.get("sha256")
-    if not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= _SHA256_CHARS):
-        return "needs the 'sha256' (64 lowercase hex characters) of the file the starting weights came from"
-    if not isinstance(value.get("source"), str) or not value["source"]:
-        return "needs a 'source': the hub repo, the file or the member the weights came from"
-    return None
-
-
-# split.duplicates as imagedata.duplicates.describe_setting writes it; optional, older entries lack it.
-_DUPLICATES = re.compile(r"off|exact|near<=\d{1,2}")
-
-
-def _check_duplicate_fields(entry: dict, where: str) -> None:
-    split = entry["split"]
-    label = f"{where} ('{entry.get('name', '?')}') field 'split'"
-    if "duplicates" in split and not (isinstance(split["duplicates"], str) and _DUPLICATES.fullmatch(split["duplicates"])):
-        raise UserError(f"{label}: 'duplicates' must be off, exact or near<=N, got {split['duplicates']!r}")
-    merged = split.get("merged_groups")
-    if "merged_groups" in split and not (isinstance(merged, int) and not isinstance(merged, bool) and merged >= 0):
-        raise UserError(f"{label}: 'merged_groups' must be a whole number >= 0, got {merged!r}")
-
-
-def validate_entry(entry: Any, where: str) -> dict:
-    """Check one entry (field by field, see core.entry) and return the mapping unchanged."""
-    RegistryEntry.from_dict(entry, where)
-    problem = weights_origin_problem(entry.get("weights_origin"))
-    if problem:
-        raise UserError(f"{where} ('{entry.get('name', '?')}') field 'weights_origin' {problem}")
-    _check_duplicate_fields(entry, where)
-    _check_distilled_from(entry, where)
-    return entry
-
-
-DISTILLED_FROM_KEYS = {"recipe", "sha256", "members", "rule", "targets", "teacher_val_f1_macro"}
-
-
-def _check_distilled_from(entry: dict, where: str) -> None:
-    """Optional `distilled_from` of a student (scripts.distill): {recipe, sha256, members, ...}."""
-    value = entry.get("distilled_from")
-    if value is None:
-        return
-    label = f"{where} ('{entry.get('name', '?')}') field 'distilled_from'"
-    if not isinstance(value, dict):
-        raise UserError(f"{label} must be a mapping with 'recipe', 'sha256' and 'members'")
-    unknown = sorted(set(value) - DISTILLED_FROM_KEYS)
-    if unknown:
-        raise UserError(f"{label} has unknown key '{unknown[0]}' (known: {', '.join(sorted(DISTILLED_FROM_KEYS))})")
-    if not isinstance(value.get("recipe"), str) or not value["recipe"]:
-        raise UserError(f"{label} needs 'recipe', the path of the recipe file it was distilled from")
-    if not isinstance(value.get("sha256"), str) or not SHA256.fullmatch(value["sha256"]):
-        raise UserError(f"{label} 'sha256' must be 64 lowercase hex characters (the recipe file's hash)")
-    members = value.get("members")
-    if not (isinstance(members, list) and members and all(isinstance(m, str) and m for m in members)):
-        raise UserError(f"{label} 'members' must be a non-empty list of member names")
-
-
 class Registry:
     def __init__(self, path: str | Path, lock_timeout: float = LOCK_TIMEOUT_S):
         self.path = Path(path).resolve()
@@ -122,6 +53,12 @@ class Registry:
         # A short poll hands the lock on quickly when many jobs finish at once; each poll is one cheap syscall.
         self.lock: filelock.BaseFileLock = filelock.FileLock(str(self.lock_path), timeout=lock_timeout,
                                                              poll_interval=0.01, fallback_to_soft=False)
+
+    @classmethod
+    def chosen(cls, given: str | Path | None, settings) -> Registry:
+        """The registry a command names with --registry, else the machine's default (<output root>/registry.yaml):
+        the one place that choice is made."""
+        return cls(given or settings.registry)
 
     def resolve(self, relative: str) -> Path:
         return (self.path.parent / Path(relative)).resolve()
@@ -161,12 +98,13 @@ class Registry:
         finally:
             self.lock.release()
 
-    def members(self) -> list[dict]:
+    def members(self) -> list[RegistryEntry]:
+        """Every member as a typed entry, each checked field by field (core.entry) when read."""
         if not self.path.exists():
             raise UserError(f"no registry at {self.path}; train a member first")
         return self._parse(self.path.read_text(encoding="utf-8"))
 
-    def _parse(self, text: str) -> list[dict]:
+    def _parse(self, text: str) -> list[RegistryEntry]:
         if not text.strip():
             raise UserError(f"{self.path} is empty; expected 'version: {VERSION}' and a 'members' list")
         try:
@@ -180,60 +118,53 @@ class Registry:
             raise UserError(f"{self.path} must be a mapping with 'version' and 'members'")
         if data.get("version") != VERSION:
             raise UserError(f"{self.path} has version {data.get('version')!r}; this tool reads version {VERSION}")
-        entries = data["members"] or []
-        if not isinstance(entries, list):
+        stored = data["members"] or []
+        if not isinstance(stored, list):
             raise UserError(f"{self.path}: 'members' must be a list")
+        entries = [RegistryEntry.from_dict(e, f"{self.path} member #{i + 1}") for i, e in enumerate(stored)]
         seen: set[str] = set()
-        for i, entry in enumerate(entries):
-            validate_entry(entry, f"{self.path} member #{i + 1}")
-            if entry["name"] in seen:
-                raise UserError(f"{self.path}: member name '{entry['name']}' appears twice")
-            seen.add(entry["name"])
+        for entry in entries:
+            if entry.name in seen:
+                raise UserError(f"{self.path}: member name '{entry.name}' appears twice")
+            seen.add(entry.name)
         return entries
 
-    def entries(self) -> list[RegistryEntry]:
-        """Every member as a typed entry (checked once, on read)."""
-        return [RegistryEntry.from_dict(e, f"{self.path} member #{i + 1}") for i, e in enumerate(self.members())]
-
-    def entry(self, name: str) -> RegistryEntry:
-        return RegistryEntry.from_dict(self.get(name), f"{self.path} member '{name}'")
-
-    def get(self, name: str) -> dict:
+    def get(self, name: str) -> RegistryEntry:
         members = self.members()
         for entry in members:
-            if entry["name"] == name:
+            if entry.name == name:
                 return entry
-        known = ", ".join(e["name"] for e in members) or "none"
+        known = ", ".join(e.name for e in members) or "none"
         raise UserError(f"member '{name}' is not in {self.path} (registered: {known})")
 
-    def _write(self, entries: list[dict]) -> None:
-        text = yaml.dump({"version": VERSION, "members": entries}, Dumper=_Dumper, sort_keys=False,
-                         allow_unicode=True)
+    def _write(self, entries: list[RegistryEntry]) -> None:
+        text = yaml.dump({"version": VERSION, "members": [e.to_dict() for e in entries]}, Dumper=_Dumper,
+                         sort_keys=False, allow_unicode=True)
         # Only lock holders write, so any temporary sibling now belongs to a writer that was killed.
         atomic.remove_stale_temps(self.path)
         atomic.write_text(self.path, text)
 
     def add(self, entry: dict | RegistryEntry) -> None:
-        if isinstance(entry, RegistryEntry):
-            entry = entry.to_dict()
-        validate_entry(entry, f"new entry '{entry.get('name', '?') if isinstance(entry, dict) else '?'}'")
+        """Register one member; a mapping (as a job builds it) is checked like an entry read from the file."""
+        if not isinstance(entry, RegistryEntry):
+            entry = RegistryEntry.new(entry)
         atomic.ensure_dir(self.path.parent)
         with self.locked():
             entries = self.members() if self.path.exists() else []
-            if any(e["name"] == entry["name"] for e in entries):
+            if any(e.name == entry.name for e in entries):
                 raise UserError(
-                    f"member '{entry['name']}' is already in {self.path}; choose another name or remove it first"
+                    f"member '{entry.name}' is already in {self.path}; choose another name or remove it first"
                 )
             self._write(entries + [entry])
 
-    def remove(self, name: str) -> dict:
+    def remove(self, name: str) -> RegistryEntry:
         with self.locked():
             entries = self.members()
-            kept = [e for e in entries if e["name"] != name]
+            kept = [e for e in entries if e.name != name]
             if len(kept) == len(entries):
                 self.get(name)  # raises the standard "not registered" message
             self._write(kept)
-            return next(e for e in entries if e["name"] == name)
+            return next(e for e in entries if e.name == name)
 
     def exists(self, name: str) -> bool:
-        return self.path.exists() and any(e["name"] == name for e in self.members())
+        return self.path.exists() and any(e.name == name for e in self.members())

@@ -6,7 +6,6 @@ is used) or predicted labels [rows]. Tables are indexed by name, sorted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

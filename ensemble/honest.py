@@ -8,7 +8,6 @@ macro-F1 difference between two such prediction vectors.
 """
 from __future__ import annotations
 
-
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor

@@ -16,8 +16,8 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from core import atomic
-from core.hashing import sha256_text
 from core.errors import UserError
+from core.hashing import sha256_text
 from core.images import BadImageError, load_resized
 
 

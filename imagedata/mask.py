@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import UserError
-from core.names import name_problem
 from core.images import is_image_name
+from core.names import name_problem
 
 log = logging.getLogger("members")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from core.errors import UserError
-from core.tables import read_ids_csv
+from core.extensions import DATA_SOURCES
 from core.images import is_image_name
 from core.names import name_problem
+from core.tables import read_ids_csv
 from imagedata import csv_source, mask, tasks
 from imagedata.corrections import Applied, apply_corrections
 from imagedata.digits import ensure_digits
@@ -106,6 +106,9 @@ def read_test_list(spec: Path) -> tuple[pd.DataFrame, Path | None]:
     raise UserError(f"test list {spec} does not exist")
 
 
+# Each loader takes the data root and the test list (or None) and returns the Dataset; registering one here is
+# all a new source needs: the config check, `--help` and the error messages read DATA_SOURCES.
+@DATA_SOURCES.register("digits", "scikit-learn digits written as PNGs (made on first use)")
 def _digits(root: Path, test: Path | None) -> Dataset:
     ensure_digits(root)
     classes, train = read_image_folder(root / "train")
@@ -114,27 +117,26 @@ def _digits(root: Path, test: Path | None) -> Dataset:
     return Dataset("digits", root, classes, train, test_df, info, labels if test is None else None)
 
 
+@DATA_SOURCES.register("folder", "one sub-folder of images per class")
 def _folder(root: Path, test: Path | None) -> Dataset:
     classes, train = read_image_folder(root)
     test_df, info = read_test_list(test) if test else (None, None)
     return Dataset("folder", root, classes, train, test_df, info)
 
 
+@DATA_SOURCES.register("csv", "a CSV listing image paths and labels")
 def _csv(root: Path, test: Path | None) -> Dataset:
     classes, train = csv_source.read_csv_list(root)
     test_df, info = read_test_list(test) if test else (None, None)
     return Dataset("csv", root.parent, classes, train, test_df, info)
 
 
+@DATA_SOURCES.register("mask", "the mask competition's layout (persons, 18 composite classes)")
 def _mask(root: Path, test: Path | None) -> Dataset:
     train = mask.read_train(root)
     test_df, info = read_test_list(test or root / "eval" / "info.csv")
     return Dataset("mask", root, list(mask.CLASSES), train, test_df, info, composite=dict(mask.COMPOSITE),
                    task_classes=dict(mask.TASK_CLASSES))
-
-
-SOURCES: dict[str, Callable[[Path, Path | None], Dataset]] = {
-    "digits": _digits, "folder": _folder, "csv": _csv, "mask": _mask}
 
 
 def resolve_path(value: str, base: Path) -> Path:
@@ -147,12 +149,13 @@ def load_dataset(data_cfg, data_root: Path, output_root: Path | None = None) -> 
 
     `data.corrections` (an audit's corrections file; relative paths hang off the output root, where
     audits are written) is applied here, so every source and every job sees the corrected labels."""
-    if data_cfg.source not in SOURCES:
-        raise UserError(f"data source '{data_cfg.source}' is not available (known: {', '.join(sorted(SOURCES))})")
+    if data_cfg.source not in DATA_SOURCES.names():
+        raise UserError(f"data source '{data_cfg.source}' is not available "
+                        f"(known: {', '.join(sorted(DATA_SOURCES.names()))})")
     root = resolve_path(data_cfg.root, data_root)
     # A csv source's root is the CSV file itself; its test list hangs off the CSV's folder.
     test = resolve_path(data_cfg.test, root.parent if root.is_file() else root) if data_cfg.test else None
-    dataset = SOURCES[data_cfg.source](root, test)
+    dataset = DATA_SOURCES.get(data_cfg.source)(root, test)
     if data_cfg.composite is not None:
         dataset.composite = data_cfg.composite
     _check_composite(dataset)

@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.config import MemberConfig, load_config
 from core.errors import UserError
 from core.settings import load_settings
-from core.config import MemberConfig, load_config
-from imagedata.duplicates import (describe_setting, duplicate_links, duplicate_sets, exact_sets, near_pairs,
-                                  to_codes)
+from imagedata.duplicates import describe_setting, duplicate_links, duplicate_sets, exact_sets, near_pairs, to_codes
 from imagedata.prescan import file_hashes, scan, store_hashes
 from imagedata.sources import Dataset, load_dataset
-from imagedata.tasks import task_classes, task_digits, task_layout
 from imagedata.splits import describe_leaks, find_leaks, group_duplicates, make_folds, read_split
+from imagedata.tasks import task_classes, task_digits, task_layout
 from report.contact_sheet import write_contact_sheet
 
 SHOWN = 5  # examples printed per finding

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
+from core.config import load_config
 from core.registry import Registry
 from core.settings import REPO_ROOT, load_settings
-from core.config import load_config
 from imagedata.digits import ensure_digits
 from jobs.train import train_member
 from jobs.vote import VoteRequest, print_vote, vote

@@ -20,6 +20,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from core.config import MemberConfig, load_config
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.registry import Registry
@@ -63,11 +64,11 @@ def read_recipe(path: str) -> Recipe:
         raise UserError(f"recipe {path} is not valid YAML: {err}") from err
 
 
-def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[dict]:
+def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[RegistryEntry]:
     """The registry entries of the recipe's members (one read), refusing missing or imported ones.
 
     For a recipe of fold groups these are the fold members of every group, in unit order."""
-    registered = {e["name"]: e for e in registry.members()}
+    registered = {e.name: e for e in registry.members()}
     units = units_of_recipe(list(recipe.members), recipe.groups)
     if recipe.groups and not all(u.group for u in units):
         raise UserError(f"recipe {path} mixes fold groups and holdout members; a vote refuses that mix, so a "
@@ -77,21 +78,21 @@ def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[dict]:
             known = ", ".join(registered) or "none"
             raise UserError(f"recipe {path} names member '{name}', which is not in {registry.path} "
                             f"(registered: {known})")
-        if registered[name].get("kind") == "imported":
+        if registered[name].is_imported:
             raise UserError(f"recipe {path}: member '{name}' is imported (predictions only), so it cannot predict "
                             f"the training rows a student needs; distil a recipe of trained members")
     entries = [registered[n] for n in fold_members(units)]
     if recipe.groups:
-        check_units(units, {e["name"]: e for e in entries})
+        check_units(units, {e.name: e for e in entries})
     else:
         check_compatible(entries)
     return entries
 
 
-def check_student(config: MemberConfig, entries: list[dict], settings: Settings, origin: str) -> None:
+def check_student(config: MemberConfig, entries: list[RegistryEntry], settings: Settings, origin: str) -> None:
     """Same classes in the same order as the teacher."""
     dataset = DatasetListing().load(config.data, settings.data_root)
-    teacher = list(entries[0]["classes"])
+    teacher = list(entries[0].classes)
     student = [str(c) for c in dataset.classes]
     if student != teacher:
         how = ("the same classes in a different order" if sorted(student) == sorted(teacher)
@@ -101,14 +102,14 @@ def check_student(config: MemberConfig, entries: list[dict], settings: Settings,
                         f"teacher's classes in the teacher's order")
 
 
-def oof_teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], registry: Registry,
+def oof_teacher_targets(recipe: Recipe, recipe_path: str, entries: list[RegistryEntry], registry: Registry,
                         settings: Settings, req: DistillRequest) -> TeacherTargets:
     """A recipe of fold groups: its vote on every training row, out of fold (honest targets).
 
     Each fold model predicts only the rows it was validated on (its cached `val` split); stitched per
     group exactly as the vote stitches them, then combined by `ensemble.recipe.apply`."""
     units = units_of_recipe(list(recipe.members), recipe.groups)
-    by_name = {e["name"]: e for e in entries}
+    by_name = {e.name: e for e in entries}
     predictions = predict_members(fold_members(units), registry, settings, splits=("val",), tta=req.tta,
                                   device=req.device, batch_size=req.batch_size, entries=by_name)
     inputs, _ = unit_inputs(units, by_name, predictions, settings, with_test=False)
@@ -127,14 +128,14 @@ def oof_teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], r
                           provenance)
 
 
-def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], registry: Registry,
+def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[RegistryEntry], registry: Registry,
                     settings: Settings, req: DistillRequest) -> TeacherTargets:
     """The recipe's probabilities on the members' training rows (in-sample) and validation rows;
     out of fold on every training row when the recipe's members are fold groups."""
     if recipe.groups:
         return oof_teacher_targets(recipe, recipe_path, entries, registry, settings, req)
     names = list(recipe.members)
-    by_name = {e["name"]: e for e in entries}
+    by_name = {e.name: e for e in entries}
     predictions = predict_members(names, registry, settings, splits=TEACHER_SPLITS, tta=req.tta, force=False,
                                   device=req.device, batch_size=req.batch_size, entries=by_name)
     parts = {}
@@ -147,7 +148,7 @@ def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[dict], regis
         labels, probs = apply(recipe, {n: predictions[n][split].probs for n in names})
         parts[split] = (ids, labels, probs, predictions[names[0]][split].labels)
     val_ids, val_pred, _, val_truth = parts["val"]
-    teacher_f1 = float(f1_score(val_truth, val_pred, average="macro", labels=range(len(entries[0]["classes"])),
+    teacher_f1 = float(f1_score(val_truth, val_pred, average="macro", labels=range(len(entries[0].classes)),
                                 zero_division=0))
     log.info("teacher %s (rule %s, members %s): validation macro F1 %.4f; its targets on the %d training rows are "
              "in-sample (predicted by members trained on them)", recipe_path, recipe.rule, ", ".join(names),
@@ -170,14 +171,14 @@ class OnlineTeacher:
     them exactly as the vote does. Slower than the cached targets, but the target belongs to the
     very crop the student sees."""
 
-    def __init__(self, recipe: Recipe, registry: Registry, entries: list[dict]):
+    def __init__(self, recipe: Recipe, registry: Registry, entries: list[RegistryEntry]):
         self.recipe = recipe
         self.units = units_of_recipe(list(recipe.members), recipe.groups)
-        self.members = {e["name"]: load_member(registry, e) for e in entries}
+        self.members = {e.name: load_member(registry, e) for e in entries}
         self.device: torch.device | None = None
 
     def _probs(self, member: LoadedMember, images: torch.Tensor) -> np.ndarray:
-        x = resize_batch(images, member.size, member.entry.input.extra.get("interpolation", "bilinear"))
+        x = resize_batch(images, member.size, member.entry.input.interpolation)
         logits = member.model(member.normalize(x)).float()
         return torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64)
 
@@ -212,7 +213,7 @@ def distill_command(req: DistillRequest, settings: Settings) -> TrainOutcome:
         if not req.config:
             raise UserError("give the student's member config with --config FILE (or --resume RUN_FOLDER)")
         resume_from, config, origin = None, load_config(req.config, req.overrides or []), req.config
-    registry = Registry(req.registry or settings.registry)
+    registry = Registry.chosen(req.registry, settings)
     entries = recipe_entries(recipe, req.recipe, registry)
     check_student(config, entries, settings, origin)
     if resume_from is None and registry.exists(config.name):
@@ -235,7 +236,7 @@ def distill_command(req: DistillRequest, settings: Settings) -> TrainOutcome:
                             f"--resume {stopped.run_dir}", to_stderr=True)
     if run_dir is None:
         return TrainOutcome(0)
-    m = entry["metrics"]
-    return TrainOutcome(0, f"registered student {entry['name']}: val_f1_macro {m['val_f1_macro']:.4f} "
+    m = entry.metrics
+    return TrainOutcome(0, f"registered student {entry.name}: val_f1_macro {m['val_f1_macro']:.4f} "
                            f"(teacher {teacher.provenance['teacher_val_f1_macro']:.4f}), val_acc {m['val_acc']:.4f} "
                            f"(best epoch {m['best_epoch']}), distilled from {req.recipe} → {run_dir}")

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.settings import Settings
-from ensemble.recipe import GROUP_RULE
 from jobs.inputs import VoteInputs, check_compatible, check_same_corrections, class_difference
 from predict.cache import Prediction
 from predict.oof import check_fold_group, stitch_oof
@@ -74,7 +74,7 @@ def units_of_recipe(members: list[str], groups: dict[str, list[str]] | None) -> 
             for name in members]
 
 
-def check_units(units: list[Unit], entries: dict[str, dict]) -> None:
+def check_units(units: list[Unit], entries: dict[str, RegistryEntry]) -> None:
     """What can be refused from the registry entries alone, before any prediction work.
 
     A fold group must be complete (each fold once, one split, one architecture). A trained holdout
@@ -88,20 +88,20 @@ def check_units(units: list[Unit], entries: dict[str, dict]) -> None:
         check_compatible(singles)
     first = entries[units[0].members[0]]
     for entry in (entries[m] for u in units for m in u.members):
-        if entry["classes"] != first["classes"]:
-            raise UserError(f"members '{first['name']}' and '{entry['name']}' have different class lists "
-                            f"({class_difference(first['classes'], entry['classes'])})")
+        if entry.classes != first.classes:
+            raise UserError(f"members '{first.name}' and '{entry.name}' have different class lists "
+                            f"({class_difference(first.classes, entry.classes)})")
     groups = [u for u in units if u.group]
     for unit in groups:
         group_entries = [entries[m] for m in unit.members]
         check_fold_group(group_entries)
-    holdouts = [u for u in units if not u.group and not entries[u.name].get("imported")]
+    holdouts = [u for u in units if not u.group and not entries[u.name].is_imported]
     if groups and holdouts:
         group, member = groups[0], holdouts[0]
-        split = entries[member.name]["split"]
+        split = entries[member.name].split
         raise UserError(f"fold group '{group.name}' is scored on the out-of-fold rows of every training image, but "
-                        f"member '{member.name}' is validated only on fold {split.get('fold')} of split "
-                        f"'{split['name']}': weights fitted on one set of rows would be scored on the other's; "
+                        f"member '{member.name}' is validated only on fold {split.fold} of split "
+                        f"'{split.name}': weights fitted on one set of rows would be scored on the other's; "
                         f"vote fold groups with fold groups, or holdout members with holdout members")
 
 
@@ -128,14 +128,14 @@ def _mean_test(unit: Unit, predictions: dict[str, dict[str, Prediction]]) -> tup
     return tests[0].ids, total / len(tests)
 
 
-def _rows_text(unit: Unit, entries: dict[str, dict], n_rows: int) -> str:
-    split = entries[unit.members[0]]["split"]
+def _rows_text(unit: Unit, entries: dict[str, RegistryEntry], n_rows: int) -> str:
+    split = entries[unit.members[0]].split
     if unit.group:
-        return f"fold group '{unit.name}' is scored on its {n_rows} out-of-fold rows of split '{split['name']}'"
-    return f"member '{unit.name}' is validated on {n_rows} rows (split '{split['name']}' fold {split.get('fold')})"
+        return f"fold group '{unit.name}' is scored on its {n_rows} out-of-fold rows of split '{split.name}'"
+    return f"member '{unit.name}' is validated on {n_rows} rows (split '{split.name}' fold {split.fold})"
 
 
-def unit_inputs(units: list[Unit], entries: dict[str, dict], predictions: dict[str, dict[str, Prediction]],
+def unit_inputs(units: list[Unit], entries: dict[str, RegistryEntry], predictions: dict[str, dict[str, Prediction]],
                 settings: Settings, with_test: bool = True) -> tuple[VoteInputs, np.ndarray | None]:
     """Stack every unit's validation and test probabilities on shared rows; also the rows' groups.
 
@@ -150,7 +150,7 @@ def unit_inputs(units: list[Unit], entries: dict[str, dict], predictions: dict[s
     for unit in units:
         unit_entries = [entries[m] for m in unit.members]
         if unit.group:
-            split_file = settings.splits / f"{unit_entries[0]['split']['name']}.csv"
+            split_file = settings.splits / f"{unit_entries[0].split.name}.csv"
             oof = stitch_oof(unit_entries, _parts(predictions, unit.members),
                              split_file if split_file.exists() else None)
             val[unit.name] = (oof.ids, oof.labels, oof.probs)
@@ -183,14 +183,14 @@ def unit_inputs(units: list[Unit], entries: dict[str, dict], predictions: dict[s
             if not np.array_equal(test[unit.name][0], test_ids):
                 raise UserError(f"'{names[0]}' and '{unit.name}' have different test rows in their predictions")
         test_probs = np.stack([np.asarray(test[n][1], dtype=np.float64) for n in names])
-    inputs = VoteInputs(names, list(first_entry["classes"]), np.asarray(ref_ids), np.asarray(labels, dtype=np.int64),
+    inputs = VoteInputs(names, list(first_entry.classes), np.asarray(ref_ids), np.asarray(labels, dtype=np.int64),
                         np.stack(val_probs), test_ids, test_probs)
     return inputs, row_groups(first_entry, inputs.val_ids, settings.splits)
 
 
-def row_groups(entry: dict, ids: np.ndarray, splits_dir: Path) -> np.ndarray | None:
+def row_groups(entry: RegistryEntry, ids: np.ndarray, splits_dir: Path) -> np.ndarray | None:
     """The split file's `group` of each row, or None when the file (or a row in it) is missing."""
-    split = (entry.get("split") or {}).get("name")
+    split = entry.split.name
     path = Path(splits_dir) / f"{split}.csv"
     if not split or not path.is_file():
         return None
@@ -199,7 +199,3 @@ def row_groups(entry: dict, ids: np.ndarray, splits_dir: Path) -> np.ndarray | N
         return None
     groups = table.set_index("id")["group"].reindex(pd.Index(np.asarray(ids).astype(str)))
     return None if groups.isna().any() else groups.to_numpy(dtype=str)
-
-
-def group_note() -> str:
-    return GROUP_RULE

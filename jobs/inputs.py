@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.entry import RegistryEntry
 from core.errors import UserError
 from predict.cache import Prediction
 
@@ -34,22 +35,21 @@ def class_difference(a: list[str], b: list[str]) -> str:
     return f"class #{first} is '{a[first]}' vs '{b[first]}'"
 
 
-def check_compatible(entries: list[dict]) -> None:
+def check_compatible(entries: list[RegistryEntry]) -> None:
     """Refuse to vote members that disagree on classes or on the validation split they were scored on."""
     first = entries[0]
     for entry in entries[1:]:
-        if entry["classes"] != first["classes"]:
-            raise UserError(f"members '{first['name']}' and '{entry['name']}' have different class lists "
-                            f"({class_difference(first['classes'], entry['classes'])})")
-        a, b = first["split"], entry["split"]
-        if (a["name"], a.get("fold")) == (b["name"], b.get("fold")) and a["sha256"] != b["sha256"]:
-            raise UserError(f"members '{first['name']}' and '{entry['name']}' both claim split '{a['name']}' "
-                            f"fold {a.get('fold')}, but its file differed when each was trained (sha256 "
-                            f"{a['sha256'][:12]}… vs {b['sha256'][:12]}…): the split file was remade in between; "
-                            f"retrain one of them on the current file")
-        if (a["name"], a["sha256"], a.get("fold")) != (b["name"], b["sha256"], b.get("fold")):
-            raise UserError(f"members '{first['name']}' and '{entry['name']}' were validated on different splits "
-                            f"({a['name']} fold {a.get('fold')} vs {b['name']} fold {b.get('fold')}); "
+        pair = f"members '{first.name}' and '{entry.name}'"
+        if entry.classes != first.classes:
+            raise UserError(f"{pair} have different class lists ({class_difference(first.classes, entry.classes)})")
+        a, b = first.split, entry.split
+        if (a.name, a.fold) == (b.name, b.fold) and a.sha256 != b.sha256:
+            raise UserError(f"{pair} both claim split '{a.name}' fold {a.fold}, but its file differed when each "
+                            f"was trained (sha256 {a.sha256[:12]}… vs {b.sha256[:12]}…): the split file was "
+                            f"remade in between; retrain one of them on the current file")
+        if (a.name, a.sha256, a.fold) != (b.name, b.sha256, b.fold):
+            raise UserError(f"{pair} were validated on different splits "
+                            f"({a.name} fold {a.fold} vs {b.name} fold {b.fold}); "
                             f"weights tuned on one would be scored on the other's training rows")
 
 
@@ -108,7 +108,7 @@ def _same_rows(preds: dict[str, Prediction], split: str, names: list[str]) -> np
     return ids
 
 
-def gather(names: list[str], entries: list[dict], predictions: dict[str, dict[str, Prediction]],
+def gather(names: list[str], entries: list[RegistryEntry], predictions: dict[str, dict[str, Prediction]],
            with_test: bool = True, checked: bool = False) -> VoteInputs:
     """Stack the members' cached predictions; `checked` says the caller already ran check_compatible."""
     if not checked:
@@ -120,5 +120,5 @@ def gather(names: list[str], entries: list[dict], predictions: dict[str, dict[st
         test = {n: predictions[n]["test"] for n in names}
         test_ids = _same_rows(test, "test", names)
         test_probs = np.stack([test[n].probs for n in names])
-    return VoteInputs(list(names), list(entries[0]["classes"]), val_ids, val[names[0]].labels,
+    return VoteInputs(list(names), list(entries[0].classes), val_ids, val[names[0]].labels,
                       np.stack([val[n].probs for n in names]), test_ids, test_probs)

@@ -15,9 +15,9 @@ def oof_command(prefix: str | None, split: str | None, out: str | None, overwrit
                 settings: Settings) -> list[str]:
     """Write the OOF file; return the lines that describe it."""
     lines: list[str] = []
-    registry = Registry(registry_path or settings.registry)
+    registry = Registry.chosen(registry_path, settings)
     entries = fold_group(registry.members(), prefix, split)
-    split_file = settings.splits / f"{entries[0]['split']['name']}.csv"
+    split_file = settings.splits / f"{entries[0].split.name}.csv"
     oof = assemble_oof(entries, registry, split_file if split_file.exists() else None)
     out = Path(out or settings.output_root / "oof" / f"{(prefix or split).rstrip('-_')}.npz")
     if out.exists() and not overwrite:

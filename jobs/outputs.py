@@ -7,8 +7,9 @@ only temporaries carrying its pid, which the next vote sweeps; so a rerun needs 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 

@@ -21,7 +21,7 @@ def predict_command(members: list[str], settings: Settings, registry_path: str |
     with shards.joined_from_env() as world:
         if not world.is_main:
             logging.getLogger().setLevel(logging.WARNING)  # one voice; the other ranks speak only of trouble
-        registry = Registry(registry_path or settings.registry)
+        registry = Registry.chosen(registry_path, settings)
         results = predict_members(members, registry, settings, splits=splits, tta=tta, force=force,
                                   device=device, batch_size=batch_size, decoder=decoder)
         if not world.is_main:
@@ -32,6 +32,6 @@ def predict_command(members: list[str], settings: Settings, registry_path: str |
 
 def import_command(member: str, split: str, npz: Path, like: str, overwrite: bool, registry_path: str | None,
                    settings: Settings) -> str:
-    registry = Registry(registry_path or settings.registry)
+    registry = Registry.chosen(registry_path, settings)
     path = import_predictions(registry, settings, member, split, npz, like, overwrite)
     return f"{member}: {split} predictions checked against '{like}' and stored in {path}"

@@ -11,13 +11,13 @@ from core.entry import RegistryEntry
 from core.errors import ProblemsFound, UserError
 from core.hashing import sha256_file
 from core.registry import Registry
-from core.settings import Settings, load_settings
+from core.settings import Settings
 
 
 def list_members(registry: Registry) -> None:
     rows = [{"name": e.name, "arch": e.arch, "val_f1_macro": e.metrics.get("val_f1_macro"),
              "val_acc": e.metrics.get("val_acc"), "split": f"{e.split.name}#{e.split.fold}",
-             "created": e.created} for e in registry.entries()]
+             "created": e.created} for e in registry.members()]
     if not rows:
         print(f"{registry.path}: no members")
         return
@@ -96,7 +96,7 @@ def entry_problems(registry: Registry, entry: RegistryEntry, settings: Settings)
 
 
 def verify_members(registry: Registry, settings: Settings, name: str | None) -> None:
-    entries = [registry.entry(name)] if name else registry.entries()
+    entries = [registry.get(name)] if name else registry.members()
     broken = {}
     for entry in entries:
         problems = entry_problems(registry, entry, settings)
@@ -114,4 +114,4 @@ def verify_members(registry: Registry, settings: Settings, name: str | None) -> 
 
 
 def show_member(registry: Registry, name: str) -> None:
-    print(yaml.safe_dump(registry.get(name), sort_keys=False), end="")
+    print(yaml.safe_dump(registry.get(name).to_dict(), sort_keys=False), end="")

@@ -12,9 +12,9 @@ from core.settings import Settings
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import PER_TASK_RULES, RULES, Recipe, apply
 from imagedata.sources import DatasetListing
-from jobs.pseudo_set import pseudo_notes
 from jobs.fold_groups import row_groups
 from jobs.inputs import gather, parse_weights
+from jobs.pseudo_set import pseudo_notes
 from jobs.vote import resolve_members
 from predict.loading import member_config
 from predict.run import predict_members
@@ -85,7 +85,7 @@ def report_command(args, settings: Settings):
     check_report_target(folder)  # before any prediction work: only a report folder is ever replaced...
     if folder.exists() and not args.overwrite:  # ...and only when asked
         raise UserError(f"report folder {folder} already exists; pass --overwrite to replace it")
-    registry = Registry(args.registry or settings.registry)
+    registry = Registry.chosen(args.registry, settings)
     resolved = resolve_members(registry, settings, members)  # one registry read; imported members too
     entries = [resolved[name] for name in members]
     config = member_config(registry, entries[0])
@@ -113,8 +113,8 @@ def report_command(args, settings: Settings):
         title=f"Ensemble report: {args.name}", classes=inputs.classes, y_val=inputs.val_labels, members=probs,
         ensembles={primary: Vote(labels, table)}, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
-        run_dirs={e["name"]: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
-        member_splits={e["name"]: dict(e["split"]) for e in entries},
+        run_dirs={e.name: run_folder(registry, e) for e in entries}, composite=composite, summary=summary,
+        member_splits={e.name: e.split.to_dict() for e in entries},
         seed=args.seed, n_boot=args.n_boot, gallery_limit=args.gallery,
         groups=row_groups(entries[0], inputs.val_ids, settings.splits)),
         folder)

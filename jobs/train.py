@@ -4,44 +4,44 @@ from __future__ import annotations
 import logging
 import random
 import subprocess
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 import yaml
 
-from core import atomic
+from core import atomic, distributed
+from core.config import MemberConfig, load_config, to_dict
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.images import RESIZE_INTERPOLATION
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
-from members import artifacts
-from core import distributed
-from core.config import MemberConfig, load_config, to_dict
+from imagedata.corrections import NONE
 from imagedata.image_cache import cache_bytes, decoded_images
 from imagedata.prescan import apply_policy
-from imagedata.corrections import NONE
 from imagedata.sources import Dataset, load_dataset
 from imagedata.splits import Split, ensure_split
 from imagedata.tasks import split_table
+from jobs.pseudo_set import PseudoRows, screen, student_rows
+from members import artifacts
 from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.losses import balanced_class_weights
 from members.pseudo_loss import pack_pseudo_targets
-from jobs.pseudo_set import PseudoRows, screen, student_rows
-from modeling.models import build_model, check_arch, count_parameters
-from modeling.pretrained import WeightsOrigin, plan_start
 from members.resume import TrainingState, load_state, resume_config
 from members.run_folder import create_run_folder, finish_run_folder
+from members.targets import CachedTeacherTargets, OnlineTeacherTargets, PseudoTargets, Targets
 from members.tracking import Tracker
 from members.trainer import Trainer
+from modeling.models import build_model, check_arch, count_parameters
 from modeling.preprocess import Normalize
+from modeling.pretrained import WeightsOrigin, plan_start
 
 log = logging.getLogger("members")
 SMOKE_BATCHES = 2
@@ -185,7 +185,7 @@ def _attach_log(run_dir: Path) -> logging.Handler:
 
 
 def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: MemberData, sha256: str,
-                built, result, tracker: Tracker, distilled_from: dict | None = None) -> dict:
+                built, result, tracker: Tracker, distilled_from: dict | None = None) -> RegistryEntry:
     s = config.data.split
     extra = {"distilled_from": distilled_from} if distilled_from is not None else {}
     if data.dataset.corrections is not None:  # the labels it trained on: a vote refuses mixing corrections
@@ -194,7 +194,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         extra["pseudo"] = data.pseudo.provenance
     if data.dataset.task is not None:  # a task member: its classes are one task's (imagedata/tasks.py)
         extra["task"] = data.dataset.task
-    return {
+    return RegistryEntry.new({
         "name": config.name,
         "arch": config.model.arch,
         "classes": list(data.dataset.classes),
@@ -218,7 +218,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
         "weights_origin": built.weights.to_entry(),
         "ema": _ema_entry(config, registry, run_dir, result),
         **extra,
-    }
+    })
 
 
 def _write_run_artifacts(config: MemberConfig, run_dir: Path, data: MemberData, result) -> None:
@@ -259,7 +259,7 @@ def _smoke_predict(built, normalize, data: MemberData, config: MemberConfig, set
 def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
                  registry_path: Path | None = None, resume_from: Path | None = None,
                  stop_after_epoch: int | None = None,
-                 teacher: TeacherTargets | None = None) -> tuple[Path | None, dict | None]:
+                 teacher: TeacherTargets | None = None) -> tuple[Path | None, RegistryEntry | None]:
     """Train, write the run folder and register; smoke runs a few batches and registers nothing.
 
     `teacher` trains a distillation student on its targets (scripts.distill) and records where they came from.
@@ -270,7 +270,7 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
     """
     check_arch(config.model.arch)
     # The starting weights are found (or fetched) before any data work: a missing file fails in seconds.
-    start = plan_start(config.model, Registry(registry_path or settings.registry))
+    start = plan_start(config.model, Registry.chosen(registry_path, settings))
     ctx = distributed.setup(config.train.device)
     try:
         return _train_member(config, settings, smoke, registry_path, resume_from, stop_after_epoch, ctx, start,
@@ -279,15 +279,64 @@ def train_member(config: MemberConfig, settings: Settings, smoke: bool = False,
         ctx.close()
 
 
+def _log_start(config: MemberConfig, built, data: MemberData, ctx: distributed.DistContext) -> None:
+    log.info("member %s: %s, %.2fM parameters, device %s", config.name, config.model.arch,
+             count_parameters(built.model) / 1e6, ctx.describe())
+    log.info("weights: %s", built.origin)
+    log.info("split %s fold %d: %d train / %d val rows", config.data.split.name, config.data.split.fold,
+             len(data.train_idx), len(data.val_idx))
+    log.info("split %s duplicates %s: %d group(s) merged with their copies", config.data.split.name,
+             data.split.duplicates, data.split.merged_groups)
+
+
+def _write_config(config: MemberConfig, run_dir: Path | None, data: MemberData, teacher: TeacherTargets | None) -> dict:
+    """The merged config (and a student's provenance) in the run folder, before training starts."""
+    config_dict = to_dict(config)
+    if run_dir is not None:
+        if config.data.on_bad_image == "skip":
+            atomic.write_text(run_dir / "skipped_images.csv", data.skipped.to_csv(index=False))
+        atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        if teacher is not None:  # marks the run as a student: the report and --resume read it
+            atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
+    return config_dict
+
+
+def _register(config: MemberConfig, registry: Registry, run_dir: Path, data: MemberData, built, result,
+              tracker: Tracker, teacher: TeacherTargets | None) -> tuple[Path, RegistryEntry]:
+    """Name the run folder by its score and register it; a failed registration renames it back to incomplete."""
+    pending = run_dir
+    run_dir = finish_run_folder(run_dir, config.early_stopping.monitor, result.best[config.early_stopping.monitor])
+    entry = build_entry(config, registry, run_dir, data, sha256_file(run_dir / "best.safetensors"), built, result,
+                        tracker, teacher.provenance if teacher is not None else None)
+    try:
+        registry.add(entry)
+    except BaseException:
+        run_dir.rename(pending)  # an unregistered run must not look finished
+        raise
+    return run_dir, entry
+
+
+def _targets(teacher: TeacherTargets | None, data: MemberData) -> Targets:
+    """Labels, the teacher's cached probabilities, the teacher run on each augmented batch (distill.online),
+    or labelled rows beside pseudo-labelled test rows (data.pseudo / distill.unlabeled)."""
+    if data.pseudo is not None:  # a distilled student with pseudo-labels is refused before this
+        return PseudoTargets(data.pseudo.mode)
+    if teacher is None:
+        return Targets()
+    return OnlineTeacherTargets(teacher.online) if teacher.online is not None else CachedTeacherTargets()
+
+
 def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registry_path: Path | None,
                   resume_from: Path | None, stop_after_epoch: int | None,
                   ctx: distributed.DistContext, start: WeightsOrigin,
-                  teacher: TeacherTargets | None = None) -> tuple[Path | None, dict | None]:
-    registry = Registry(registry_path or settings.registry)
+                  teacher: TeacherTargets | None = None) -> tuple[Path | None, RegistryEntry | None]:
+    registry = Registry.chosen(registry_path, settings)
     if not smoke and registry.exists(config.name):
         raise UserError(f"member '{config.name}' is already in {registry.path}; pick another name=")
     if not smoke:
         registry.relative(settings.runs)  # a registry that cannot point at the run folder fails now, not after training
+    if smoke:  # a copy: the caller's config is left as it was given
+        config = replace(config, train=replace(config.train, epochs=1))
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)
     if teacher is not None and (config.data.pseudo or config.distill.unlabeled):
         raise UserError("a distilled student cannot also train on pseudo-labels (data.pseudo / distill.unlabeled) yet; "
@@ -297,65 +346,38 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
                                                          data.train_idx, list(data.dataset.classes))
     built = build_model(config.model.arch, data.dataset.num_classes, drop_rate=config.model.drop_rate,
                         start=start, keep_head=config.model.keep_head)
-    device = ctx.device
     state = _resume_state(resume_from, config)
     run_dir = handler = tracker = None
     if ctx.is_main:
-        runs_root = settings.runs / "_smoke" if smoke else settings.runs
-        run_dir = resume_from or create_run_folder(runs_root, config.name, config.model.arch)
+        run_dir = resume_from or create_run_folder(settings.runs / "_smoke" if smoke else settings.runs,
+                                                   config.name, config.model.arch)
         handler = _attach_log(run_dir)
     try:
-        log.info("member %s: %s, %.2fM parameters, device %s", config.name, config.model.arch,
-                 count_parameters(built.model) / 1e6, ctx.describe())
-        log.info("weights: %s", built.origin)
-        log.info("split %s fold %d: %d train / %d val rows", config.data.split.name, config.data.split.fold,
-                 len(data.train_idx), len(data.val_idx))
-        log.info("split %s duplicates %s: %d group(s) merged with their copies", config.data.split.name,
-                 data.split.duplicates, data.split.merged_groups)
-        if config.data.on_bad_image == "skip" and run_dir is not None:
-            atomic.write_text(run_dir / "skipped_images.csv", data.skipped.to_csv(index=False))
-        if smoke:
-            config.train.epochs = 1
-        config_dict = to_dict(config)
-        if run_dir is not None:
-            atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
-            if teacher is not None:  # marks the run as a student: the report and --resume read it
-                atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
-            if data.pseudo is not None:
-                _record_pseudo(run_dir, data.pseudo.provenance, resumed=state is not None)
+        _log_start(config, built, data, ctx)
+        config_dict = _write_config(config, run_dir, data, teacher)
+        if run_dir is not None and data.pseudo is not None:
+            _record_pseudo(run_dir, data.pseudo.provenance, resumed=state is not None)
         tracker = Tracker(config, run_dir, settings.wandb_entity, config_dict, enabled=not smoke and ctx.is_main,
                           resume_id=state.wandb_run if state else None)
         normalize = Normalize(built.mean, built.std)
         feeds = build_feeds(config, data.images, data.labels, data.train_idx, data.val_idx, ctx, teacher=soft,
                             targets=data.targets())
         with stop_on_signals() as stop:
-            trainer = Trainer(config, built.model, normalize, run_dir, device,
+            trainer = Trainer(config, built.model, normalize, run_dir, ctx.device,
                               max_batches=SMOKE_BATCHES if smoke else None, on_epoch=tracker.log_epoch,
                               on_batch=tracker.log_batch, dist=ctx, stop=stop,
                               class_weights=_class_weights(config, data), batch_augment=feeds.augment,
-                              wandb_run=tracker.run_id, distill=soft is not None,
-                              online_teacher=teacher.online if teacher is not None else None,
-                              pseudo=data.pseudo.mode if data.pseudo is not None else None)
+                              wandb_run=tracker.run_id, targets=_targets(teacher, data))
             result = trainer.fit(feeds.train, feeds.val, data.labels[data.val_idx], resume=state,
                                  stop_after_epoch=stop_after_epoch)
         if not ctx.is_main:
             return None, None
         _write_run_artifacts(config, run_dir, data, result)
         if smoke:
-            n = _smoke_predict(built, normalize.cpu(), data, config, settings)
-            log.info("smoke: predicted %d test images; nothing registered", n)
+            log.info("smoke: predicted %d test images; nothing registered",
+                     _smoke_predict(built, normalize.cpu(), data, config, settings))
             return run_dir, None
-        pending = run_dir
-        run_dir = finish_run_folder(run_dir, config.early_stopping.monitor, result.best[config.early_stopping.monitor])
-        sha = sha256_file(run_dir / "best.safetensors")
-        entry = build_entry(config, registry, run_dir, data, sha, built, result, tracker,
-                            teacher.provenance if teacher is not None else None)
-        try:
-            registry.add(entry)
-        except BaseException:
-            run_dir.rename(pending)  # an unregistered run must not look finished
-            run_dir = pending
-            raise
+        run_dir, entry = _register(config, registry, run_dir, data, built, result, tracker, teacher)
         tracker.finish({f"best/{k}": v for k, v in result.best.items()})
         log.info("registered %s in %s", config.name, registry.path)
         return run_dir, entry
@@ -407,6 +429,6 @@ def train_command(config_file: str | None, overrides: list[str], settings: Setti
         return TrainOutcome(0)  # a non-zero torchrun rank: rank 0 reports
     if entry is None:
         return TrainOutcome(0, f"smoke run OK: {run_dir} (nothing registered)")
-    m = entry["metrics"]
-    return TrainOutcome(0, f"registered {entry['name']}: val_f1_macro {m['val_f1_macro']:.4f}, "
+    m = entry.metrics
+    return TrainOutcome(0, f"registered {entry.name}: val_f1_macro {m['val_f1_macro']:.4f}, "
                            f"val_acc {m['val_acc']:.4f} (best epoch {m['best_epoch']}) → {run_dir}")

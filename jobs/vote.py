@@ -13,20 +13,21 @@ import numpy as np
 import pandas as pd
 
 from core.config import load_config
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
 from ensemble.choose import ALL_RULES, choose_recipe, needs_comparison
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
+from ensemble.task_vote import TaskRecipe
 from imagedata.sources import DatasetListing
 from jobs import outputs
 from jobs.audit import audit_report_sections
-from jobs.pseudo_set import pseudo_notes
-from jobs.fold_groups import check_units, expand_units, fold_members, units_of_recipe, unit_inputs
+from jobs.fold_groups import check_units, expand_units, fold_members, unit_inputs, units_of_recipe
 from jobs.inputs import parse_weights
+from jobs.pseudo_set import pseudo_notes
 from jobs.task_vote import load_recipe, task_vote, uses_tasks
-from ensemble.task_vote import TaskRecipe
 from predict.imports import member_entry
 from predict.run import predict_members
 from report import submission
@@ -96,11 +97,11 @@ def primary_name(req: VoteRequest, recipe: Recipe) -> str:
 
 
 def resolve_members(registry: Registry, settings: Settings, names: list[str],
-                    registered: dict[str, dict] | None = None) -> dict[str, dict]:
+                    registered: dict[str, RegistryEntry] | None = None) -> dict[str, RegistryEntry]:
     """Every member's entry from one read of the registry (or the entries already read, `registered`);
     imported members get theirs from the cache."""
     if registered is None:
-        registered = {entry["name"]: entry for entry in registry.members()}
+        registered = {entry.name: entry for entry in registry.members()}
     return {name: registered[name] if name in registered else member_entry(registry, settings, name)
             for name in names}
 
@@ -118,8 +119,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
     outputs.check_targets(out, report_dir)  # before any prediction work
-    registry = Registry(req.registry or settings.registry)
-    registered = {entry["name"]: entry for entry in registry.members()}  # the one registry read
+    registry = Registry.chosen(req.registry, settings)
+    registered = {entry.name: entry for entry in registry.members()}  # the one registry read
     if recipe is not None:
         units = units_of_recipe(names, recipe.groups)
     else:
@@ -136,7 +137,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     listing = DatasetListing()
     predictions = predict_members(members, registry, settings, tta=req.tta, entries=entries, listing=listing)
     inputs, groups = unit_inputs(units, entries, predictions, settings)
-    config = load_config(registry.resolve(ordered[0]["config"]))
+    config = load_config(registry.resolve(ordered[0].config))
     dataset = listing.load(config.data, settings.data_root)
     composite = composite_of(ordered, config)
     if inputs.test_probs is None:
@@ -182,7 +183,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
         composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups,
-        member_splits={m: dict(entries[m]["split"]) for u in units for m in u.members},
+        member_splits={m: entries[m].split.to_dict() for u in units for m in u.members},
         extra_sections=audit_report_sections(members, settings.output_root))  # when its units have an audit
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,

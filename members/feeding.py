@@ -20,8 +20,8 @@ Two feeds turn rows into (uint8 NCHW images, labels) batches:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch

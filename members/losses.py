@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.errors import UserError
+from core.extensions import LOSSES
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int, classes: list[str] | None = None) -> np.ndarray:
@@ -76,15 +77,27 @@ class SoftF1Loss(nn.Module):
         return 1.0 - (f1 * weight).sum() / weight.sum().clamp_min(self.eps)
 
 
+# Each loss is built from the train config and the class weights (or None); registering one here is all a
+# new loss needs: the config check and the error messages read LOSSES.
+@LOSSES.register("ce", "cross-entropy with train.label_smoothing")
+def _cross_entropy(train_cfg, weight: torch.Tensor | None) -> nn.Module:
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=train_cfg.label_smoothing)
+
+
+@LOSSES.register("focal", "focal loss, gamma = train.focal_gamma")
+def _focal(train_cfg, weight: torch.Tensor | None) -> nn.Module:
+    return FocalLoss(train_cfg.focal_gamma, weight, train_cfg.label_smoothing)
+
+
+@LOSSES.register("soft_f1", "1 - soft macro F1 over the batch")
+def _soft_f1(train_cfg, weight: torch.Tensor | None) -> nn.Module:
+    return SoftF1Loss(weight, train_cfg.label_smoothing)
+
+
 def build_loss(train_cfg, class_weights: np.ndarray | None, distill=None) -> nn.Module:
     """The member's loss; with `distill` (a DistillConfig) it is wrapped in the distillation loss."""
     weight = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
-    if train_cfg.loss == "focal":
-        hard: nn.Module = FocalLoss(train_cfg.focal_gamma, weight, train_cfg.label_smoothing)
-    elif train_cfg.loss == "soft_f1":
-        hard = SoftF1Loss(weight, train_cfg.label_smoothing)
-    else:
-        hard = nn.CrossEntropyLoss(weight=weight, label_smoothing=train_cfg.label_smoothing)
+    hard = LOSSES.get(train_cfg.loss)(train_cfg, weight)
     return hard if distill is None else DistillationLoss(hard, distill.temperature, distill.alpha)
 
 

@@ -20,11 +20,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core import atomic
+from core.config import MemberConfig, load_config, parse_overrides
 from core.errors import UserError
 from core.hashing import sha256_file
-from modeling.checkpoint import load_state_dict
-from core.config import MemberConfig, load_config, parse_overrides
 from members.run_folder import INCOMPLETE
+from modeling.checkpoint import load_state_dict
 
 FORMAT = 1
 STATE_JSON = "last_state.json"

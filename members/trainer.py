@@ -13,11 +13,10 @@ to the same optimizer step, so the epoch order, the schedule and resume stay exa
 from __future__ import annotations
 
 import logging
-import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,92 +25,22 @@ from timm.utils import ModelEmaV3
 from torch import nn
 from tqdm.auto import tqdm
 
-from core.errors import UserError
-from modeling.checkpoint import save_weights
 from core.config import MemberConfig
-from core.distributed import DistContext, resolve_device
+from core.distributed import DistContext
+from core.errors import UserError
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
-from members.losses import build_loss, split_targets
-from members.pseudo_loss import PseudoLabelLoss
+from members.losses import split_targets
+from members.optim import describe_groups, head_params, lr_factor, make_optimizer, parameter_groups
 from members.resume import TrainingState, restore_rng, save_state
-from modeling.models import head_names, head_parameter_names
+from members.targets import Targets
+from modeling.checkpoint import save_weights
+from modeling.models import head_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
-from timm.optim import param_groups_layer_decay
 
 log = logging.getLogger("members")
 __all__ = ["Trainer", "TrainResult", "EpochOutputs",
            "classification_metrics", "lr_factor", "make_optimizer", "parameter_groups"]
-
-
-def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:
-    """Multiplier of train.lr at each optimizer step: linear warm-up, then cosine, step or constant."""
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    total = cfg.epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if cfg.scheduler == "constant":
-            return 1.0
-        if cfg.scheduler == "step":
-            return cfg.step_gamma ** ((step // max(1, steps_per_epoch)) // cfg.step_size)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def head_params(model: nn.Module, needed: bool) -> set[str]:
-    """The head's parameter names; a model without a Linear head is fine unless a head setting needs one."""
-    try:
-        return head_parameter_names(model)
-    except UserError:
-        if needed:
-            raise
-        return set()
-
-
-def parameter_groups(model: nn.Module, cfg) -> list[dict]:
-    """Optimizer groups: layer-wise lr decay (timm) when asked, the head at lr x lr_head_multiplier.
-
-    Each group carries a `name` and its own `lr`, so LambdaLR scales every group from its own base."""
-    head = head_params(model, needed=cfg.lr_head_multiplier != 1.0)
-    names = {id(p): n for n, p in model.named_parameters()}
-    if cfg.layer_decay is not None:
-        if not hasattr(model, "group_matcher"):
-            raise UserError(f"train.layer_decay needs a timm model that groups its layers (group_matcher); "
-                            f"{model.__class__.__name__} has none: drop train.layer_decay or pick a timm arch")
-        base = param_groups_layer_decay(model, weight_decay=cfg.weight_decay, layer_decay=cfg.layer_decay)
-        base = [dict(g, name=f"layer{i}") for i, g in enumerate(base)]
-    else:
-        base = [{"params": [p for p in model.parameters()], "weight_decay": cfg.weight_decay, "lr_scale": 1.0,
-                 "name": "all"}]
-    groups = []
-    for group in base:
-        for is_head in (False, True):
-            params = [p for p in group["params"] if (names[id(p)] in head) == is_head]
-            if params:
-                scale = group["lr_scale"] * (cfg.lr_head_multiplier if is_head else 1.0)
-                part = "head" if is_head else "backbone"
-                name = part if len(base) == 1 else f"{group['name']}/{part}"
-                groups.append({"params": params, "weight_decay": group["weight_decay"], "lr": cfg.lr * scale,
-                               "name": name})
-    return groups
-
-
-def describe_groups(optimizer: torch.optim.Optimizer) -> str:
-    parts = [f"{g['name']}: {sum(p.numel() for p in g['params']):,} params lr {g['lr']:.3g} wd {g['weight_decay']:g}"
-             for g in optimizer.param_groups]
-    return f"optimizer {optimizer.__class__.__name__}, {len(parts)} parameter groups: " + "; ".join(parts)
-
-
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, cfg)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                               nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, loss: float, prefix: str = "val_") -> dict:
@@ -163,9 +92,7 @@ class Trainer:
                  on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[dict], None] | None = None,
                  dist: DistContext | None = None, stop: StopRequest | None = None,
                  class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
-                 wandb_run: str | None = None, distill: bool = False,
-                 online_teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 pseudo: str | None = None):
+                 wandb_run: str | None = None, targets: Targets | None = None):
         self.cfg = config
         self.device = device
         self.dist = dist or DistContext(device)
@@ -192,13 +119,9 @@ class Trainer:
         self.micro_batch: int | None = None  # rows per forward pass once memory ran out; None = whole batches
         # Validation's own size: rank 0 alone validates, so its halving must not change how rank 0 trains.
         self.eval_micro_batch: int | None = None
-        # distill: batches carry teacher probabilities beside the labels (members.losses.pack_targets).
-        self.criterion = build_loss(config.train, class_weights, config.distill if distill else None).to(device)
-        if pseudo is not None:  # pseudo-labelled test rows (hard | soft): their targets carry a flag, see pseudo_loss
-            self.criterion = PseudoLabelLoss(build_loss(config.train, class_weights), config.pseudo.weight,
-                                             config.distill if pseudo == "soft" else None).to(device)
-        # distill.online: the teacher sees each augmented batch and its probabilities replace the cached ones.
-        self.online_teacher = online_teacher
+        # What the loss compares with (members/targets.py): labels, teacher probabilities, or pseudo-labelled rows.
+        self.targets = targets or Targets()
+        self.criterion = self.targets.criterion(config, class_weights).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
         head = head_params(self.net, needed=config.train.freeze_backbone_epochs > 0)
         self.backbone_params = [p for n, p in self.net.named_parameters() if n not in head]
@@ -216,26 +139,22 @@ class Trainer:
     def _limit(self, feed) -> int:
         return len(feed) if self.max_batches is None else min(len(feed), self.max_batches)
 
-    def _step(self, run: _Run, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _step(self, run: _Run, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
-        labels = labels.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
         if self.batch_augment is not None:
             images = self.batch_augment(images)  # outside the retry: a retry must not draw new crops
-        if self.online_teacher is not None:
-            hard, _ = split_targets(labels)
-            with torch.no_grad():
-                soft = self.online_teacher(images).to(device=self.device, dtype=torch.float32)
-            labels = torch.cat([hard.float()[:, None], soft], dim=1)  # the packed form the loss reads
+        targets = self.targets.for_batch(images, targets)
         while True:
             try:
-                loss = self._gradients(run, images, labels)
+                loss = self._gradients(run, images, targets)
                 break
             except Exception as err:
                 if not is_out_of_memory(err):
                     raise
             # Outside the except block, so the failed attempt's tensors can actually be freed.
             run.optimizer.zero_grad(set_to_none=True)  # a backward that failed half-way left partial gradients
-            self._halve_after_oom(len(labels), training=True)
+            self._halve_after_oom(len(targets), training=True)
         if self.frozen:  # under DDP every parameter still gets its all-reduced grad; dropping it skips the update
             for p in self.backbone_params:
                 p.grad = None
@@ -250,22 +169,22 @@ class Trainer:
             self.ema.update(self.net, step=run.global_step)
         return loss.detach()
 
-    def _gradients(self, run: _Run, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _gradients(self, run: _Run, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Forward and backward of one batch, whole or (after an out-of-memory error) in micro-batches."""
         run.optimizer.zero_grad(set_to_none=True)
-        if self.micro_batch is None or self.micro_batch >= len(labels):
+        if self.micro_batch is None or self.micro_batch >= len(targets):
             with self._autocast():
-                loss = self.criterion(self.train_module(self._inputs(images)), labels)
+                loss = self.criterion(self.train_module(self._inputs(images)), targets)
             self.scaler.scale(loss).backward()
             return loss
         # Each micro-batch's mean loss weighted by its share of the batch: the gradients add up to the
         # whole batch's (exactly for a per-sample loss; batch norm and soft_f1 see smaller batches).
         total = torch.zeros((), device=self.device)
-        for lo in range(0, len(labels), self.micro_batch):
-            part_images, part_labels = images[lo:lo + self.micro_batch], labels[lo:lo + self.micro_batch]
+        for lo in range(0, len(targets), self.micro_batch):
+            part_images, part_targets = images[lo:lo + self.micro_batch], targets[lo:lo + self.micro_batch]
             with self._autocast():
-                loss = self.criterion(self.train_module(self._inputs(part_images)), part_labels)
-            share = loss * (len(part_labels) / len(labels))
+                loss = self.criterion(self.train_module(self._inputs(part_images)), part_targets)
+            share = loss * (len(part_targets) / len(targets))
             self.scaler.scale(share).backward()
             total += share.detach().float()
         return total

@@ -97,8 +97,3 @@ def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dic
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... for unsafe or broken files
         raise UserError(f"weights file {path} was refused: it is not a plain tensor file that loads with weights_only=True") from err
     return unwrap_state(state, path)
-
-
-def read_sidecar(path: str | Path) -> dict:
-    side = sidecar_path(path)
-    return json.loads(side.read_text(encoding="utf-8")) if side.exists() else {}

@@ -6,12 +6,9 @@ loading path or to torchvision's load_state_dict.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
-from pathlib import Path
 
 import timm
-import torch
 import torchvision
 from timm.data import resolve_model_data_config
 from timm.models import get_pretrained_cfg
@@ -19,9 +16,9 @@ from torch import nn
 
 from core.errors import UserError
 from modeling.checkpoint import load_state_dict
+from modeling.families import TIMM, TORCHVISION, check_arch, family_of
 from modeling.pretrained import WeightsOrigin, resolve_file
 
-TORCHVISION_PREFIX = "torchvision:"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -33,12 +30,6 @@ class BuiltModel:
     std: tuple[float, float, float]
     origin: str  # how the weights were initialised, said to the user
     weights: WeightsOrigin | None = None  # the same, for the registry entry
-
-
-def _unknown_arch(arch: str, known: list[str]) -> UserError:
-    close = difflib.get_close_matches(arch, known, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return UserError(f"unknown architecture '{arch}'{hint}")
 
 
 def find_head(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
@@ -113,10 +104,8 @@ def _decide_head(file_classes: int | None, num_classes: int, keep_head: bool, or
 
 
 def _torchvision(name: str, num_classes: int, state: dict | None, origin: WeightsOrigin,
-                 keep_head: bool) -> BuiltModel:
-    known = torchvision.models.list_models()
-    if name not in known:
-        raise _unknown_arch(f"{TORCHVISION_PREFIX}{name}", [f"{TORCHVISION_PREFIX}{k}" for k in known])
+                 keep_head: bool, drop_rate: float) -> BuiltModel:
+    check_arch(f"{TORCHVISION.prefix}{name}")
     model = torchvision.models.get_model(name, weights=None)
     file_classes = None
     if state is not None:
@@ -126,7 +115,7 @@ def _torchvision(name: str, num_classes: int, state: dict | None, origin: Weight
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
-            raise _fit_error(origin, f"torchvision:{name}", err) from err
+            raise _fit_error(origin, f"{TORCHVISION.prefix}{name}", err) from err
     if not _decide_head(file_classes, num_classes, keep_head, origin):
         replace_head(model, num_classes)
     return BuiltModel(model, IMAGENET_MEAN, IMAGENET_STD, origin.describe(), origin)
@@ -134,8 +123,7 @@ def _torchvision(name: str, num_classes: int, state: dict | None, origin: Weight
 
 def _timm(arch: str, num_classes: int, state: dict | None, origin: WeightsOrigin, keep_head: bool,
           drop_rate: float) -> BuiltModel:
-    if not timm.is_model(arch):
-        raise _unknown_arch(arch, timm.list_models())
+    check_arch(arch)
     file_classes = None
     if state is None:
         model = timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
@@ -175,20 +163,13 @@ def build_model(arch: str, num_classes: int, pretrained_file: str | None = None,
     state = None
     if start.kind != "scratch":
         state = load_state_dict(start.path, expected_sha256=start.sha256)
-    if arch.startswith(TORCHVISION_PREFIX):
-        return _torchvision(arch[len(TORCHVISION_PREFIX):], num_classes, state, start, keep_head)
-    return _timm(arch, num_classes, state, start, keep_head, drop_rate)
+    family, name = family_of(arch)
+    return family.build(name, num_classes, state, start, keep_head, drop_rate)
 
 
-def check_arch(arch: str) -> None:
-    """Fail fast on a typo before any data is touched."""
-    if arch.startswith(TORCHVISION_PREFIX):
-        name = arch[len(TORCHVISION_PREFIX):]
-        known = torchvision.models.list_models()
-        if name not in known:
-            raise _unknown_arch(arch, [f"{TORCHVISION_PREFIX}{k}" for k in known])
-    elif not timm.is_model(arch):
-        raise _unknown_arch(arch, timm.list_models())
+# Each family's builder beside its code; modeling/families.py holds the table of names and prefixes.
+TORCHVISION.build = _torchvision
+TIMM.build = _timm
 
 
 def count_parameters(model: nn.Module) -> int:

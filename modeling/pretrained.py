@@ -22,8 +22,8 @@ from core.errors import UserError
 from core.hashing import sha256_file
 from core.registry import Registry
 from modeling.checkpoint import check_file
+from modeling.families import family_of
 
-TORCHVISION_PREFIX = "torchvision:"
 SAFE_NAME = "model.safetensors"
 TORCH_NAME = "pytorch_model.bin"
 # A firewall that drops packets would otherwise hold each metadata request for 10 s (the hub's default).
@@ -83,8 +83,9 @@ class HubFile:
 
 def hub_file(arch: str) -> HubFile:
     """timm's pretrained_cfg for `arch` (its default tag when none is given) -> the hub repo and file."""
-    if arch.startswith(TORCHVISION_PREFIX):
-        raise UserError(f"model.pretrained=true takes timm weights from the Hugging Face hub; {arch} is a torchvision "
+    family, _ = family_of(arch)
+    if not family.hub_weights:
+        raise UserError(f"model.pretrained=true takes timm weights from the Hugging Face hub; {arch} is a {family.name} "
                         f"model: use its timm twin (e.g. resnet18.tv_in1k) or model.pretrained_file=<local file>")
     try:
         cfg = get_pretrained_cfg(arch, allow_unregistered=False)
@@ -182,7 +183,7 @@ def resolve_file(path: str) -> WeightsOrigin:
 
 def resolve_member(registry: Registry, name: str, arch: str) -> WeightsOrigin:
     """A registered member's best weights as the start of another (same architecture, hash checked)."""
-    entry = registry.entry(name)
+    entry = registry.get(name)
     if entry.is_imported or entry.weights is None:
         raise UserError(f"model.init_from '{name}' is an imported member (predictions only, no weights to start from)")
     if entry.arch != arch:

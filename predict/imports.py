@@ -167,7 +167,7 @@ def imported(settings: Settings, name: str, splits) -> dict[str, cache.Predictio
     return found
 
 
-def member_entry(registry: Registry, settings: Settings, name: str) -> dict:
+def member_entry(registry: Registry, settings: Settings, name: str) -> RegistryEntry:
     """A registry entry, or for an imported member one built from its reference's split and data."""
     if registry.exists(name):
         return registry.get(name)
@@ -178,10 +178,5 @@ def member_entry(registry: Registry, settings: Settings, name: str) -> dict:
     if not registry.exists(pred.reference):
         raise UserError(f"imported member '{name}' was checked against '{pred.reference}', which is no longer "
                         f"registered; import it again with another --like")
-    ref = registry.get(pred.reference)
     # An imported member has no weights of its own: it is its own kind of entry, checked like any other.
-    borrowed = {key: value for key, value in ref.items()
-                if key not in ("run", "val_probs", "tracking", "metrics", "weights", "sha256", "ema", "kind")}
-    entry = borrowed | {"name": name, "kind": "imported", "arch": "imported", "classes": list(pred.classes),
-                        "metrics": {}, "imported": {"reference": pred.reference, "tta": pred.tta}}
-    return RegistryEntry.from_dict(entry, f"imported member '{name}'").to_dict()
+    return registry.get(pred.reference).imported_as(name, list(pred.classes), pred.tta)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.config import MemberConfig, load_config
-from core.entry import RegistryEntry, as_entry
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 
@@ -37,26 +37,22 @@ class LoadedMember(MemberInfo):
     normalize: Normalize | None = None
 
 
-def member_info(registry: Registry, entry: RegistryEntry | dict) -> MemberInfo:
-    entry = as_entry(entry)
+def member_info(registry: Registry, entry: RegistryEntry) -> MemberInfo:
     return MemberInfo(entry.name, entry, member_config(registry, entry))
 
 
-def member_config(registry: Registry, entry: RegistryEntry | dict) -> MemberConfig:
-    entry = as_entry(entry)
+def member_config(registry: Registry, entry: RegistryEntry) -> MemberConfig:
     path = registry.resolve(entry.config)
     if not path.exists():
         raise UserError(f"member '{entry.name}': its config {path} is missing")
     return load_config(path)
 
 
-def load_member(registry: Registry, entry: RegistryEntry | dict) -> LoadedMember:
+def load_member(registry: Registry, entry: RegistryEntry) -> LoadedMember:
     # lazy: modeling/ loads torch, timm and torchvision; a vote over cached members reads only entries and configs
     from modeling.checkpoint import load_state_dict
     from modeling.models import build_model
     from modeling.preprocess import Normalize
-
-    entry = as_entry(entry)
     if entry.is_imported:
         raise UserError(f"member '{entry.name}' is imported predictions: it has no weights to load")
     weights = registry.resolve(entry.weights)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core import atomic
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from imagedata.splits import read_split
@@ -31,13 +32,14 @@ class OOF:
     logits: np.ndarray     # [N, C] float32
 
 
-def fold_group(entries: list[dict], prefix: str | None = None, split_name: str | None = None) -> list[dict]:
+def fold_group(entries: list[RegistryEntry], prefix: str | None = None,
+               split_name: str | None = None) -> list[RegistryEntry]:
     """The registry entries whose name starts with `prefix` and/or that were trained on split `split_name`."""
     if prefix is None and split_name is None:
         raise UserError("name the fold group by a member-name prefix, a split name, or both")
     chosen = [e for e in entries
-              if (prefix is None or e["name"].startswith(prefix))
-              and (split_name is None or e["split"].get("name") == split_name)]
+              if (prefix is None or e.name.startswith(prefix))
+              and (split_name is None or e.split.name == split_name)]
     if not chosen:
         wanted = " and ".join(x for x in (prefix and f"names starting '{prefix}'",
                                           split_name and f"split '{split_name}'") if x)
@@ -45,60 +47,60 @@ def fold_group(entries: list[dict], prefix: str | None = None, split_name: str |
     return chosen
 
 
-def _check_same(entries: list[dict]) -> None:
+def _check_same(entries: list[RegistryEntry]) -> None:
     first = entries[0]
     for entry in entries[1:]:
-        pair = f"members '{first['name']}' and '{entry['name']}'"
-        a, b = first["split"], entry["split"]
-        if a.get("name") != b.get("name"):
-            raise UserError(f"{pair} were trained on different splits ('{a.get('name')}' vs '{b.get('name')}'); "
+        pair = f"members '{first.name}' and '{entry.name}'"
+        a, b = first.split, entry.split
+        if a.name != b.name:
+            raise UserError(f"{pair} were trained on different splits ('{a.name}' vs '{b.name}'); "
                             f"a fold group shares one split")
-        if a.get("sha256") != b.get("sha256"):
-            raise UserError(f"{pair} both name split '{a.get('name')}' but were trained on different versions of "
-                            f"its file (sha256 {str(a.get('sha256'))[:12]}… vs {str(b.get('sha256'))[:12]}…)")
-        if a.get("n_folds") != b.get("n_folds"):
-            raise UserError(f"{pair} disagree on the number of folds ({a.get('n_folds')} vs {b.get('n_folds')})")
-        if entry["arch"] != first["arch"]:
-            raise UserError(f"{pair} are different architectures ({first['arch']} vs {entry['arch']}); "
+        if a.sha256 != b.sha256:
+            raise UserError(f"{pair} both name split '{a.name}' but were trained on different versions of "
+                            f"its file (sha256 {a.sha256[:12]}… vs {b.sha256[:12]}…)")
+        if a.n_folds != b.n_folds:
+            raise UserError(f"{pair} disagree on the number of folds ({a.n_folds} vs {b.n_folds})")
+        if entry.arch != first.arch:
+            raise UserError(f"{pair} are different architectures ({first.arch} vs {entry.arch}); "
                             f"assemble one fold group per architecture")
-        if entry["classes"] != first["classes"]:
+        if entry.classes != first.classes:
             raise UserError(f"{pair} have different class lists")
 
 
-def _by_fold(entries: list[dict]) -> list[dict]:
+def _by_fold(entries: list[RegistryEntry]) -> list[RegistryEntry]:
     """Entries in fold order; refuses a missing or doubly covered fold, naming it."""
-    n_folds = entries[0]["split"].get("n_folds")
+    n_folds = entries[0].split.n_folds
     if not isinstance(n_folds, int) or n_folds < 2:
-        raise UserError(f"member '{entries[0]['name']}' records no fold count (split.n_folds); retrain it")
-    slots: dict[int, dict] = {}
+        raise UserError(f"member '{entries[0].name}' records no fold count (split.n_folds); retrain it")
+    slots: dict[int, RegistryEntry] = {}
     for entry in entries:
-        fold = entry["split"].get("fold")
+        fold = entry.split.fold
         if not isinstance(fold, int) or not 0 <= fold < n_folds:
-            raise UserError(f"member '{entry['name']}' records fold {fold!r}, not one of 0..{n_folds - 1}")
+            raise UserError(f"member '{entry.name}' records fold {fold!r}, not one of 0..{n_folds - 1}")
         if fold in slots:
-            raise UserError(f"fold {fold} of split '{entry['split']['name']}' is covered twice, by "
-                            f"'{slots[fold]['name']}' and '{entry['name']}'; narrow the prefix")
+            raise UserError(f"fold {fold} of split '{entry.split.name}' is covered twice, by "
+                            f"'{slots[fold].name}' and '{entry.name}'; narrow the prefix")
         slots[fold] = entry
     missing = [k for k in range(n_folds) if k not in slots]
     if missing:
-        have = ", ".join(f"{e['name']} (fold {e['split'].get('fold')})" for e in entries)
-        raise UserError(f"incomplete fold group for split '{entries[0]['split']['name']}': fold "
+        have = ", ".join(f"{e.name} (fold {e.split.fold})" for e in entries)
+        raise UserError(f"incomplete fold group for split '{entries[0].split.name}': fold "
                         f"{', '.join(map(str, missing))} of 0..{n_folds - 1} has no member (have: {have})")
     return [slots[k] for k in range(n_folds)]
 
 
-def check_fold_group(entries: list[dict]) -> list[dict]:
+def check_fold_group(entries: list[RegistryEntry]) -> list[RegistryEntry]:
     """The entries of a complete fold group, in fold order; a one-line refusal names what is wrong."""
     _check_same(entries)
     return _by_fold(entries)
 
 
-def _val_probs(registry: Registry, entry: dict) -> dict[str, np.ndarray]:
-    if not entry.get("val_probs"):
-        raise UserError(f"member '{entry['name']}' records no val_probs file; retrain it")
-    path = registry.resolve(entry["val_probs"])
+def _val_probs(registry: Registry, entry: RegistryEntry) -> dict[str, np.ndarray]:
+    if not entry.val_probs:
+        raise UserError(f"member '{entry.name}' records no val_probs file; retrain it")
+    path = registry.resolve(entry.val_probs)
     if not path.exists():
-        raise UserError(f"member '{entry['name']}': its validation probabilities {path} are missing")
+        raise UserError(f"member '{entry.name}': its validation probabilities {path} are missing")
     with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in ("ids", "labels", "probs", "logits")}
 
@@ -122,7 +124,7 @@ def _align_to_split(oof: OOF, split_file: Path) -> OOF:
                oof.probs[order], oof.logits[order])
 
 
-def assemble_oof(entries: list[dict], registry: Registry, split_file: Path | None = None) -> OOF:
+def assemble_oof(entries: list[RegistryEntry], registry: Registry, split_file: Path | None = None) -> OOF:
     """Stitch a complete fold group's validation predictions into one prediction per training row.
 
     Refuses a group with a missing or repeated fold, members whose split files
@@ -136,29 +138,29 @@ def assemble_oof(entries: list[dict], registry: Registry, split_file: Path | Non
     return stitch_oof(ordered, [_val_probs(registry, entry) for entry in ordered], split_file)
 
 
-def stitch_oof(entries: list[dict], parts: list[dict[str, np.ndarray]], split_file: Path | None = None) -> OOF:
+def stitch_oof(entries: list[RegistryEntry], parts: list[dict[str, np.ndarray]], split_file: Path | None = None) -> OOF:
     """`assemble_oof` from validation predictions already at hand (e.g. the prediction cache's):
     `parts[k]` holds ids, labels, probs and logits of `entries[k]`'s validation rows."""
     if not entries:
         raise UserError("no members given for the out-of-fold predictions")
     _check_same(entries)
-    order = [e["name"] for e in _by_fold(entries)]
-    by_name = {e["name"]: (e, p) for e, p in zip(entries, parts)}
+    order = [e.name for e in _by_fold(entries)]
+    by_name = {e.name: (e, p) for e, p in zip(entries, parts)}
     ordered = [by_name[n][0] for n in order]
     parts = [by_name[n][1] for n in order]
     ids = np.concatenate([p["ids"] for p in parts]).astype(str)
     unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         row_id = unique[counts > 1][0]
-        owners = [e["name"] for e, p in zip(ordered, parts) if row_id in set(np.asarray(p["ids"]).tolist())]
+        owners = [e.name for e, p in zip(ordered, parts) if row_id in set(np.asarray(p["ids"]).tolist())]
         raise UserError(f"image '{row_id}' is in the validation rows of {' and '.join(owners)}: "
                         f"their folds overlap, so these are not out-of-fold predictions")
     first = ordered[0]
     oof = OOF(
-        members=[e["name"] for e in ordered],
-        arch=first["arch"],
-        split={k: first["split"].get(k) for k in ("name", "sha256", "n_folds")},
-        classes=list(first["classes"]),
+        members=[e.name for e in ordered],
+        arch=first.arch,
+        split={"name": first.split.name, "sha256": first.split.sha256, "n_folds": first.split.n_folds},
+        classes=list(first.classes),
         ids=ids,
         labels=np.concatenate([p["labels"] for p in parts]).astype(np.int64),
         folds=np.concatenate([np.full(len(p["ids"]), k, dtype=np.int64) for k, p in enumerate(parts)]),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.entry import RegistryEntry, as_entry
+from core.entry import RegistryEntry
 from core.errors import UserError
 
 # Registry names → torch modes. Antialiasing makes a downscale average like PIL's resize does.
@@ -31,10 +31,9 @@ class Preprocess:
     interpolation: str = "bilinear"
 
     @classmethod
-    def from_entry(cls, entry: RegistryEntry | dict) -> "Preprocess":
-        entry = as_entry(entry)
+    def from_entry(cls, entry: RegistryEntry) -> Preprocess:
         spec = entry.input
-        interpolation = str(spec.extra.get("interpolation", "bilinear"))
+        interpolation = spec.interpolation
         if interpolation not in MODES:
             raise UserError(f"member '{entry.name}': input interpolation '{interpolation}' is not supported "
                             f"(known: {', '.join(MODES)})")

@@ -38,10 +38,11 @@ def split_rows(registry: Registry, member: MemberInfo, settings: Settings, split
                         f"(sha256 {split_file.sha256[:12]}… vs {meta.sha256[:12]}…)")
     # `train`: the rows the member was trained on (in-sample; what a distillation teacher predicts for its student).
     role = "train" if split == "train" else "val"
-    val = split_file.rows(meta.fold, role)
+    chosen = split_file.rows(meta.fold, role)  # the fold's training or validation rows of the split file
     by_id = dataset.train.set_index("id")
-    missing = [i for i in val["id"] if i not in by_id.index]
+    missing = [i for i in chosen["id"] if i not in by_id.index]
     if missing:
         what = "training" if role == "train" else "validation"
         raise UserError(f"member '{member.name}': {what} image '{missing[0]}' is no longer in the data")
-    return Rows(val["id"].tolist(), by_id.loc[val["id"], "path"].tolist(), by_id.loc[val["id"], "label"].to_numpy())
+    ids = chosen["id"]
+    return Rows(ids.tolist(), by_id.loc[ids, "path"].tolist(), by_id.loc[ids, "label"].to_numpy())

@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
@@ -28,7 +29,7 @@ SPLITS = ("val", "test")
 
 def predict_members(names: list[str], registry: Registry, settings: Settings, splits=SPLITS,
                     tta: TTA | str | bool | None = None, force: bool = False, device: str = "auto",
-                    batch_size: int = 256, decoder: str = "pil", entries: dict[str, dict] | None = None,
+                    batch_size: int = 256, decoder: str = "pil", entries: dict[str, RegistryEntry] | None = None,
                     listing: DatasetListing | None = None) -> dict[str, dict[str, cache.Prediction]]:
     """Cached or fresh predictions per member and split; imported members come from the cache as stored.
 
@@ -41,7 +42,7 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
     results: dict[str, dict[str, cache.Prediction]] = defaultdict(dict)
     registered = []
     for name in names:
-        if name in entries and not entries[name].get("imported") or name not in entries and registry.exists(name):
+        if name in entries and not entries[name].is_imported or name not in entries and registry.exists(name):
             registered.append(name)
             continue
         found = imports.imported(settings, name, splits)
@@ -97,7 +98,7 @@ def _predict_group(paths: list[str], group: list[tuple[MemberInfo, Rows]], split
     logits = run_uncached([m.entry for m, *_ in todo], registry, paths[lo:hi], split, settings, world, dev, tta,
                           batch_size, decoder, part)
     if world.distributed:
-        for (member, _, key, path), member_logits in zip(todo, logits):
+        for (_, _, key, path), member_logits in zip(todo, logits):
             shards.save_shard(path, world, lo, hi, len(paths), key, member_logits)
         world.barrier()
     for (member, rows, key, path), member_logits in zip(todo, logits):

@@ -5,8 +5,9 @@ means the plain image only. The plain image is always one of the views.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from core.errors import UserError
 

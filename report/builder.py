@@ -13,10 +13,10 @@ import contextlib
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -27,15 +27,15 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 from core import atomic, leftovers
 from core.errors import UserError
+from core.plots import plot_confusion
 from ensemble import diversity
 from ensemble.compare import Comparison, compare
 from ensemble.composite import CompositeSpec
-from report.gallery import mistakes, plot_gallery
 from ensemble.honest import paired_bootstrap_gain
 from ensemble.recipe import Recipe
+from report.gallery import mistakes, plot_gallery
 from report.html import to_html
 from report.page import CodePanels, Figure, FigureRow, Heading, Page, Section, Table, Text, to_markdown
-from core.plots import plot_confusion
 from report.plots import plot_heatmap
 
 COMPARE_COLUMNS = ["method", "kind", "f1_macro_honest", "acc_honest", "f1_macro_val",

@@ -8,43 +8,43 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.config import MemberConfig
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from ensemble.composite import CompositeSpec
 from report.builder import ReportResult
 from report.wandb_log import EnsembleLog
-from core.config import MemberConfig
 
 
-def run_folder(registry: Registry, entry: dict) -> Path | None:
+def run_folder(registry: Registry, entry: RegistryEntry) -> Path | None:
     """The member's run folder: `run:` in its entry, else the folder of its merged config.
 
     Imported members (predictions made elsewhere) have no run folder of their own.
     """
-    if entry.get("imported"):
+    if entry.is_imported:
         return None
-    relative = entry.get("run")
-    folder = registry.resolve(relative) if relative else registry.resolve(entry["config"]).parent
+    folder = registry.resolve(entry.run) if entry.run else registry.resolve(entry.config).parent
     return folder if folder.is_dir() else None
 
 
-def composite_of(entries: list[dict], config: MemberConfig) -> CompositeSpec | None:
+def composite_of(entries: list[RegistryEntry], config: MemberConfig) -> CompositeSpec | None:
     """The composite layout an entry declares, else the one its data config declares; None if neither."""
-    declared = entries[0].get("composite") or config.data.composite
+    first = entries[0]
+    declared = first.composite or config.data.composite
     for entry in entries[1:]:
-        other = entry.get("composite")
-        if other is not None and other != declared:
-            raise UserError(f"members '{entries[0]['name']}' and '{entry['name']}' declare different composite "
+        if entry.composite is not None and entry.composite != declared:
+            raise UserError(f"members '{first.name}' and '{entry.name}' declare different composite "
                             f"label layouts")
     if declared is None:
         return None
     try:
         spec = CompositeSpec.from_dict(declared)
     except ValueError as err:
-        raise UserError(f"member '{entries[0]['name']}': composite layout {declared!r} is invalid: {err}") from err
-    if spec.n_classes != len(entries[0]["classes"]):
-        raise UserError(f"member '{entries[0]['name']}': composite layout {spec.names} makes {spec.n_classes} "
-                        f"classes but the member has {len(entries[0]['classes'])}")
+        raise UserError(f"member '{first.name}': composite layout {declared!r} is invalid: {err}") from err
+    if spec.n_classes != len(first.classes):
+        raise UserError(f"member '{first.name}': composite layout {spec.names} makes {spec.n_classes} "
+                        f"classes but the member has {len(first.classes)}")
     return spec
 
 
@@ -55,10 +55,10 @@ def val_image_paths(train: pd.DataFrame, ids: np.ndarray) -> list[str | None]:
     return [None if pd.isna(p) else str(p) for p in found]
 
 
-def ensemble_log(name: str, entries: list[dict], config: MemberConfig, entity: str | None, result: ReportResult,
+def ensemble_log(name: str, entries: list[RegistryEntry], config: MemberConfig, entity: str | None, result: ReportResult,
                  y: np.ndarray, pred: np.ndarray, classes: list[str], submission: Path | None) -> EnsembleLog:
     """The wandb record: tables, confusion matrix and the artifact files of one built report."""
-    group = (entries[0].get("tracking") or {}).get("group") or config.ensemble
+    group = entries[0].group or config.ensemble
     files = {"recipe.yaml": result.file("recipe.yaml"), "metrics.json": result.file("metrics.json")}
     if submission is not None:
         files["submission.csv"] = Path(submission)
@@ -76,7 +76,7 @@ def ensemble_log(name: str, entries: list[dict], config: MemberConfig, entity: s
         images={"report/" + p.stem: p for p in sorted(result.folder.glob("*.png"))
                 if p.stem in ("gallery", "learning_curves", "disagreement")},
         summary={"val/f1_macro": float(row["f1_macro"]), "val/acc": float(row["acc"])},
-        config={"members": [e["name"] for e in entries], "recipe": result.metrics["recipe"]},
+        config={"members": [e.name for e in entries], "recipe": result.metrics["recipe"]},
     )
 
 

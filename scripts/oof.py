@@ -8,6 +8,7 @@ architecture and one split file, and cover each of its folds exactly once.
 from __future__ import annotations
 
 import argparse
+
 from core.cli import add_registry
 from core.errors import cli_entry
 from core.settings import load_settings

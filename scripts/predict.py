@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 from core.cli import add_members, add_overwrite, add_registry
-from core.errors import UserError, cli_entry
 from core.console import console_logging
+from core.errors import UserError, cli_entry
 from core.settings import load_settings
 from jobs.predict import DECODERS, SPLITS, VIEW_HELP, import_command, predict_command
-
 
 COMMANDS = ("run", "import")
 

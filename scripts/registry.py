@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     add_registry(parser)
     args = parser.parse_args(argv)
     settings = load_settings()
-    registry = Registry(args.registry or settings.registry)
+    registry = Registry.chosen(args.registry, settings)
     if args.command in ("show", "remove") and not args.name:
         raise UserError(f"'{args.command}' needs a member name")
     if args.command == "list":

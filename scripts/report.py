@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from core.console import console_logging
 from core.cli import add_overwrite, add_registry
+from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
 from jobs.report import MODES, RULES, print_tables, report_command

@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_registry, check_new_or_resumed
+from core.cli import add_registry, check_new_or_resumed, extension_help
+from core.console import console_logging
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
-from core.console import console_logging
 from jobs.train import train_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m scripts.train", description=__doc__, epilog=extension_help(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="member YAML config (not with --resume: the run folder has its own)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides such as train.epochs=3 name=r18-s1")

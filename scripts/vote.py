@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 
-from core.console import console_logging
 from core.cli import add_registry
+from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
 from jobs.vote import ALL_RULES, MODES, VoteRequest, print_vote, vote

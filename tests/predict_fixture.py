@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 import yaml
 
+from core.config import load_config, to_dict
 from core.hashing import sha256_file
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
-from modeling.checkpoint import save_weights
-from core.config import load_config, to_dict
 from imagedata.sources import load_dataset
 from imagedata.splits import ensure_split
+from modeling.checkpoint import save_weights
 from modeling.models import build_model, find_head
 
 CONFIG = REPO_ROOT / "configs" / "digits" / "resnet18.yaml"

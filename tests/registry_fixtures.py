@@ -36,9 +36,9 @@ def real_member(out: Path, name: str) -> dict:
     """An entry whose weights, config, run folder and split file exist, as training would leave them."""
     import torch
 
-    from modeling.checkpoint import save_weights
     from core.config import MemberConfig, to_dict
     from core.hashing import sha256_file
+    from modeling.checkpoint import save_weights
 
     run = out / "runs" / "2026-11-27" / f"000000_{name}_resnet18_f1-0.5000"
     run.mkdir(parents=True)

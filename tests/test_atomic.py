@@ -143,5 +143,5 @@ def test_a_registry_write_that_the_kernel_refuses_keeps_every_member(folder):
         registry.add(entry("one-too-many"))
     assert "larger than this system allows" in str(caught.value) and "nothing was changed" in str(caught.value)
     assert registry.path.read_bytes() == before
-    assert [e["name"] for e in registry.members()] == ["m0", "m1", "m2"]
+    assert [e.name for e in registry.members()] == ["m0", "m1", "m2"]
     assert not list(folder.glob(".registry.yaml.*.tmp"))

@@ -12,10 +12,10 @@ commands run two at a time: pytest itself keeps only one core busy.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -125,8 +125,8 @@ class Trained:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Trained:
     """One tiny member, trained and predicted in-process (the functions behind the scripts)."""
-    from core.settings import load_settings
     from core.config import load_config
+    from core.settings import load_settings
     from jobs.train import train_member
     from predict.run import predict_members
 
@@ -175,10 +175,10 @@ class Project:
         return self.train(f"data.root={data / 'train'}", f"data.test={data / 'test' / 'info.csv'}", *overrides)
 
     def register_variant(self, name: str, **changes) -> None:
-        self.registry.add(dict(self.registry.get("good"), name=name, **changes))
+        self.registry.add(dict(self.registry.get("good").to_dict(), name=name, **changes))
 
     def weights(self) -> Path:
-        return self.registry.resolve(self.registry.get("good")["weights"])
+        return self.registry.resolve(self.registry.get("good").weights)
 
 
 @dataclass
@@ -270,13 +270,13 @@ def case_member_not_in_registry(p: Project) -> Run:
 
 @case
 def case_members_with_different_classes(p: Project) -> Run:
-    p.register_variant("relabeled", classes=list(reversed(p.registry.get("good")["classes"])))
+    p.register_variant("relabeled", classes=list(reversed(p.registry.get("good").classes)))
     return Run("vote", ["--members", "good", "relabeled"], ["'good'", "'relabeled'", "class"])
 
 
 @case
 def case_members_on_different_splits(p: Project) -> Run:
-    p.register_variant("other-fold", split=dict(p.registry.get("good")["split"], fold=1))
+    p.register_variant("other-fold", split=dict(p.registry.get("good").split.to_dict(), fold=1))
     return Run("vote", ["--members", "good", "other-fold"], ["'good'", "'other-fold'", "split"])
 
 
@@ -322,7 +322,7 @@ def case_empty_registry(p: Project) -> Run:
 def case_registry_entry_breaks_the_schema(p: Project) -> Run:
     path = p.registry.path
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace(p.registry.get("good")["sha256"], "abc123"), encoding="utf-8")
+    path.write_text(text.replace(p.registry.get("good").sha256, "abc123"), encoding="utf-8")
     return Run("registry", ["list"], [str(path), "member #1 ('good')", "'sha256'"])
 
 

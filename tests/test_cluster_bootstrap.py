@@ -58,7 +58,7 @@ def test_grouped_folds_keep_each_group_in_one_fold() -> None:
     assert (seen == 1).all()
     # Singleton groups are plain rows: the same folds as without groups.
     singles = np.arange(len(y)).astype(str)
-    for (tr1, te1), (tr2, te2) in zip(make_folds(y, 5, 0, singles), make_folds(y, 5, 0)):
+    for (_, te1), (_, te2) in zip(make_folds(y, 5, 0, singles), make_folds(y, 5, 0)):
         assert np.array_equal(te1, te2)
 
 

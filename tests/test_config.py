@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import UserError
 from core.config import load_config, parse_overrides
+from core.errors import UserError
 
 
 def write(tmp_path, text):

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from core.config import load_config
 from core.errors import UserError
 from ensemble.composite import CompositeSpec
-from core.config import load_config
 from imagedata import mask
 from imagedata.sources import load_dataset, read_image_folder, read_test_list
 from tests.mask_fixture import PEOPLE, STEMS, write_mask_layout

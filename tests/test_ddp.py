@@ -31,7 +31,7 @@ def test_two_gloo_processes_register_one_member_validated_on_every_val_row(tmp_p
 
     (entry,) = Registry(isolated_env / "registry.yaml").members()
     run_dirs = list(isolated_env.glob("runs/*/*"))
-    assert run_dirs == [isolated_env / entry["run"]] and "_incomplete" not in run_dirs[0].name
+    assert run_dirs == [isolated_env / entry.run] and "_incomplete" not in run_dirs[0].name
     log = (run_dirs[0] / "train.log").read_text()
     assert "distributed: 2 processes, backend gloo" in log
     assert "on each of 2 ranks" in log

@@ -58,7 +58,7 @@ def test_resident_is_honoured_on_a_cpu_and_stream_stays_cuda_only():
 
 def test_resident_pool_is_one_device_tensor_that_yields_the_planned_rows_in_epoch_order():
     images, labels = pool_arrays()
-    resident, host = Pool(images, labels, CPU, "resident"), Pool(images, labels, CPU, "host")
+    resident, _host = Pool(images, labels, CPU, "resident"), Pool(images, labels, CPU, "host")
     assert isinstance(resident.resident, torch.Tensor) and resident.resident.shape == images.shape
     images[:] = 0  # a copy: the resident pool no longer reads the memmap
     original, _ = pool_arrays()
@@ -176,10 +176,10 @@ def test_a_resident_batched_channels_last_member_resumes_exactly(shapes, tmp_pat
     for name in ("last.safetensors", "best.safetensors"):
         a, b = load_file(str(straight_dir / name)), load_file(str(resumed_dir / name))
         assert all(torch.equal(a[k], b[k]) for k in a), name
-    assert entry["metrics"] == straight["metrics"]
+    assert entry.metrics == straight.metrics
     history = [pd.read_csv(d / "history.csv").drop(columns=["train_img_per_s"]) for d in (straight_dir, resumed_dir)]
     pd.testing.assert_frame_equal(*history)
-    assert [e["name"] for e in Registry(settings.registry).members()] == ["straight", "paused"]
+    assert [e.name for e in Registry(settings.registry).members()] == ["straight", "paused"]
 
 
 # --- running out of memory in a training step -----------------------------------------------------------

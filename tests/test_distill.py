@@ -114,10 +114,10 @@ def test_distill_trains_registers_and_votes(teacher, capsys):
     assert "in-sample" in proc.stderr  # the log says the teacher's training-row targets are in-sample
 
     entry = Registry(out / "registry.yaml").get("s")
-    origin = entry["distilled_from"]
+    origin = entry.distilled_from.to_dict()
     assert origin["recipe"] == "submissions/t.recipe.yaml"
     assert origin["sha256"] == sha256_file(recipe) and origin["members"] == ["a", "b"]
-    run_dir = out / entry["run"]
+    run_dir = out / entry.run
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["distill"]["alpha"] == 0.8
     assert yaml.safe_load((run_dir / "distilled_from.yaml").read_text()) == origin
 
@@ -205,7 +205,7 @@ def test_an_online_teacher_scores_the_augmented_batch_the_student_sees(teacher, 
                                      "distill.online=true", "train.augment.mode=batched", "train.augment.hflip=0.5"])
         assert code == 0, capsys.readouterr().err
         registry = Registry(out / "registry.yaml")
-        assert registry.get("online")["distilled_from"]["targets"] == "online"
+        assert registry.get("online").distilled_from.targets == "online"
         # The soft part of what the loss saw is the recipe applied to the members' outputs on those very
         # (augmented) images, each member at its own size and normalisation.
         loaded = Recipe.from_yaml(recipe)

@@ -12,7 +12,7 @@ from PIL import Image
 from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
-from imagedata.duplicates import (absorb, all_pairs, duplicate_links, exact_sets, hash_file, near_pairs, to_codes)
+from imagedata.duplicates import absorb, all_pairs, duplicate_links, exact_sets, hash_file, near_pairs
 from imagedata.prescan import file_hashes
 from imagedata.sources import load_dataset
 from imagedata.splits import ensure_split, read_split
@@ -242,7 +242,7 @@ def test_registry_checks_the_duplicate_fields_and_loads_entries_without_them(tmp
     old = dict(base, name="old")
     new = dict(base, name="new", split=dict(base["split"], duplicates="near<=8", merged_groups=3))
     path.write_text(yaml.safe_dump({"version": 1, "members": [old, new]}))
-    assert [e["name"] for e in Registry(path).members()] == ["old", "new"]
+    assert [e.name for e in Registry(path).members()] == ["old", "new"]
     for field, value, message in (("duplicates", "fuzzy", "must be off, exact or near<=N"),
                                   ("merged_groups", -1, "must be a whole number >= 0")):
         bad = dict(base, split=dict(base["split"], **{field: value}))
@@ -288,8 +288,8 @@ def test_training_records_the_setting_and_the_merged_groups(tmp_path, isolated_e
     outcome = train_command(str(cfg), ["data.duplicates=exact"], load_settings())
     assert outcome.code == 0, outcome.message
     entry = Registry(isolated_env / "registry.yaml").get("dedup")
-    assert entry["split"]["duplicates"] == "exact" and entry["split"]["merged_groups"] == 2
-    log = (Registry(isolated_env / "registry.yaml").resolve(entry["run"]) / "train.log").read_text()
+    assert entry.split.duplicates == "exact" and entry.split.merged_groups == 2
+    log = (Registry(isolated_env / "registry.yaml").resolve(entry.run) / "train.log").read_text()
     assert "split shapes-s0 duplicates exact: 2 group(s) merged with their copies" in log
     split = read_split(isolated_env / "splits" / "shapes-s0.csv").table.set_index("id")
     assert split.loc[["circle/03.png", "bar/15.png", "cross/15.png"], "fold"].nunique() == 1

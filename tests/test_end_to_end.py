@@ -26,18 +26,18 @@ def trained(tmp_path_factory, digits_root):
 def test_members_are_registered_with_their_contract(trained):
     out, _ = trained
     entries = Registry(out / "registry.yaml").members()
-    assert [e["name"] for e in entries] == ["a", "b"]
+    assert [e.name for e in entries] == ["a", "b"]
     for entry in entries:
-        weights = out / entry["weights"]
-        assert weights.is_file() and not entry["weights"].startswith("/")
+        weights = out / entry.weights
+        assert weights.is_file() and not entry.weights.startswith("/")
         run_dir = weights.parent
         assert run_dir.name.startswith(tuple("0123456789")) and "_incomplete" not in run_dir.name
         for name in ("config.yaml", "train.log", "curves.png", "confusion.png", "val_probs.npz", "last.safetensors"):
             assert (run_dir / name).is_file(), name
-        assert entry["split"]["name"] == "digits-holdout-s42" and len(entry["split"]["sha256"]) == 64
-        assert entry["classes"] == [str(i) for i in range(10)]
+        assert entry.split.name == "digits-holdout-s42" and len(entry.split.sha256) == 64
+        assert entry.classes == [str(i) for i in range(10)]
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-        assert saved["name"] == entry["name"] and saved["data"]["image_size"] == [16, 16]
+        assert saved["name"] == entry.name and saved["data"]["image_size"] == [16, 16]
 
 
 def test_registry_list_shows_members(trained):

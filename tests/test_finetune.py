@@ -164,7 +164,7 @@ def test_fine_tune_again_from_a_registered_member_freezing_then_unfreezing(tmp_p
     assert train_command(str(first), [], settings).code == 0
     registry = Registry(settings.registry)
     a = registry.get("digits-a")
-    a_weights = load_file(str(registry.resolve(a["weights"])))
+    a_weights = load_file(str(registry.resolve(a.weights)))
 
     second = digits_config(tmp_path, digits_root, "digits-b", epochs=2, batch_size=64, freeze_backbone_epochs=1,
                            lr_head_multiplier=5.0)
@@ -177,9 +177,9 @@ def test_fine_tune_again_from_a_registered_member_freezing_then_unfreezing(tmp_p
 
     assert train_command(None, [], settings, resume=run).code == 0
     b = registry.get("digits-b")
-    assert b["weights_origin"] == {"kind": "member", "source": "digits-a", "file": str(registry.resolve(a["weights"])),
-                                   "sha256": a["sha256"]}
-    b_weights = load_file(str(registry.resolve(b["weights"])))
+    assert b.weights_origin.to_dict() == {"kind": "member", "source": "digits-a", "file": str(registry.resolve(a.weights)),
+                                   "sha256": a.sha256}
+    b_weights = load_file(str(registry.resolve(b.weights)))
     assert not all(torch.equal(b_weights[k], a_weights[k]) for k in backbone)  # unfrozen in epoch 2
     log = caplog.text
     assert "weights: pretrained from registered member 'digits-a'" in log and "freezing the backbone" in log
@@ -193,7 +193,7 @@ def test_fine_tune_again_from_a_registered_member_freezing_then_unfreezing(tmp_p
 
 
 def test_a_malformed_weights_origin_is_refused_on_read(tmp_path):
-    from core.registry import weights_origin_problem
+    from core.entry import weights_origin_problem
 
     assert weights_origin_problem({"kind": "hub", "source": "timm/x", "file": "/c/model.safetensors",
                                    "sha256": "a" * 64}) is None

@@ -20,7 +20,6 @@ from ensemble.honest import _resample_pattern_counts, crossfit_many
 from ensemble.metrics import macro_f1, macro_f1_many
 
 
-
 def compare_rules(*args, **kwargs):
     """The comparison's table (ensemble.compare returns the table with its recipes and predictions)."""
     return compare(*args, **kwargs).table

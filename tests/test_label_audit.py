@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from helpers import run_script
 
 FLIP_SHARE = 0.03

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mask_fixture import PEOPLE, STEMS, write_mask_layout
 
 from core.config import DataConfig
 from core.entry import RegistryEntry
@@ -16,6 +15,7 @@ from imagedata.corrections import apply_corrections
 from imagedata.sources import load_dataset
 from imagedata.splits import ensure_split
 from jobs.inputs import check_same_corrections
+from mask_fixture import PEOPLE, STEMS, write_mask_layout
 
 CLASSES = [str(i) for i in range(10)]
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from core.config import load_config
 from core.errors import UserError
 from core.settings import load_settings
-from core.config import load_config
 from tests.helpers import REPO, run_script
 from tests.mask_fixture import plant_bad_files, write_mask_layout
 

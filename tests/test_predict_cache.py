@@ -54,8 +54,8 @@ def test_cache_file_holds_the_documented_fields_in_row_order(project, digits_roo
     settings, _, registry = project
     predict_members(["m-tiny"], registry, settings, tta="flip,shift")
     entry = registry.get("m-tiny")
-    split = read_split(settings.splits / f"{entry['split']['name']}.csv")
-    val_rows = split.rows(entry["split"]["fold"], "val")
+    split = read_split(settings.splits / f"{entry.split.name}.csv")
+    val_rows = split.rows(entry.split.fold, "val")
     info = pd.read_csv(digits_root / "test" / "info.csv", dtype={"ImageID": str})
     for name, ids, labels in [("val", val_rows["id"].tolist(), val_rows["label"].to_numpy()),
                               ("test", info["ImageID"].tolist(), np.full(len(info), -1))]:
@@ -66,7 +66,7 @@ def test_cache_file_holds_the_documented_fields_in_row_order(project, digits_roo
             np.testing.assert_allclose(z["probs"].sum(1), 1, atol=1e-5)
             np.testing.assert_allclose(np.exp(z["logits"]), z["probs"], atol=1e-5)
             assert z["labels"].tolist() == labels.tolist()
-            assert z["classes"].tolist() == entry["classes"]
+            assert z["classes"].tolist() == entry.classes
             assert str(z["tta"]) == "flip,shift" and len(str(z["key"])) == 64
 
 
@@ -109,9 +109,9 @@ def test_foreign_predictions_are_checked_stored_and_voted(project, tmp_path, dig
 def test_foreign_predictions_that_do_not_fit_are_refused(project, tmp_path):
     settings, _, registry = project
     entry = registry.get("m-resnet")
-    split = read_split(settings.splits / f"{entry['split']['name']}.csv")
+    split = read_split(settings.splits / f"{entry.split.name}.csv")
     val = split.rows(0, "val")
-    ids, labels, classes = val["id"].to_numpy(), val["label"].to_numpy(), entry["classes"]
+    ids, labels, classes = val["id"].to_numpy(), val["label"].to_numpy(), entry.classes
     good = np.full((len(ids), 10), 0.1)
 
     def refused(match, path, member="ext", **kwargs):

@@ -97,18 +97,18 @@ def test_scripts_train_with_pretrained_true_loads_the_cached_backbone_and_a_fres
                       env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(offline), "OMP_NUM_THREADS": "1"})
     registry = Registry(tmp_path / "out" / "registry.yaml")
     entry = registry.get("hub-start")
-    origin = entry["weights_origin"]
+    origin = entry.weights_origin.to_dict()
     assert origin == {"kind": "hub", "source": "timm/test_resnet.r160_in1k", "file": str(cache_file),
                       "sha256": sha256_file(cache_file)}
-    log = (registry.resolve(entry["run"]) / "train.log").read_text()
+    log = (registry.resolve(entry.run) / "train.log").read_text()
     assert f"weights: pretrained from the Hugging Face cache (timm/test_resnet.r160_in1k): {cache_file}" in log
     assert "parameter groups" in log and "freezing the backbone" in log
-    trained = load_file(str(registry.resolve(entry["weights"])))
+    trained = load_file(str(registry.resolve(entry.weights)))
     assert trained["fc.weight"].shape == (3, saved["fc.weight"].shape[1])  # our three classes
     backbone = [k for k in saved if not k.startswith("fc.")]
     assert backbone and all(torch.equal(trained[k], saved[k]) for k in backbone)
     assert "registered hub-start" in proc.stdout
-    config_used = yaml.safe_load((registry.resolve(entry["config"])).read_text())
+    config_used = yaml.safe_load((registry.resolve(entry.config)).read_text())
     assert config_used["model"]["pretrained"] is True
 
 

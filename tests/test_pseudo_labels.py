@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import REPO, run_script
 from safetensors.torch import load_file
 
 from ensemble import pseudo
 from ensemble.recipe import Recipe, apply
+from helpers import REPO, run_script
 from members.losses import build_loss
 from members.pseudo_loss import PseudoLabelLoss, pack_pseudo_targets
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import load_settings
 from helpers import REPO
-from core.config import load_config
 from jobs.train import train_member
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -25,7 +26,7 @@ def test_a_duplicate_name_is_refused_and_the_first_entry_kept(registry):
     with pytest.raises(UserError, match=r"member 'r18-s0' is already in .*registry.yaml; choose another name"):
         registry.add(entry("r18-s0", arch="convnext_nano"))
     assert registry.path.read_bytes() == before
-    assert registry.get("r18-s0")["arch"] == "resnet18"
+    assert registry.get("r18-s0").arch == "resnet18"
 
 
 def test_a_hand_made_duplicate_is_reported_on_read(registry):
@@ -99,8 +100,8 @@ def test_paths_outside_the_registry_folder_are_refused(registry, tmp_path):
 
 
 def test_a_registry_outside_the_output_root_is_refused_before_training(isolated_env, tmp_path):
-    from core.settings import load_settings
     from core.config import load_config
+    from core.settings import load_settings
     from jobs.train import train_member
 
     elsewhere = tmp_path / "elsewhere" / "registry.yaml"
@@ -118,7 +119,7 @@ def test_list_show_and_remove_with_yes(registry):
     assert shown == entry("beta")
     removed = run_script("registry", "remove", "alpha", "--yes")
     assert "removed alpha" in removed.stdout
-    assert [e["name"] for e in registry.members()] == ["beta"]
+    assert [e.name for e in registry.members()] == ["beta"]
 
 
 def _registry_cli(*args: str, stdin) -> subprocess.CompletedProcess:
@@ -171,7 +172,7 @@ def test_verify_passes_a_sound_registry_and_names_every_broken_member(registry, 
     run = registry.resolve(members["crashed"]["run"])
     run.rename(run.with_name(run.name.replace("f1-0.5000", "incomplete")))
     entries = registry.members()
-    entries[-1]["split"]["sha256"] = "0" * 64
+    entries[-1] = replace(entries[-1], split=replace(entries[-1].split, sha256="0" * 64))
     registry._write(entries)
 
     proc = run_script("registry", "verify", check=False)

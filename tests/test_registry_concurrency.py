@@ -59,7 +59,7 @@ def test_eight_processes_registering_at_once_lose_nothing(tmp_path):
     for proc in writers:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-    names = [e["name"] for e in Registry(registry).members()]
+    names = [e.name for e in Registry(registry).members()]
     expected = {f"job{j}-{i:04d}" for j in range(8) for i in range(25)}
     assert len(names) == 200 and set(names) == expected
     assert not list(registry.parent.glob(".registry.yaml.*.tmp"))
@@ -82,7 +82,7 @@ def test_a_writer_killed_again_and_again_never_loses_a_registered_member(tmp_pat
         promised |= {first, *rest.split()}
         kills_mid_file += bool(list(tmp_path.glob(".registry.yaml.*.tmp")))
         # After every kill the file parses and holds every member whose add() returned.
-        names = {e["name"] for e in Registry(registry).members()}
+        names = {e.name for e in Registry(registry).members()}
         missing = promised - names
         assert not missing, f"round {round_}: registered members lost: {sorted(missing)[:5]}"
     assert kills_mid_run == 20
@@ -95,8 +95,9 @@ def test_a_writer_killed_again_and_again_never_loses_a_registered_member(tmp_pat
 
 
 def test_a_lock_held_elsewhere_becomes_a_one_line_message(tmp_path):
-    from core.errors import UserError
     from filelock import FileLock
+
+    from core.errors import UserError
     from registry_fixtures import entry
 
     registry = Registry(tmp_path / "registry.yaml", lock_timeout=0.3)
@@ -114,7 +115,7 @@ def test_a_lock_held_elsewhere_becomes_a_one_line_message(tmp_path):
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
         registry.add(entry("after-the-crash"))
-        assert [e["name"] for e in registry.members()] == ["after-the-crash"]
+        assert [e.name for e in registry.members()] == ["after-the-crash"]
         assert FileLock(str(registry.lock_path)).acquire(timeout=0)  # nothing left holding it
     finally:
         holder.kill()
@@ -168,7 +169,7 @@ def test_without_os_locks_jobs_still_exclude_each_other_and_a_killed_one_is_recl
         holder.wait(timeout=30)
         assert (tmp_path / "registry.yaml.softlock").exists(), "the killed job's lock file is left behind"
         registry.add(entry("after-the-crash"))  # its owner is provably dead on this host: reclaimed
-        assert [e["name"] for e in registry.members()] == ["after-the-crash"]
+        assert [e.name for e in registry.members()] == ["after-the-crash"]
         assert not (tmp_path / "registry.yaml.softlock").exists()
     finally:
         holder.kill()
@@ -189,4 +190,4 @@ def test_without_os_locks_a_lock_file_from_another_machine_is_named(tmp_path, no
                                  f"(if no other job is running, delete that lock file)")
     soft.unlink()  # what the message tells the user to do
     registry.add(entry("unblocked"))
-    assert [e["name"] for e in registry.members()] == ["unblocked"]
+    assert [e.name for e in registry.members()] == ["unblocked"]

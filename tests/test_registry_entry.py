@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from registry_fixtures import entry
 
-from core.entry import MAX_SIDE, RegistryEntry
+from core.entry import RegistryEntry
 from core.errors import UserError
+from core.limits import MAX_IMAGE_SIDE as MAX_SIDE
+from registry_fixtures import entry
 
 
 def test_an_entry_read_and_written_back_is_unchanged_field_for_field_and_in_order():
@@ -17,7 +18,7 @@ def test_an_entry_read_and_written_back_is_unchanged_field_for_field_and_in_orde
     assert typed.to_dict() == stored
     assert list(typed.to_dict()) == list(stored)
     assert typed.input.size == (16, 16) and typed.split.fold == 0 and typed.ema.sha256 == "e" * 64
-    assert typed.extra["git"] == "1a2b3c4" and typed.input.extra["interpolation"] == "bilinear"
+    assert typed.git == "1a2b3c4" and typed.input.extra["interpolation"] == "bilinear"
 
 
 @pytest.mark.parametrize("changes, message", [

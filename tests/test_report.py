@@ -15,9 +15,9 @@ from core.errors import UserError
 from core.settings import Settings
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import Recipe
-from report.builder import build_report, staged_folder
 from helpers import REPO, run_script
 from predict.cache import load
+from report.builder import build_report, staged_folder
 from report_fixture import member_probs
 
 TINY = ["train.epochs=1", "data.image_size=[16,16]", "train.batch_size=128", "ensemble=rep-test"]

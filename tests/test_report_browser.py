@@ -13,8 +13,8 @@ import re
 import pytest
 from PIL import Image
 
-from report.builder import build_report
 from helpers import run_script
+from report.builder import build_report
 from report_fixture import synthetic_inputs
 from scripts.screenshot_report import dump_dom, find_chromium, screenshot_png
 

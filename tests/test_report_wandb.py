@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from core.config import MemberConfig
+from core.entry import RegistryEntry
+from registry_fixtures import entry as registry_entry
 from report.builder import build_report
 from report.sources import ensemble_log, log_to_wandb
-from core.config import MemberConfig
 from report_fixture import synthetic_inputs
 
 BLOCK = 32768
@@ -63,7 +65,8 @@ def logged(tmp_path: Path, digits_root: Path, mode: str):
     result = build_report(inputs, tmp_path / "report")
     submission = tmp_path / "submission.csv"
     submission.write_text("ImageID,ans\na.png,3\nb.png,7\n", encoding="utf-8")
-    entries = [{"name": name, "tracking": {"wandb_run": None, "group": "synthetic-group"}} for name in inputs.members]
+    entries = [RegistryEntry.new(registry_entry(name, tracking={"wandb_run": None, "group": "synthetic-group"}))
+               for name in inputs.members]
     record = ensemble_log("synthetic ensemble", entries, MemberConfig(), None, result, inputs.y_val,
                           inputs.ensembles[inputs.primary].labels, inputs.classes, submission)
     return result, submission, log_to_wandb(mode, tmp_path, record)

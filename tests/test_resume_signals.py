@@ -12,14 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import load_settings
 from helpers import REPO
-from core.config import load_config
+from jobs.train import train_member
 from members.interrupts import TrainingStopped, stop_on_signals
 from members.resume import load_state, resume_config
-from jobs.train import train_member
 from scripts import train as train_script
 from training_fixture import member_config, one_thread, write_shapes
 
@@ -76,12 +76,12 @@ def test_paused_then_resumed_run_equals_the_uninterrupted_run(mode, shapes, tmp_
     names = ["last.safetensors", "best.safetensors"]
     if "ema" in mode:
         names += ["last_ema.safetensors", "best_ema.safetensors"]
-        assert entry["ema"]["metrics"] == straight["ema"]["metrics"]
+        assert entry.ema.metrics == straight.ema.metrics
     for name in names:
         assert_same_tensors(straight_dir / name, resumed_dir / name)
-    assert entry["metrics"] == straight["metrics"]
+    assert entry.metrics == straight.metrics
     pd.testing.assert_frame_equal(comparable_history(straight_dir), comparable_history(resumed_dir))
-    assert [e["name"] for e in Registry(settings.registry).members()] == ["straight", "paused"]
+    assert [e.name for e in Registry(settings.registry).members()] == ["straight", "paused"]
 
 
 def test_sigterm_mid_training_saves_last_registers_nothing_and_resumes_exactly(shapes, tmp_path, isolated_env,
@@ -110,11 +110,11 @@ def test_sigterm_mid_training_saves_last_registers_nothing_and_resumes_exactly(s
     assert train_script.main(["--resume", str(run_dir)]) == 0  # in-process: one interpreter start is enough
     assert "registered signalled" in capsys.readouterr().out
     entries = Registry(isolated_env / "registry.yaml").members()
-    assert [e["name"] for e in entries] == ["signalled"]
+    assert [e.name for e in entries] == ["signalled"]
 
     # The uninterrupted run, in this process: wherever the signal landed, the weights must be identical.
     straight_dir, _ = train_member(load_config(cfg, ["name=straight"]), load_settings())
-    finished = isolated_env / entries[0]["run"]
+    finished = isolated_env / entries[0].run
     assert_same_tensors(straight_dir / "last.safetensors", finished / "last.safetensors")
 
 

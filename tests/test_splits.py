@@ -1,19 +1,22 @@
 """Leak-free persisted splits, the split checks between members, and out-of-fold assembly."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from core.config import load_config
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
-from jobs.inputs import check_compatible
-from predict.oof import assemble_oof, fold_group
-from members.artifacts import save_probs
-from core.config import load_config
 from imagedata.prescan import apply_policy
 from imagedata.sources import load_dataset
 from imagedata.splits import ensure_split, read_split
+from jobs.inputs import check_compatible
+from members.artifacts import save_probs
+from predict.oof import assemble_oof, fold_group
 from tests.helpers import run_script
 from tests.mask_fixture import plant_bad_files, write_mask_layout
 
@@ -105,10 +108,10 @@ def test_same_split_name_with_different_files_is_refused_clearly():
     a = entry("r18-a", {"name": "holdout", "sha256": "a" * 64, "fold": 0, "n_folds": 5})
     b = entry("r18-b", {"name": "holdout", "sha256": "b" * 64, "fold": 0, "n_folds": 5})
     with pytest.raises(UserError) as err:
-        check_compatible([a, b])
+        check_compatible([RegistryEntry.from_dict(a, "a"), RegistryEntry.from_dict(b, "b")])
     message = str(err.value)
     assert "'r18-a' and 'r18-b' both claim split 'holdout'" in message and "aaaaaaaaaaaa" in message
-    check_compatible([a, dict(b, split=a["split"])])  # the same file: fine
+    check_compatible([RegistryEntry.from_dict(e, "e") for e in (a, dict(b, split=a["split"]))])  # the same file: fine
 
 
 @pytest.fixture
@@ -136,7 +139,7 @@ def test_oof_covers_the_pool_once_in_split_order(fold_group_registry):
     np.testing.assert_array_equal(oof.folds, split.table["fold"].to_numpy())
     np.testing.assert_array_equal(oof.labels, split.table["label"].to_numpy())
     for fold, name in enumerate(oof.members):  # each row's probabilities are its own fold member's
-        with np.load(registry.resolve(registry.get(name)["val_probs"])) as saved:
+        with np.load(registry.resolve(registry.get(name).val_probs)) as saved:
             rows = [oof.ids.tolist().index(i) for i in saved["ids"]]
             np.testing.assert_array_equal(oof.probs[rows], saved["probs"])
             assert (oof.folds[rows] == fold).all()
@@ -144,7 +147,7 @@ def test_oof_covers_the_pool_once_in_split_order(fold_group_registry):
 
 def test_oof_refuses_an_incomplete_group_naming_the_missing_fold(fold_group_registry):
     registry, _ = fold_group_registry
-    entries = [e for e in registry.members() if e["split"]["fold"] != 1]
+    entries = [e for e in registry.members() if e.split.fold != 1]
     with pytest.raises(UserError, match="incomplete fold group for split 'k3': fold 1 of 0..2 has no member"):
         assemble_oof(entries, registry)
 
@@ -152,7 +155,7 @@ def test_oof_refuses_an_incomplete_group_naming_the_missing_fold(fold_group_regi
 def test_oof_refuses_members_whose_split_files_differ(fold_group_registry):
     registry, _ = fold_group_registry
     entries = registry.members()
-    entries[2]["split"]["sha256"] = "f" * 64
+    entries[2] = replace(entries[2], split=replace(entries[2].split, sha256="f" * 64))
     with pytest.raises(UserError, match="'mask-r10t-f0' and 'mask-r10t-f2' both name split 'k3' but were trained "
                                         "on different versions"):
         assemble_oof(entries, registry)
@@ -166,7 +169,7 @@ def test_oof_refuses_overlapping_validation_rows(fold_group_registry, tmp_path):
     path = tmp_path / "out" / "overlap.npz"
     save_probs(path, rows["id"].tolist(), rows["label"].to_numpy(), np.full((len(rows), 18), 1 / 18, np.float32),
                np.zeros((len(rows), 18), np.float32))
-    entries[2]["val_probs"] = registry.relative(path)
+    entries[2] = replace(entries[2], val_probs=registry.relative(path))
     with pytest.raises(UserError, match="validation rows of mask-r10t-f1 and mask-r10t-f2"):
         assemble_oof(entries, registry)
 

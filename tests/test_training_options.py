@@ -7,9 +7,9 @@ import torch
 from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
+from core.config import AugmentConfig, TrainConfig, load_config
 from core.errors import UserError
 from members.augment import BatchAugment, crop_boxes
-from core.config import AugmentConfig, TrainConfig, load_config
 from members.feeding import EpochOrder, FixedBatches
 from members.losses import FocalLoss, SoftF1Loss, balanced_class_weights, build_loss
 from members.trainer import lr_factor

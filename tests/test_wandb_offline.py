@@ -51,8 +51,8 @@ def test_offline_run_files_step_axes_summary_and_registry_id(tmp_path, isolated_
                "train.class_balance=weights", "train.loss=soft_f1")
 
     entry = Registry(isolated_env / "registry.yaml").get("tracked")
-    run_id = entry["tracking"]["wandb_run"]
-    assert run_id and entry["tracking"]["group"] == "tests"
+    run_id = entry.tracking.wandb_run
+    assert run_id and entry.group == "tests"
     (run_file,) = wandb_dir.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")
 
     records = read_records(run_file)
@@ -73,6 +73,6 @@ def test_offline_run_files_step_axes_summary_and_registry_id(tmp_path, isolated_
 
     summaries = [item for r in records if r.WhichOneof("record_type") == "summary" for item in r.summary.update]
     best = [json.loads(u.value_json) for u in summaries if list(u.nested_key) == ["val/f1_macro"]][-1]
-    history = pd.read_csv(isolated_env / entry["run"] / "history.csv")
+    history = pd.read_csv(isolated_env / entry.run / "history.csv")
     assert best == {"max": pytest.approx(history["val_f1_macro"].max())}
-    assert entry["metrics"]["val_f1_macro"] == pytest.approx(history["val_f1_macro"].max(), abs=1e-6)
+    assert entry.metrics["val_f1_macro"] == pytest.approx(history["val_f1_macro"].max(), abs=1e-6)

@@ -232,7 +232,7 @@ def test_image_ids_that_pandas_reads_as_missing_are_kept(project):
 
     test = project.data() / "test"
     ids = ["NA", "nan", "None", "null"]
-    for i, name in enumerate(ids):
+    for name in ids:
         shutil.copy(test / "images" / "t0.png", test / "images" / name)
     pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(test / "info.csv", index=False)
     config = load_config(project.trained.config, [f"data.test={test / 'info.csv'}"])
