@@ -30,6 +30,7 @@ from sklearn.metrics import f1_score
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from core.registry import Registry
 from ensemble import pseudo
 from ensemble.recipe import Recipe, apply
 from jobs.pseudo_set import PseudoSet, write_set
@@ -47,7 +48,7 @@ def run(module: str, *args: str, env: dict) -> str:
 
 def registered(out: Path) -> set[str]:
     path = out / "registry.yaml"
-    return {e["name"] for e in (yaml.safe_load(path.read_text()) or {}).get("members", [])} if path.is_file() else set()
+    return {e.name for e in Registry(path).members()} if path.is_file() else set()
 
 
 def train_all(tag: str, archs: dict, folds: int, common: list[str], env: dict, extra: list[str], out: Path) -> None:

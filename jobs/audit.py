@@ -71,9 +71,9 @@ def _units(req: AuditRequest, registered: dict[str, dict]) -> list[Unit]:
             if unit.name not in registered:
                 raise UserError(f"member '{unit.name}' is not registered")
             entry = registered[unit.name]
-            split = entry.get("split") or {}
-            raise UserError(f"'{unit.name}' is a holdout member: its validation rows (fold {split.get('fold')} of "
-                            f"split '{split.get('name')}') are too few to audit the training set; train it on every "
+            split = entry.split
+            raise UserError(f"'{unit.name}' is a holdout member: its validation rows (fold {split.fold} of "
+                            f"split '{split.name}') are too few to audit the training set; train it on every "
                             f"fold and audit fold groups (--groups PREFIX)")
     return units
 
@@ -124,7 +124,7 @@ def audit(req: AuditRequest, settings: Settings) -> AuditResult:
     if req.top < 0:
         raise UserError(f"--top must be 0 or more, not {req.top}")
     registry = Registry(req.registry or settings.registry)
-    registered = {entry["name"]: entry for entry in registry.members()}
+    registered = {entry.name: entry for entry in registry.members()}
     units = _units(req, registered)
     members = fold_members(units)
     entries = {m: registered[m] for m in members}
@@ -140,14 +140,14 @@ def audit(req: AuditRequest, settings: Settings) -> AuditResult:
     except ValueError as err:
         raise UserError(f"cannot audit these rows: {err}") from None
     first = entries[members[0]]
-    config = load_config(registry.resolve(first["config"]))
+    config = load_config(registry.resolve(first.config))
     dataset = listing.load(config.data, settings.data_root, settings.output_root)
     frame = _suspect_frame(found, inputs.val_ids, inputs.val_labels, by_unit, inputs.classes,
                            val_image_paths(dataset.train, inputs.val_ids), groups)
     n = len(inputs.val_labels)
     summary = {"name": req.name, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "units": {u.name: u.members for u in units}, "rule": req.rule, "method": METHOD,
-               "split": first["split"]["name"], "corrections": corrections_of(first), "n_rows": n,
+               "split": first.split.name, "corrections": corrections_of(first), "n_rows": n,
                "n_suspects": len(found.rows), "top": min(req.top, len(frame)),
                "estimated_noise": float(found.noise["estimated_errors"].sum() / max(n, 1)),
                "classes": list(inputs.classes)}

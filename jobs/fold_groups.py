@@ -81,7 +81,7 @@ def check_units(units: list[Unit], entries: dict[str, RegistryEntry]) -> None:
     member is validated on one fold, a strict part of the training rows a fold group is scored on,
     so the two never cover the same rows; imported members are checked on their rows later.
     """
-    check_same_corrections([entries[m] for u in units for m in u.members if not entries[m].get("imported")] or
+    check_same_corrections([entries[m] for u in units for m in u.members if not entries[m].is_imported] or
                            [entries[units[0].members[0]]])
     singles = [entries[u.name] for u in units if not u.group]
     if singles:

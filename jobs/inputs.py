@@ -53,23 +53,21 @@ def check_compatible(entries: list[RegistryEntry]) -> None:
                             f"weights tuned on one would be scored on the other's training rows")
 
 
-def corrections_of(entry) -> str:
+def corrections_of(entry: RegistryEntry) -> str:
     """How a member's labels were corrected, as a one-line description ('none' without a corrections file)."""
-    value = entry.get("corrections") if isinstance(entry, dict) else getattr(entry, "corrections", None)
+    value = entry.corrections
     if value is None:
         return "none"
-    value = value if isinstance(value, dict) else value.to_dict()
-    return f"{value['file']} (sha256 {str(value['sha256'])[:12]}…)"
+    return f"{value.file} (sha256 {value.sha256[:12]}…)"
 
 
-def check_same_corrections(entries: list) -> None:
+def check_same_corrections(entries: list[RegistryEntry]) -> None:
     """Members trained on different corrected labels are refused together, like members on another split:
     their validation rows and labels are not the same set, so no vote or weight can be scored fairly."""
-    name = (lambda e: e["name"] if isinstance(e, dict) else e.name)
     first = entries[0]
     for entry in entries[1:]:
         if corrections_of(entry) != corrections_of(first):
-            raise UserError(f"members '{name(first)}' and '{name(entry)}' were trained on different label corrections "
+            raise UserError(f"members '{first.name}' and '{entry.name}' were trained on different label corrections "
                             f"({corrections_of(first)} vs {corrections_of(entry)}); vote members trained on one "
                             f"corrections file (data.corrections), like members of one split")
 

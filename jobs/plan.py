@@ -42,7 +42,7 @@ class PlanRunResult:
 
 def _registered(plan: Plan, registry: Registry) -> list[str]:
     """Members already registered with the same derived config; refuse one registered with another config."""
-    entries = {entry["name"]: entry for entry in registry.members()} if registry.path.exists() else {}
+    entries = {entry.name: entry for entry in registry.members()} if registry.path.exists() else {}
     done = []
     for member in plan.members:
         entry = entries.get(member.name)

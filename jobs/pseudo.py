@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.names import check_name
@@ -65,9 +66,9 @@ def check_request(req: PseudoRequest, settings: Settings) -> Path:
     return folder
 
 
-def _teachers(units: list[Unit], entries: dict[str, dict], recipe_path: str) -> dict[int, dict[str, str]]:
-    folds_of = {u.name: {m: entries[m]["split"].get("fold") for m in u.members} for u in units}
-    n_folds = {m: entries[m]["split"].get("n_folds") for u in units for m in u.members}
+def _teachers(units: list[Unit], entries: dict[str, RegistryEntry], recipe_path: str) -> dict[int, dict[str, str]]:
+    folds_of = {u.name: {m: entries[m].split.fold for m in u.members} for u in units}
+    n_folds = {m: entries[m].split.n_folds for u in units for m in u.members}
     served = pseudo.fold_teachers(folds_of, n_folds)
     if not served:
         where = ", ".join(f"'{m}' fold {f}" for fs in folds_of.values() for m, f in fs.items())
@@ -95,7 +96,7 @@ def pseudo_command(req: PseudoRequest, settings: Settings) -> PseudoResult:
     folder = check_request(req, settings)
     recipe = read_recipe(req.recipe)
     registry = Registry(req.registry or settings.registry)
-    entries = {e["name"]: e for e in recipe_entries(recipe, req.recipe, registry)}
+    entries = {e.name: e for e in recipe_entries(recipe, req.recipe, registry)}
     units = units_of_recipe(list(recipe.members), recipe.groups)
     served = _teachers(units, entries, req.recipe)
     predictions = predict_members(fold_members(units), registry, settings, splits=("val", "test"), tta=req.tta,
@@ -114,8 +115,8 @@ def pseudo_command(req: PseudoRequest, settings: Settings) -> PseudoResult:
         probs=by_fold, passing=passing,
         meta={"recipe": Path(req.recipe).resolve().as_posix(), "recipe_sha256": sha256_file(Path(req.recipe)),
               "rule": recipe.rule, "threshold": float(req.threshold), "per_class_cap": req.per_class_cap,
-              "split": {k: first["split"].get(k) for k in ("name", "sha256", "n_folds")},
-              "folds": {k: {m: entries[m]["split"].get("fold") for m in chosen.values()} for k, chosen in served.items()},
+              "split": {"name": first.split.name, "sha256": first.split.sha256, "n_folds": first.split.n_folds},
+              "folds": {k: {m: entries[m].split.fold for m in chosen.values()} for k, chosen in served.items()},
               "calibration": calib, "test_rows": len(inputs.test_ids)})
     table = pseudo.table(made.ids, made.classes, np.asarray(overall, dtype=np.float64), by_fold, passing)
     count_table = pseudo.counts(made.classes, by_fold, passing)

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from core.atomic import atomic_folder
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.names import path_inside
@@ -171,18 +172,18 @@ def screen(rows: PseudoRows, config, settings: Settings, pool: pd.DataFrame, val
                       rows.probs[index], rows.mode, {**rows.provenance, "rows": len(index)})
 
 
-def pseudo_notes(units: dict[str, list[dict]]) -> list[str]:
+def pseudo_notes(units: dict[str, list[RegistryEntry]]) -> list[str]:
     """Report lines marking each voting unit whose members trained on pseudo-labels, with their teacher."""
     lines = []
     for unit, entries in units.items():
-        used = [e["pseudo"] for e in entries if e.get("pseudo")]
+        used = [e.pseudo for e in entries if e.pseudo is not None]
         if not used:
             continue
-        names = sorted({p["name"] for p in used})
-        teachers = sorted({f"recipe `{p.get('recipe')}` (rule `{p.get('rule')}`)" for p in used})
-        rows = ", ".join(str(p["rows"]) for p in used)
+        names = sorted({p.name for p in used})
+        teachers = sorted({f"recipe `{p.extra.get('recipe')}` (rule `{p.extra.get('rule')}`)" for p in used})
+        rows = ", ".join(str(p.rows) for p in used)
         lines.append(f"`{unit}` (pseudo: {', '.join(names)}) also trained on pseudo-labelled test images ({rows} "
-                     f"per member, threshold {used[0]['threshold']}, {used[0].get('mode', 'hard')} targets); teacher: "
+                     f"per member, threshold {used[0].threshold}, {used[0].extra.get('mode', 'hard')} targets); teacher: "
                      f"{'; '.join(teachers)}, fold-safe (each fold learnt only from models validated on it). Its "
                      f"scores here use real validation rows only.")
     return lines

@@ -108,7 +108,7 @@ def report_command(args, settings: Settings):
     weights_text = ", ".join(f"{n}={w:g}" for n, w in recipe.members.items())
     summary = [f"Ensemble `{primary}`: {weights_text}" + (f" ({recipe.note})" if recipe.note else "")]
     summary += [f"Recipe: `{args.recipe}`"] if args.recipe else []
-    summary += pseudo_notes({e["name"]: [e] for e in entries})
+    summary += pseudo_notes({e.name: [e] for e in entries})
     result = build_report(ReportInputs(
         title=f"Ensemble report: {args.name}", classes=inputs.classes, y_val=inputs.val_labels, members=probs,
         ensembles={primary: Vote(labels, table)}, primary=primary, recipe=recipe,

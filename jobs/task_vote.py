@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from core.config import load_config
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
@@ -49,11 +50,11 @@ def load_recipe(path: str) -> Recipe | TaskRecipe:
         raise UserError(f"recipe {path} cannot be read: {err}") from err
 
 
-def task_of_units(units: list[Unit], entries: dict[str, dict]) -> dict[str, str]:
+def task_of_units(units: list[Unit], entries: dict[str, RegistryEntry]) -> dict[str, str]:
     """Unit -> its task, for the units made of task members (a fold group must be all one task)."""
     out = {}
     for unit in units:
-        tasks = {(entries[m].get("task") or {}).get("name") for m in unit.members}
+        tasks = {entries[m].task.name if entries[m].task else None for m in unit.members}
         if len(tasks) > 1:
             raise UserError(f"fold group '{unit.name}' mixes members of different tasks ({sorted(map(str, tasks))})")
         task = tasks.pop()
@@ -62,30 +63,30 @@ def task_of_units(units: list[Unit], entries: dict[str, dict]) -> dict[str, str]
     return out
 
 
-def uses_tasks(entries: dict[str, dict], recipe) -> bool:
-    return isinstance(recipe, TaskRecipe) or any(entry.get("task") for entry in entries.values())
+def uses_tasks(entries: dict[str, RegistryEntry], recipe) -> bool:
+    return isinstance(recipe, TaskRecipe) or any(entry.task is not None for entry in entries.values())
 
 
-def composite_of_units(units: list[Unit], entries: dict[str, dict]) -> CompositeSpec:
+def composite_of_units(units: list[Unit], entries: dict[str, RegistryEntry]) -> CompositeSpec:
     """The one composite layout every member declares (a full member's `composite`, a task member's `task.of`);
     a member of another layout, or on another split file, is refused in one line."""
     first, layout = None, None
     # Full members first: a task member that differs is then the one named at fault.
-    for member in sorted(fold_members(units), key=lambda m: entries[m].get("task") is not None):
+    for member in sorted(fold_members(units), key=lambda m: entries[m].task is not None):
         entry = entries[member]
-        declared = (entry.get("task") or {}).get("of") or entry.get("composite")
+        declared = entry.task.of if entry.task else entry.composite
         if declared is None:
             raise UserError(f"member '{member}' has no composite label: it cannot vote with task members")
         spec = CompositeSpec.from_dict(declared)
         if layout is None:
             first, layout = entry, spec
         elif spec != layout:
-            raise UserError(f"member '{member}' belongs to composite {list(spec.tasks)} but '{first['name']}' to "
+            raise UserError(f"member '{member}' belongs to composite {list(spec.tasks)} but '{first.name}' to "
                             f"{list(layout.tasks)}: task members vote only with members of the same composite label")
-        a, b = first["split"], entry["split"]
-        if (a["name"], a["sha256"]) != (b["name"], b["sha256"]):
-            raise UserError(f"member '{member}' was validated on split '{b['name']}' but '{first['name']}' on "
-                            f"'{a['name']}' (or the file changed in between): train task members on the full "
+        a, b = first.split, entry.split
+        if (a.name, a.sha256) != (b.name, b.sha256):
+            raise UserError(f"member '{member}' was validated on split '{b.name}' but '{first.name}' on "
+                            f"'{a.name}' (or the file changed in between): train task members on the full "
                             f"members' split file")
     return layout
 
@@ -204,14 +205,14 @@ def task_vote(req, settings: Settings, registry: Registry, units: list[Unit], en
         recipe = replace(recipe, groups=group_units)
     val_labels, val_table = apply_tasks(recipe, val)
     test_labels = apply_tasks(recipe, test)[0]
-    config = load_config(registry.resolve(entries[members[0]]["config"]))
+    config = load_config(registry.resolve(entries[members[0]].config))
     dataset = listing.load(config.data, settings.data_root)
     frame = submission.build(ref.test_ids, test_labels, dataset.test_info)
     recipe_path = outputs.recipe_path_of(out)
     report_inputs = TaskReportInputs(
         title=f"Ensemble report: {req.name} (task vote)", spec=spec, y=y, val=val, task_of=task_of,
         recipe=recipe, labels=val_labels, table=val_table, comparison=comparison,
-        task_classes={t: entries[next(m for u in units if task_of.get(u.name) == t for m in u.members)]["classes"]
+        task_classes={t: entries[next(m for u in units if task_of.get(u.name) == t for m in u.members)].classes
                       for t in set(task_of.values())},
         summary=[f"Submission: `{out}` (rule `{recipe.rule}` per task); recipe: `{recipe_path}`",
                  *([f"Why this recipe: {recipe.note}"] if recipe.note else [])])

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from core.config import load_config, to_dict
+from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from launch.plan_file import config_hash
@@ -25,8 +26,8 @@ def folder_hash(config_file: Path) -> str | None:
         return None
 
 
-def registered_hash(registry: Registry, entry: dict) -> str | None:
-    return folder_hash(registry.resolve(entry["config"]))
+def registered_hash(registry: Registry, entry: RegistryEntry) -> str | None:
+    return folder_hash(registry.resolve(entry.config))
 
 
 def incomplete_run(runs_root: Path, name: str, wanted: str) -> Path | None:

@@ -18,7 +18,7 @@ from core.registry import Registry
 from registry_fixtures import SPLIT_SHA, entry, write_registry
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ["core", "imagedata", "modeling", "members", "predict", "ensemble", "report", "jobs", "scripts",
+PRODUCTION = ["core", "imagedata", "modeling", "members", "predict", "ensemble", "audit", "report", "launch", "jobs", "scripts",
               "benchmarks"]
 # The two modules that turn the stored mapping into the type (and back).
 EXEMPT = {ROOT / "core" / "entry.py", ROOT / "core" / "entry_parts.py"}

@@ -128,7 +128,8 @@ def test_the_entry_types_corrections_and_a_vote_refuses_mixed_ones():
     assert "corrections" not in RegistryEntry.from_dict(_entry("n", None), "entry").to_dict()
     with pytest.raises(UserError, match="field 'corrections'"):
         RegistryEntry.from_dict(_entry("b", {**fix, "sha256": "x"}), "entry")
-    check_same_corrections([_entry("a", fix), _entry("b", fix)])
+    typed = {n: RegistryEntry.from_dict(_entry(n, c), "entry") for n, c in (("a", fix), ("b", fix), ("n", None))}
+    check_same_corrections([typed["a"], typed["b"]])
     with pytest.raises(UserError) as err:
-        check_same_corrections([_entry("a", fix), _entry("n", None)])
+        check_same_corrections([typed["a"], typed["n"]])
     assert "'a' and 'n'" in str(err.value) and "different label corrections" in str(err.value)
