@@ -73,7 +73,7 @@ def main() -> None:
         for _, r in table[table["kind"].isin(["baseline", "ensemble"])].iterrows():
             rows.append({"setting": setting, "rows": n_rows, "method": r["method"],
                          "f1_honest": r["f1_macro_honest"], "best_unit_f1": best_unit, "gain": r["gain"],
-                         "ci_low": r["ci_low"], "ci_high": r["ci_high"], "excludes_zero": r["excludes_zero"],
+                         "ci_low": r["ci_low"], "ci_high": r["ci_high"], "verdict": r["verdict"],
                          "oracle_rate": oracle})
         print(f"{setting}: {n_rows} rows, resampling {scheme}", flush=True)
     frame = pd.DataFrame(rows)

@@ -16,7 +16,7 @@ from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
-from ensemble.choose import ALL_RULES, choose_recipe, needs_comparison
+from ensemble.choose import ALL_RULES, all_rules, choose_recipe, needs_comparison
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
@@ -30,7 +30,7 @@ from report.builder import LabelledTest, ReportInputs, ReportResult, Vote, build
 from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from report.wandb_log import MODES
 
-__all__ = ["ALL_RULES", "MODES", "VoteRequest", "VoteResult", "print_vote", "vote"]
+__all__ = ["ALL_RULES", "MODES", "all_rules", "VoteRequest", "VoteResult", "print_vote", "vote"]
 
 PLAIN_RULES = ("hard", "soft")  # always shown beside the submitted recipe, with the user's weights
 
@@ -194,6 +194,8 @@ def print_vote(result: VoteResult) -> None:
         print_table("Honest comparison (cross-fitted on validation; gain vs the best member, 95% paired "
                     f"bootstrap CI; resampling unit: {report.metrics.get('resampling')}):", report.compare_table)
         print_gain_verdict(report.compare_table)
+    if report.metrics.get("submitted_note"):
+        print(f"\nsubmitted row: {report.metrics['submitted_note']}")
     print_table("Test rows of the submission (true labels known for the demo data):", report.test_table)
     weights_text = ", ".join(f"{n}={w:.3g}" for n, w in recipe.members.items())
     print(f"\nsubmission: {result.submission}  (rule {recipe.rule}, weights {weights_text})")
@@ -205,6 +207,11 @@ def print_vote(result: VoteResult) -> None:
     print(f"report:     {report.html}")
 
 
+VERDICT_TEXT = {"better": "the interval lies above zero: the ensemble really helps",
+                "worse": "the interval lies below zero: the ensemble is WORSE than its best member",
+                "no evidence": "the interval includes zero: no evidence the ensemble beats its best member"}
+
+
 def print_gain_verdict(table: pd.DataFrame | None) -> None:
     """Say plainly whether any ensemble beat the best member on rows it was not fitted on."""
     if table is None:
@@ -213,8 +220,6 @@ def print_gain_verdict(table: pd.DataFrame | None) -> None:
     if ensembles.empty:
         return
     top = ensembles.loc[ensembles["f1_macro_honest"].idxmax()]
-    verdict = ("the interval excludes zero: the ensemble really helps" if bool(top["excludes_zero"]) and top["gain"] > 0
-               else "the interval includes zero: no evidence the ensemble beats its best member"
-               if not bool(top["excludes_zero"]) else "the interval excludes zero: the ensemble is WORSE")
     print(f"\nbest honest rule: {top['method']} (macro F1 {top['f1_macro_honest']:.4f}); gain vs best member "
-          f"{top['gain']:+.4f} [{top['ci_low']:+.4f}, {top['ci_high']:+.4f}]: {verdict}")
+          f"{top['gain']:+.4f} [{top['ci_low']:+.4f}, {top['ci_high']:+.4f}]: {top['verdict']} "
+          f"({VERDICT_TEXT[top['verdict']]})")

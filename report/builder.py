@@ -28,18 +28,17 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 from core import atomic, leftovers
 from core.errors import UserError
 from ensemble import diversity
-from ensemble.compare import Comparison, compare
+from ensemble.compare import COLUMNS, Comparison, compare
 from ensemble.composite import CompositeSpec
 from report.gallery import mistakes, plot_gallery
-from ensemble.honest import paired_bootstrap_gain
+from ensemble.submitted import submitted_row
 from ensemble.recipe import Recipe
 from report.html import to_html
 from report.page import CodePanels, Figure, FigureRow, Heading, Page, Section, Table, Text, to_markdown
 from core.plots import plot_confusion
 from report.plots import plot_heatmap
 
-COMPARE_COLUMNS = ["method", "kind", "f1_macro_honest", "acc_honest", "f1_macro_val",
-                   "gain", "ci_low", "ci_high", "excludes_zero"]
+COMPARE_COLUMNS = COLUMNS  # one list, beside the comparison that fills it
 
 
 def score(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict:
@@ -225,32 +224,23 @@ def comparison_of(inputs: ReportInputs) -> tuple[Comparison | None, str]:
 
 
 def compare_table(inputs: ReportInputs, comparison: Comparison | None = None,
-                  why: str = "") -> tuple[pd.DataFrame | None, str]:
-    """The comparison's honest table plus a row for the submitted recipe; (None, why) when it cannot run.
+                  why: str = "") -> tuple[pd.DataFrame | None, str, str]:
+    """The comparison's honest table plus a row for the submitted recipe; (None, why, "") when it cannot run.
 
-    The submitted row's gain is measured against the comparison's own cross-fitted best member,
-    on the same resampling scheme (groups when known), so nothing is cross-fitted twice."""
+    The submitted row is the comparison's own row for the rule that made the recipe (ensemble/submitted.py):
+    nothing is scored again, and nothing in-sample reaches an honest column. Returns (table, why, the
+    sentence saying why the submitted row is blank, or which row it was taken from)."""
     if comparison is None and not why:
         comparison, why = comparison_of(inputs)
     if comparison is None:
-        return None, why
-    n_classes = len(inputs.classes)
-    table, best = comparison.table, comparison.honest["best_member"]
+        return None, why, ""
     chosen = inputs.ensembles[inputs.primary].labels
-    boot = paired_bootstrap_gain(inputs.y_val, chosen, best, comparison.n_boot, inputs.seed, range(n_classes),
-                                 groups=comparison.groups)
-    in_sample = score(inputs.y_val, chosen, n_classes)
-    # Equal weights and no temperatures fit nothing on these rows, so the in-sample score is already honest;
-    # any other recipe may have been tuned on them, and we cannot tell.
-    fixed = not inputs.recipe.temperatures and len(set(inputs.recipe.members.values())) == 1
-    submitted = {"method": f"submitted ({inputs.primary})", "kind": "submitted",
-                 "f1_macro_honest": in_sample["f1_macro"] if fixed else np.nan,
-                 "acc_honest": in_sample["acc"] if fixed else np.nan,
-                 "f1_macro_val": in_sample["f1_macro"],
-                 "gain": boot["gain"], "ci_low": boot["low"], "ci_high": boot["high"],
-                 "excludes_zero": boot["excludes_zero"]}
-    table = pd.concat([table, pd.DataFrame([submitted])], ignore_index=True)[COMPARE_COLUMNS]
-    return table, ""
+    in_sample = score(inputs.y_val, chosen, len(inputs.classes))["f1_macro"]
+    row, source, blank = submitted_row(comparison, inputs.recipe, inputs.primary, in_sample)
+    note = (f"the submitted row is the cross-fitted row of rule `{source}`, the rule that made this recipe."
+            if source else f"the submitted row is blank: {blank}")
+    table = pd.concat([comparison.table, pd.DataFrame([row])], ignore_index=True)[COMPARE_COLUMNS]
+    return table, "", note
 
 
 def history_of(run_dir: Path | None) -> pd.DataFrame | None:
@@ -359,20 +349,20 @@ def _scores_section(val_table: pd.DataFrame, test_table: pd.DataFrame | None,
     return Section("scores", "Scores", blocks)
 
 
-def _compare_section(table: pd.DataFrame | None, why: str, comparison: Comparison | None, stage: Path) -> Section:
+def _compare_section(table: pd.DataFrame | None, why: str, comparison: Comparison | None, stage: Path,
+                     submitted_note: str = "") -> Section:
     if table is None or comparison is None:
         return Section("compare", "Members versus ensembles (honest)", [Text(why)])
     k = comparison.n_splits
     text = (f"Each method is fitted on {k - 1} of {k} folds of the validation rows and scored on the fold it never "
             f"saw (`f1_macro_honest`); `f1_macro_val` fits and scores on the same rows, for contrast. `gain` is the "
             f"macro-F1 difference to the best member chosen inside the cross-fit, with a 95% paired bootstrap "
-            f"interval ({comparison.n_boot} resamples): trust a gain whose interval excludes zero. "
+            f"interval ({comparison.n_boot} resamples); `verdict` says what the interval shows: `better` (it lies "
+            f"above zero), `worse` (below zero) or `no evidence` (it includes zero). "
             f"Resampling unit: {comparison.scheme}.")
     if comparison.groups is not None and not comparison.scheme.startswith("groups"):
         text += " Every group holds one row, so the cluster bootstrap is the row bootstrap here."
-    caption = ("The `submitted` row scores the recipe as given on all validation rows. Unless its weights are all "
-               "equal and it has no temperatures, they may have been fitted on these rows: then its gain is "
-               "optimistic and its honest score is left blank; read the cross-fitted rows instead.")
+    caption = f"The `submitted` row {submitted_note.removeprefix('the submitted row ')}"
     blocks: list = [Text(text), Table(table, caption)]
     if comparison.curve is not None:
         blocks.append(Figure(plot_selection_curve(comparison.curve, stage / "selection_curve.png"),
@@ -494,7 +484,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
     test_table = (score_table(inputs.test.labels, inputs.test.preds, n_classes, kinds, inputs.composite)
                   if inputs.test is not None else None)
     comparison, why_not = comparison_of(inputs)
-    compared, why_not = compare_table(inputs, comparison, why_not)
+    compared, why_not, submitted_note = compare_table(inputs, comparison, why_not)
     reports = classification_reports(inputs, preds)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -502,7 +492,8 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
         diversity_section, diversity_metrics = _diversity_section(stage, inputs, y)
         gallery_section, gallery_metrics = _gallery_section(stage, inputs, y, preds)
         # The pictures come before the long text reports, so the top of the page tells the story.
-        sections = [_scores_section(val_table, test_table, students), _compare_section(compared, why_not, comparison, stage),
+        sections = [_scores_section(val_table, test_table, students), _compare_section(compared, why_not, comparison, stage,
+                                                                                  submitted_note),
                     diversity_section, _confusion_section(stage, y, preds, inputs.classes),
                     _curves_section(stage, inputs), gallery_section, _reports_section(reports)]
         metrics = {
@@ -510,7 +501,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
             "primary": inputs.primary, "recipe": inputs.recipe.to_dict(),
             "composite": None if inputs.composite is None else inputs.composite.to_dict(),
             "scores": {"val": _records(val_table), "test": _records(test_table)},
-            "compare": _records(compared),
+            "compare": _records(compared), "submitted_note": submitted_note,
             "resampling": None if comparison is None else comparison.scheme,
             "selection_curve": None if comparison is None or comparison.curve is None else _records(comparison.curve),
             "diversity": diversity_metrics, "gallery": gallery_metrics, "students": students,

@@ -19,7 +19,7 @@ from core.console import console_logging
 from core.cli import add_registry
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.vote import ALL_RULES, MODES, VoteRequest, print_vote, vote
+from jobs.vote import MODES, VoteRequest, all_rules, print_vote, vote
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -31,7 +31,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="fold groups by member-name prefix; each votes as one member named PREFIX*")
     parser.add_argument("--recipe", help="a saved recipe YAML: regenerate its ensemble exactly")
     parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1)")
-    parser.add_argument("--rule", choices=ALL_RULES, default="soft",
+    parser.add_argument("--rule", choices=all_rules(), default="soft",
                         help="rule used for the submission; fitted rules and 'best' are chosen on validation "
                              "and scored by cross-fitting")
     parser.add_argument("--compare", action="store_true",
