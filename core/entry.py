@@ -28,7 +28,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
 _FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
-           "created", "run", "val_probs", "ema", "imported")
+           "created", "run", "val_probs", "ema", "imported", "inference")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
 
@@ -124,6 +124,30 @@ class WeightsRef:
         return {"weights": self.weights, "sha256": self.sha256}
 
 
+@dataclass(frozen=True)
+class InferenceCost:
+    """A member's measured inference cost when it last predicted: ms per image on `device` at `batch_size`."""
+    ms_per_image: float
+    device: str
+    batch_size: int
+
+    @property
+    def images_per_s(self) -> float:
+        return 1000.0 / self.ms_per_image
+
+    @classmethod
+    def from_dict(cls, value: Any) -> InferenceCost | None:
+        if value is None:
+            return None
+        ms = value.get("ms_per_image") if isinstance(value, dict) else None
+        if not _is_number(ms) or not math.isfinite(ms) or ms <= 0:
+            raise ValueError("must be null or a mapping with a positive 'ms_per_image', 'device' and 'batch_size'")
+        return cls(float(ms), str(value.get("device", "")), int(value.get("batch_size", 0)))
+
+    def to_dict(self) -> dict:
+        return {"ms_per_image": self.ms_per_image, "device": self.device, "batch_size": self.batch_size}
+
+
 def _metrics(value: dict) -> dict[str, float]:
     for key, number in value.items():
         if not _is_number(number):
@@ -158,6 +182,7 @@ class RegistryEntry:
     val_probs: str | None = None
     ema: WeightsRef | None = None
     imported: dict | None = None      # {reference, tta} for an imported member
+    inference: InferenceCost | None = None  # measured when it last predicted (predict/run.py)
     extra: dict = field(default_factory=dict)  # fields later stages add (git, tracking, composite, ...)
 
     @property
@@ -212,6 +237,8 @@ class RegistryEntry:
                         raise ValueError(problem)
             current = "ema"
             ema = WeightsRef.from_dict(data.get("ema"))
+            current = "inference"
+            inference = InferenceCost.from_dict(data.get("inference"))
             current = "imported"
             imported = data.get("imported")
             if kind == "imported" and not (isinstance(imported, dict) and isinstance(imported.get("reference"), str)):
@@ -222,7 +249,7 @@ class RegistryEntry:
         entry = cls(name=name, arch=data["arch"], classes=classes, input=spec, split=split, metrics=metrics,
                     config=data["config"], created=data["created"], weights=data.get("weights"),
                     sha256=data.get("sha256"), kind=kind, run=data.get("run"), val_probs=data.get("val_probs"),
-                    ema=ema, imported=imported, extra=extra)
+                    ema=ema, imported=imported, inference=inference, extra=extra)
         object.__setattr__(entry, "_order", tuple(data))  # written back in the order it was read
         return entry
 
@@ -231,12 +258,13 @@ class RegistryEntry:
                   "weights": self.weights, "sha256": self.sha256, "input": self.input.to_dict(),
                   "split": self.split.to_dict(), "metrics": dict(self.metrics), "config": self.config,
                   "created": self.created, "run": self.run, "val_probs": self.val_probs,
-                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported, **self.extra}
+                  "ema": self.ema.to_dict() if self.ema else None, "imported": self.imported,
+                  "inference": self.inference.to_dict() if self.inference else None, **self.extra}
         order = getattr(self, "_order", None) or tuple(values)
         present = [k for k in order if k in values] + [k for k in values if k not in order]
         # Optional fields that were never set stay out of the file, as they did before the type existed.
         optional = {"kind": "trained", "run": None, "val_probs": None, "imported": None, "weights": None,
-                    "sha256": None, "ema": None}
+                    "sha256": None, "ema": None, "inference": None}
         return {k: values[k] for k in present if k in order or k not in optional or values[k] != optional[k]}
 
 

@@ -32,7 +32,7 @@ import filelock
 import yaml
 
 from core import atomic
-from core.entry import SHA256, RegistryEntry
+from core.entry import SHA256, InferenceCost, RegistryEntry
 from core.errors import UserError
 
 VERSION = 1
@@ -234,6 +234,18 @@ class Registry:
                 self.get(name)  # raises the standard "not registered" message
             self._write(kept)
             return next(e for e in entries if e["name"] == name)
+
+    def set_inference(self, name: str, cost: dict) -> None:
+        """Record a member's measured inference cost (RegistryEntry.inference) in its entry."""
+        InferenceCost.from_dict(cost)  # refuse a bad figure before the file is touched
+        with self.locked():
+            entries = self.members()
+            for entry in entries:
+                if entry["name"] == name:
+                    entry["inference"] = dict(cost)
+                    self._write(entries)
+                    return
+            self.get(name)  # raises the standard "not registered" message
 
     def exists(self, name: str) -> bool:
         return self.path.exists() and any(e["name"] == name for e in self.members())

@@ -17,6 +17,7 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
 from ensemble.choose import ALL_RULES, all_rules, choose_recipe, needs_comparison
+from ensemble.budget import best_within_budget, check_budget, check_costs
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
@@ -50,6 +51,7 @@ class VoteRequest:
     wandb: str = "disabled"
     tta: str = "none"
     registry: str | None = None
+    budget_ms: float | None = None     # --rule best among the member subsets whose measured cost fits
 
 
 @dataclass
@@ -112,6 +114,30 @@ def ensemble_recipes(primary: str, recipe: Recipe, weights: dict[str, float]) ->
     return recipes
 
 
+def unit_costs(units, predictions: dict) -> dict[str, float]:
+    """Measured ms per image of each voting unit: a member's own, a fold group's the sum of its fold models'."""
+    def member_cost(name: str) -> float:
+        measured = [p for p in predictions[name].values() if np.isfinite(p.ms_per_image)]
+        return max(measured, key=lambda p: len(p.ids)).ms_per_image if measured else float("nan")
+
+    return {u.name: float(sum(member_cost(m) for m in u.members)) for u in units}
+
+
+def _budget_choice(req: VoteRequest, inputs, costs: dict[str, float], composite, groups, comparison):
+    """(recipe, comparison) for `--rule best --budget-ms N`; the comparison of the chosen subset."""
+    if req.rule != "best":
+        raise UserError("--budget-ms chooses the best ensemble that fits; give it with --rule best")
+    costs = check_costs(costs, list(costs))
+    if sum(costs.values()) <= req.budget_ms:
+        check_budget(costs, req.budget_ms)
+        recipe = choose_recipe("best", {}, composite.to_dict() if composite else None, comparison)
+        recipe.cost_ms = float(sum(costs[n] for n in recipe.members))
+        recipe.note += f"; every member fits --budget-ms {req.budget_ms:g} ({recipe.cost_ms:.3g} ms per image)"
+        return recipe, comparison
+    return best_within_budget(inputs.by_name("val"), inputs.val_labels, len(inputs.classes), costs, req.budget_ms,
+                              composite=composite.to_dict() if composite else None, groups=groups)
+
+
 def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
@@ -146,7 +172,10 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         except ValueError as err:
             if needs_comparison(req.rule):
                 raise UserError(f"rule '{req.rule}' cannot be cross-fitted on these rows: {err}") from err
-    chosen = choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison)
+    costs = unit_costs(units, predictions)
+    if req.budget_ms is not None and recipe is None:
+        recipe, comparison = _budget_choice(req, inputs, costs, composite, groups, comparison)
+    chosen = recipe or choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison)
     recipe = recipe or chosen
     group_units = {u.name: u.members for u in units if u.group and u.name in recipe.members}
     if group_units:
@@ -175,7 +204,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
-        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups,
+        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups, costs=costs,
         member_splits={m: dict(entries[m]["split"]) for u in units for m in u.members})
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,

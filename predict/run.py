@@ -68,7 +68,21 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
                                          decoder)
             for name, pred in results_for.items():
                 results[name][split] = pred
+    if world.is_main:
+        _record_costs(registry, members, results)
     return dict(results)
+
+
+def _record_costs(registry: Registry, members: list[LoadedMember], results: dict) -> None:
+    """Each member's latest measured cost goes into its registry entry (`inference`), beside the cache's copy.
+    The split with the most rows gives the steadiest figure."""
+    for member in members:
+        measured = [p for p in results[member.name].values() if np.isfinite(p.ms_per_image) and p.cost_batch]
+        if not measured:
+            continue
+        pred = max(measured, key=lambda p: len(p.ids))
+        registry.set_inference(member.name, {"ms_per_image": round(float(pred.ms_per_image), 6),
+                                             "device": pred.cost_device, "batch_size": int(pred.cost_batch)})
 
 
 def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], split: str, settings: Settings,
@@ -106,11 +120,12 @@ def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], spl
         for (member, _, key, path), member_logits in zip(todo, logits):
             shards.save_shard(path, world, lo, hi, len(paths), key, member_logits)
         world.barrier()
-    for (member, rows, key, path), member_logits in zip(todo, logits):
+    for i, ((member, rows, key, path), member_logits) in enumerate(zip(todo, logits)):
         if world.is_main:
             full = shards.merge_shards(path, world.size, len(paths), key) if world.distributed else member_logits
             pred = cache.Prediction(np.asarray(rows.ids), softmax(full), full, np.asarray(rows.labels),
-                                    member.classes, key, tta.spec)
+                                    member.classes, key, tta.spec, ms_per_image=runner.ms_per_image(i), cost_device=str(dev),
+                                    cost_batch=int(runner.batch_size or batch_size))
             cache.save(path, pred)
             log.info("%s/%s: %d rows predicted (TTA %s) → %s", member.name, split, len(rows.ids), tta.spec, path)
             out[member.name] = pred

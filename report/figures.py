@@ -78,3 +78,25 @@ def plot_hillclimb_path(path: list[dict], out: Path) -> Path:
                     xytext=(0, 6), ha="center", fontsize=6, color=colour, rotation=30)
     ax.set(xlabel="hill-climbing step", ylabel="macro F1", title="Hill climbing path (weights may be negative)")
     return _save_curves(fig, (ax,), out)
+
+
+def plot_frontier(table: pd.DataFrame, out: Path) -> Path:
+    """Honest macro F1 against inference cost: the greedy path, its frontier, the best member and the full ensemble."""
+    fig = MplFigure(figsize=(6.5, 3.6))
+    ax = fig.subplots()
+    path = table[table["mark"] != "best single member"].sort_values("cost_ms")
+    ax.plot(path["cost_ms"], path["f1_macro_honest"], marker="o", color="C0", label="greedy path (gain per ms)")
+    front = table[table["on_frontier"]]
+    ax.step(front["cost_ms"], front["f1_macro_honest"], where="post", color="C2", alpha=0.6, label="frontier")
+    for mark, style in (("best single member", dict(marker="*", s=160, color="C1")),
+                        ("full ensemble", dict(marker="s", s=70, color="C3"))):
+        row = table[table["mark"] == mark]
+        ax.scatter(row["cost_ms"], row["f1_macro_honest"], zorder=3, label=mark, **style)
+    for _, r in path.iterrows():
+        ax.annotate(f"+{r['added']}", (r["cost_ms"], r["f1_macro_honest"]), textcoords="offset points",
+                    xytext=(4, -10), fontsize=6)
+    ax.set(xlabel="inference cost (ms per image, measured)", ylabel="honest macro F1",
+           title="Cost-accuracy frontier")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, out)

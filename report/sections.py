@@ -14,7 +14,8 @@ from core import atomic
 from core.plots import plot_confusion
 from ensemble import diversity
 from ensemble.compare import Comparison
-from report.figures import heatmap, plot_hillclimb_path, plot_learning_curves, plot_selection_curve
+from ensemble import budget, rules
+from report.figures import heatmap, plot_frontier, plot_hillclimb_path, plot_learning_curves, plot_selection_curve
 from report.gallery import mistakes, plot_gallery
 from report.inputs import ReportInputs
 from report.page import CodePanels, Figure, FigureRow, Heading, Section, Table, Text
@@ -114,6 +115,40 @@ def compare_section(ctx: Context) -> Section:
     if figures:
         blocks.append(FigureRow(figures))
     return Section("compare", title, blocks)
+
+
+def frontier_rule(method: str) -> str:
+    """The rule that scores each subset: the submitted recipe's, where it is a flat rule of the table."""
+    try:
+        base, _ = rules.parse(method)
+    except KeyError:
+        return "soft"
+    return "soft" if base.composite else method
+
+
+@register_section("frontier")
+def frontier_section(ctx: Context) -> Section:
+    title, inputs = "Cost and accuracy: the best ensemble per inference budget", ctx.inputs
+    names = list(inputs.members)
+    costs = {n: inputs.costs.get(n, float("nan")) for n in names}
+    unmeasured = [n for n in names if not (costs[n] > 0)]
+    if len(names) < 2 or unmeasured or len(names) > budget.MAX_MEMBERS:
+        why = (f"no measured inference cost for {', '.join(f'`{n}`' for n in unmeasured)} (imported, or cached "
+               f"before costs were measured)" if unmeasured else f"{len(names)} members")
+        ctx.metrics["frontier"] = None
+        return Section("frontier", title, [Text(f"No frontier: {why}.")])
+    rule = frontier_rule(inputs.recipe.method)
+    table = budget.frontier(inputs.members, ctx.y, costs, rule, seed=inputs.seed, n_splits=inputs.n_splits,
+                            groups=inputs.groups)
+    ctx.metrics["frontier"] = {"rule": rule, "costs_ms": costs, "points": table.to_dict("records")}
+    text = (f"Each member's cost is measured when it predicts (ms per image: "
+            f"{', '.join(f'`{n}` {c:.3g}' for n, c in costs.items())}). Members are added greedily by honest "
+            f"macro-F1 gain per millisecond; each subset is scored by `{rule}`, cross-fitted. "
+            f"`vote --rule best --budget-ms N` picks the best honest ensemble among the subsets that fit N.")
+    return Section("frontier", title, [Text(text), Table(table, "the greedy path; `on_frontier`: no cheaper point "
+                                                                "scores as well"),
+                                       Figure(plot_frontier(table, ctx.stage / "frontier.png"),
+                                              "honest macro F1 against inference cost")])
 
 
 @register_section("diversity")

@@ -44,6 +44,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="log the ensemble to wandb (online falls back to offline without a login)")
     parser.add_argument("--tta", nargs="?", const="flip", default="none", metavar="VIEWS",
                         help="test-time views per member: flip, shift or flip,shift (alone: flip); part of the cache key")
+    parser.add_argument("--budget-ms", type=float, metavar="N",
+                        help="with --rule best: the best honest ensemble whose members' measured inference cost "
+                             "(ms per image, on the device that measured them) fits N")
     add_registry(parser)
     return parser.parse_args(argv)
 
@@ -53,7 +56,8 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     request = VoteRequest(members=args.members, groups=args.groups, recipe=args.recipe, weights=args.weights, rule=args.rule,
                           compare=args.compare, name=args.name, out=args.out, report=args.report,
-                          overwrite=args.overwrite, wandb=args.wandb, tta=args.tta, registry=args.registry)
+                          overwrite=args.overwrite, wandb=args.wandb, tta=args.tta, registry=args.registry,
+                          budget_ms=args.budget_ms)
     console_logging()
     print_vote(vote(request, load_settings()))
     return 0
