@@ -60,7 +60,7 @@ def space_rows(out: Path, env: dict) -> pd.DataFrame:
     from ensemble.honest import choose_best_member, crossfit_many, make_folds, paired_bootstrap_gains
     from ensemble.metrics import macro_f1_many
 
-    probs, y = [], None
+    probs, y, ids = [], None, None
     for prefix in ARCHS:
         path = out / "oof" / f"{prefix}-f.npz"
         if not path.exists():
@@ -68,7 +68,10 @@ def space_rows(out: Path, env: dict) -> pd.DataFrame:
         with np.load(path, allow_pickle=False) as z:
             probs.append(z["probs"].astype(np.float64))
             y = z["labels"].astype(np.int64)
+            assert ids is None or np.array_equal(ids, z["ids"]), "fold groups list their rows in different orders"
+            ids = z["ids"]
     names, stacked = list(ARCHS), np.stack(probs)
+    n_classes = stacked.shape[2]
     folds = make_folds(y, 5, 0)
 
     def climber(space: str):
@@ -85,8 +88,8 @@ def space_rows(out: Path, env: dict) -> pd.DataFrame:
     start = time.perf_counter()
     honest = crossfit_many({"prob": climber("prob"), "log": climber("log"), "best": best}, stacked, y, names, folds)
     seconds = time.perf_counter() - start
-    boot = paired_bootstrap_gains(y, {k: honest[k] for k in ("prob", "log")}, honest["best"], 1000, 0, range(10))
-    return pd.DataFrame([{"space": k, "f1_honest": macro_f1_many(y, honest[k][None], 10)[0], "gain": boot[k]["gain"],
+    boot = paired_bootstrap_gains(y, {k: honest[k] for k in ("prob", "log")}, honest["best"], 1000, 0, range(n_classes))
+    return pd.DataFrame([{"space": k, "f1_honest": macro_f1_many(y, honest[k][None], n_classes)[0], "gain": boot[k]["gain"],
                           "ci_low": boot[k]["low"], "ci_high": boot[k]["high"], "verdict": boot[k]["verdict"]}
                          for k in ("prob", "log")]).assign(crossfit_s_both=seconds)
 
