@@ -138,6 +138,26 @@ def _budget_choice(req: VoteRequest, inputs, costs: dict[str, float], composite,
                               composite=composite.to_dict() if composite else None, groups=groups)
 
 
+def _comparison_and_recipe(req: VoteRequest, given: Recipe | None, inputs, composite, groups,
+                           costs: dict[str, float], weights: dict[str, float]):
+    """One honest comparison (shown by the console with --compare, and always by the report), and the recipe:
+    the given file's, the budget's choice, or --rule's. Returns (recipe, comparison, costs)."""
+    comparison = None
+    if len(inputs.names) > 1:
+        try:
+            extra = [req.rule] + ([given.method] if given is not None and given.method else [])
+            comparison = compare(inputs.by_name("val"), inputs.val_labels, len(inputs.classes),
+                                 composite.to_dict() if composite else None, groups=groups, extra=extra)
+        except ValueError as err:
+            if needs_comparison(req.rule):
+                raise UserError(f"rule '{req.rule}' cannot be cross-fitted on these rows: {err}") from err
+    if given is not None:
+        return given, comparison, costs
+    if req.budget_ms is not None:
+        return (*_budget_choice(req, inputs, costs, composite, groups, comparison), costs)
+    return choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison), comparison, costs
+
+
 def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
@@ -163,20 +183,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     if inputs.test_probs is None:
         raise UserError("no test predictions: the members' data config names no test list")
 
-    # One honest comparison, shown by the console (with --compare) and always by the report.
-    comparison = None
-    if len(names) > 1:
-        try:
-            comparison = compare(inputs.by_name("val"), inputs.val_labels, len(inputs.classes),
-                                 composite.to_dict() if composite else None, groups=groups, extra=[req.rule])
-        except ValueError as err:
-            if needs_comparison(req.rule):
-                raise UserError(f"rule '{req.rule}' cannot be cross-fitted on these rows: {err}") from err
-    costs = unit_costs(units, predictions)
-    if req.budget_ms is not None and recipe is None:
-        recipe, comparison = _budget_choice(req, inputs, costs, composite, groups, comparison)
-    chosen = recipe or choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison)
-    recipe = recipe or chosen
+    recipe, comparison, costs = _comparison_and_recipe(req, recipe, inputs, composite, groups,
+                                                        unit_costs(units, predictions), weights)
     group_units = {u.name: u.members for u in units if u.group and u.name in recipe.members}
     if group_units:
         recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
