@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import UserError
-from ensemble import rules
+import ensemble.rules as rules
 from ensemble._checks import stack_members
 from ensemble.honest import crossfit_many, make_folds
 from ensemble.metrics import macro_f1_many

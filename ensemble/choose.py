@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.errors import UserError
-from ensemble import rules
+import ensemble.rules as rules
 from ensemble.compare import F1W, Comparison, pick_best
 from ensemble.recipe import Recipe
 

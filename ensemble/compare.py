@@ -20,7 +20,7 @@ import pandas as pd
 
 from ensemble._checks import as_labels, stack_members
 from ensemble._math import one_blas_thread
-from ensemble import rules
+import ensemble.rules as rules
 from ensemble.composite import CompositeSpec
 from ensemble.honest import (
     Folds,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ensemble import rules
+import ensemble.rules as rules
 from ensemble.compare import COLUMNS, Comparison
 from ensemble.recipe import Recipe
 
