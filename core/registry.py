@@ -235,17 +235,19 @@ class Registry:
             self._write(kept)
             return next(e for e in entries if e["name"] == name)
 
-    def set_inference(self, name: str, cost: dict) -> None:
-        """Record a member's measured inference cost (RegistryEntry.inference) in its entry."""
-        InferenceCost.from_dict(cost)  # refuse a bad figure before the file is touched
+    def set_inference(self, costs: dict[str, dict]) -> None:
+        """Record members' measured inference costs (RegistryEntry.inference), all in one locked write.
+
+        The file is re-read under the lock (a read-modify-write, not a lookup): another job may have
+        registered a member since the caller read it. Members no longer registered are skipped."""
+        for cost in costs.values():
+            InferenceCost.from_dict(cost)  # refuse a bad figure before the file is touched
         with self.locked():
-            entries = self.members()
+            entries = self._parse(self.path.read_text(encoding="utf-8"))
             for entry in entries:
-                if entry["name"] == name:
-                    entry["inference"] = dict(cost)
-                    self._write(entries)
-                    return
-            self.get(name)  # raises the standard "not registered" message
+                if entry["name"] in costs:
+                    entry["inference"] = dict(costs[entry["name"]])
+            self._write(entries)
 
     def exists(self, name: str) -> bool:
         return self.path.exists() and any(e["name"] == name for e in self.members())

@@ -76,13 +76,19 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
 def _record_costs(registry: Registry, members: list[LoadedMember], results: dict) -> None:
     """Each member's latest measured cost goes into its registry entry (`inference`), beside the cache's copy.
     The split with the most rows gives the steadiest figure."""
+    costs = {}
     for member in members:
         measured = [p for p in results[member.name].values() if np.isfinite(p.ms_per_image) and p.cost_batch]
         if not measured:
             continue
         pred = max(measured, key=lambda p: len(p.ids))
-        registry.set_inference(member.name, {"ms_per_image": round(float(pred.ms_per_image), 6),
-                                             "device": pred.cost_device, "batch_size": int(pred.cost_batch)})
+        cost = {"ms_per_image": round(float(pred.ms_per_image), 6), "device": pred.cost_device,
+                "batch_size": int(pred.cost_batch)}
+        known = member.entry.inference
+        if known is None or known.to_dict() != cost:  # cached predictions carry the figure already recorded
+            costs[member.name] = cost
+    if costs:
+        registry.set_inference(costs)
 
 
 def _predict_group(paths: list[str], group: list[tuple[LoadedMember, Rows]], split: str, settings: Settings,
