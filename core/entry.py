@@ -38,7 +38,7 @@ from core.entry_parts import (  # noqa: F401  (re-exported: callers name the par
     relative_path_problem,
     weights_origin_problem,
 )
-from core.entry_refs import CorrectionsRef, PseudoRef, TaskRef
+from core.entry_refs import CorrectionsRef, InferenceCost, PseudoRef, TaskRef
 from core.errors import UserError
 
 # Names become folder names (run folders, prediction cache), so they may not carry path syntax.
@@ -77,6 +77,7 @@ class RegistryEntry(_Ordered):
     corrections: CorrectionsRef | None = None  # data.corrections the member trained with (label audit)
     pseudo: PseudoRef | None = None   # the pseudo-label set it also trained on (data.pseudo / distill.unlabeled)
     task: TaskRef | None = None       # a task member: trained on one task of a composite label
+    inference: InferenceCost | None = None  # measured ms per image when it last predicted (vote --budget-ms)
     extra: dict = field(default_factory=dict)  # fields this version does not know, kept as read
 
     @property
@@ -134,7 +135,8 @@ class RegistryEntry(_Ordered):
                   "git": self.git, "pretrained": self.pretrained, "data": self.data,
                   "corrections": self.corrections.to_dict() if self.corrections else None,
                   "pseudo": self.pseudo.to_dict() if self.pseudo else None,
-                  "task": self.task.to_dict() if self.task else None, **self.extra}
+                  "task": self.task.to_dict() if self.task else None,
+                  "inference": self.inference.to_dict() if self.inference else None, **self.extra}
         # Optional fields that were never set stay out of the file, as they did before the type existed.
         optional = {"kind": "trained", **dict.fromkeys(_OPTIONAL_FIELDS)}
         return _emit(values, self.order or tuple(k for k in values if k not in optional), optional)
@@ -204,9 +206,10 @@ _READERS = (
     ("corrections", lambda d, k: CorrectionsRef.from_dict(d.get("corrections"))),
     ("pseudo", lambda d, k: PseudoRef.from_dict(d.get("pseudo"))),
     ("task", lambda d, k: TaskRef.from_dict(d.get("task"))),
+    ("inference", lambda d, k: InferenceCost.from_dict(d.get("inference"))),
 )
-_NOT_BORROWED = ("run", "val_probs", "tracking", "metrics", "weights", "sha256", "ema", "kind")
+_NOT_BORROWED = ("run", "val_probs", "tracking", "metrics", "weights", "sha256", "ema", "kind", "inference")
 _PATHS = ("name", "sha256", "weights", "config", "run", "val_probs")
 _OPTIONAL_FIELDS = ("run", "val_probs", "imported", "weights", "sha256", "ema", "weights_origin", "distilled_from",
-                    "composite", "tracking", "git", "pretrained", "data", "corrections", "pseudo", "task")
+                    "composite", "tracking", "git", "pretrained", "data", "corrections", "pseudo", "task", "inference")
 _KNOWN = frozenset(_TYPES) | {"kind", *_OPTIONAL_FIELDS}

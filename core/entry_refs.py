@@ -1,8 +1,9 @@
-"""Typed references a registry entry may carry about how a member's training data was shaped:
+"""Typed references a registry entry may carry: its measured inference cost (predict/), and how its training data was shaped:
 the label corrections it trained with (scripts.audit), the pseudo-labelled test rows it also trained
 on (scripts.pseudo), and the one task of a composite label a task member predicts (data.task)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,3 +93,27 @@ class TaskRef:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "of": self.of}
+
+
+@dataclass(frozen=True)
+class InferenceCost:
+    """A member's measured inference cost when it last predicted: ms per image on `device` at `batch_size`."""
+    ms_per_image: float
+    device: str
+    batch_size: int
+
+    @property
+    def images_per_s(self) -> float:
+        return 1000.0 / self.ms_per_image
+
+    @classmethod
+    def from_dict(cls, value: Any) -> InferenceCost | None:
+        if value is None:
+            return None
+        ms = value.get("ms_per_image") if isinstance(value, dict) else None
+        if not _is_number(ms) or not math.isfinite(ms) or ms <= 0:
+            raise ValueError("must be null or a mapping with a positive 'ms_per_image', 'device' and 'batch_size'")
+        return cls(float(ms), str(value.get("device", "")), int(value.get("batch_size", 0)))
+
+    def to_dict(self) -> dict:
+        return {"ms_per_image": self.ms_per_image, "device": self.device, "batch_size": self.batch_size}

@@ -25,13 +25,14 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import filelock
 import yaml
 
 from core import atomic
-from core.entry import RegistryEntry
+from core.entry import InferenceCost, RegistryEntry
 from core.errors import UserError
 
 VERSION = 1
@@ -165,6 +166,16 @@ class Registry:
                 self.get(name)  # raises the standard "not registered" message
             self._write(kept)
             return next(e for e in entries if e.name == name)
+
+    def set_inference(self, costs: dict[str, dict]) -> None:
+        """Record members' measured inference costs (RegistryEntry.inference), all in one locked write.
+
+        The file is re-read under the lock (a read-modify-write, not a lookup): another job may have
+        registered a member since the caller read it. Members no longer registered are skipped."""
+        checked = {name: InferenceCost.from_dict(cost) for name, cost in costs.items()}  # before the file is touched
+        with self.locked():
+            entries = self._parse(self.path.read_text(encoding="utf-8"))
+            self._write([replace(e, inference=checked[e.name]) if e.name in checked else e for e in entries])
 
     def exists(self, name: str) -> bool:
         return self.path.exists() and any(e.name == name for e in self.members())

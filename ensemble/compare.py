@@ -11,8 +11,6 @@ which was used.
 """
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import ensemble.rules as rules
 from ensemble._checks import as_labels, stack_members
 from ensemble._math import one_blas_thread
-from ensemble.calibration import fit_temperatures
 from ensemble.composite import CompositeSpec
-from ensemble.decision_weights import fit_decision_weights
 from ensemble.honest import (
     Folds,
     Predictor,
@@ -35,17 +32,16 @@ from ensemble.honest import (
     resampling_scheme,
 )
 from ensemble.metrics import macro_f1_many
-from ensemble.recipe import FLAT_RULES, Recipe, apply_stacked
-from ensemble.selection import caruana_selection, fit_simplex_weights, selection_path
-from ensemble.stacking import fit_stacker
+from ensemble.recipe import Recipe, apply_stacked
+from ensemble.rules import Fit, size_control
+from ensemble.selection import selection_path
 from ensemble.voting import soft_vote
-
-Fit = Callable[[np.ndarray, np.ndarray, list[str]], Recipe]
 
 COLUMNS = [
     "method", "kind", "f1_macro_honest", "acc_honest", "f1_macro_val",
-    "gain", "ci_low", "ci_high", "excludes_zero",
+    "gain", "ci_low", "ci_high", "verdict",
 ]  # fmt: skip
+F1W = "+f1w"
 
 
 @dataclass(frozen=True)
@@ -56,129 +52,31 @@ class _Method:
     learns: bool  # False: nothing is fitted, so in-sample predictions are already honest
 
 
-def _equal(names: list[str]) -> dict[str, float]:
-    return {n: 1.0 for n in names}
-
-
-def _fixed_rule(rule: str, composite: dict[str, Any] | None = None) -> Fit:
-    """A rule with equal weights: nothing is learned from the rows."""
-    return lambda probs, y, names: Recipe(rule, _equal(names), composite=composite)
-
-
 def _single(name: str) -> Fit:
-    return lambda probs, y, names: Recipe("soft", {name: 1.0})
+    return lambda probs, y, names: Recipe("soft", {name: 1.0}, method=f"member:{name}")
 
 
 def _best_member(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
-    return Recipe("soft", {choose_best_member(probs, y, names): 1.0})
-
-
-def _temperature_soft(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
-    return Recipe("soft", _equal(names), temperatures=fit_temperatures(probs, y, names))
-
-
-def _simplex(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
-    return Recipe("soft", fit_simplex_weights(probs, y, names))
-
-
-def _caruana(seed: int, options: Mapping[str, Any]) -> Fit:
-    return lambda probs, y, names: Recipe("soft", caruana_selection(probs, y, names, seed=seed, **options))
-
-
-def size_control(n_members: int) -> dict[str, Any]:
-    """Options of the size-controlled Caruana row: prune a large library to its best half (keep at least 5),
-    stop at the selection curve's first best point."""
-    return {"nbest": min(n_members, max(5, math.ceil(n_members / 2))), "use_best": True}
-
-
-def _stack(seed: int) -> Fit:
-    def fit(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
-        return Recipe("stack", _equal(names), stack=fit_stacker(probs, y, names, probs.shape[2], seed))
-
-    return fit
-
-
-def _with_decision_weights(base: Fit) -> Fit:
-    """`base`, then macro-F1 decision weights fitted on the base's output over the same rows.
-
-    Within one fold every method sees the same sliced arrays, so the base fit is
-    looked up by array identity instead of being fitted a second time.
-    """
-    def fit(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
-        recipe = _cached(base, probs, y, names)
-        table = apply_stacked(recipe, probs, names)[1]
-        return Recipe(recipe.rule, recipe.members, recipe.temperatures, recipe.composite, stack=recipe.stack,
-                      decision_weights=fit_decision_weights(table, y, probs.shape[2]))
-
-    return fit
-
-
-_CACHE_LOCK = threading.Lock()
-
-
-def _cached(base: Fit, probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
-    cache = getattr(base, "fits", None)
-    if cache is None:
-        return base(probs, y, names)
-    with _CACHE_LOCK:
-        hit = cache.get(id(probs))
-    if hit is not None and hit[0] is probs:
-        return hit[1]
-    recipe = base.fits_of(probs, y, names)  # type: ignore[attr-defined]
-    with _CACHE_LOCK:
-        cache[id(probs)] = (probs, recipe)  # holding probs keeps its id from being reused
-    return recipe
-
-
-def _memo(fit: Fit) -> Fit:
-    def wrapped(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
-        return _cached(wrapped, probs, y, names)
-
-    wrapped.fits = {}  # type: ignore[attr-defined]
-    wrapped.fits_of = fit  # type: ignore[attr-defined]
-    return wrapped
-
-
-F1W = "+f1w"
-DEFAULT_F1W = ("soft", "caruana+best", "stack")  # the +f1w rows every comparison shows
+    return Recipe("soft", {choose_best_member(probs, y, names): 1.0}, method="best_member")
 
 
 def _methods(
     names: list[str], composite: CompositeSpec | None, seed: int, caruana: Mapping[str, Any],
     extra: Sequence[str] = (),
 ) -> list[_Method]:
-    """Every method, simplest first, so that ties in honest F1 favour the simpler one."""
+    """Every member, the best member, then every rule of the rules table (simplest first, so that ties in
+    honest F1 favour the simpler one)."""
     methods = [_Method(f"member:{name}", "member", _single(name), False) for name in names]
     methods.append(_Method("best_member", "baseline", _best_member, True))
-    methods += [_Method(rule, "ensemble", _fixed_rule(rule), False) for rule in FLAT_RULES]
-    if composite is not None:
-        spec = composite.to_dict()
-        methods += [
-            _Method(rule, "ensemble", _fixed_rule(rule, spec), False) for rule in ("per_task_hard", "per_task_soft")
-        ]
-    bases: dict[str, Fit] = {rule: _fixed_rule(rule) for rule in FLAT_RULES}
-    bases.update({
-        "soft+temperature": _temperature_soft,
-        "simplex": _simplex,
-        "caruana": _caruana(seed, caruana),
-        "caruana+best": _caruana(seed, {**size_control(len(names)), **caruana}),
-        "stack": _stack(seed),
-    })
-    bases = {key: _memo(fit) for key, fit in bases.items()}
-    methods += [_Method(key, "ensemble", bases[key], True)
-                for key in ("soft+temperature", "simplex", "caruana", "caruana+best", "stack")]
-    wanted = [f"{b}{F1W}" for b in DEFAULT_F1W] + [m for m in extra if m.endswith(F1W) and m[: -len(F1W)] in bases]
-    for key in dict.fromkeys(wanted):
-        methods.append(_Method(key, "ensemble", _with_decision_weights(bases[key[: -len(F1W)]]), True))
+    fitter = rules.Fitter(rules.Context(names, composite, seed, caruana))
+    methods += [_Method(name, "ensemble", fitter.fit_of(name), rules.is_fitted(name))
+                for name in rules.default_methods(composite is not None, extra)]
     return methods
 
 
 def method_names(n_members: int = 2, composite: bool = False) -> list[str]:
     """The ensemble methods a comparison can fit (for the CLI's --rule choices), in table order."""
-    names = [f"m{i}" for i in range(n_members)]
-    spec = CompositeSpec.from_dict({"tasks": [{"name": "a", "size": 2}]}) if composite else None
-    bases = [m.name for m in _methods(names, spec, 0, {}) if m.kind == "ensemble" and not m.name.endswith(F1W)]
-    return bases + [f"{b}{F1W}" for b in bases if not b.startswith("per_task")]
+    return [n for n in rules.rule_names(composite) if n not in rules.META_RULES]
 
 
 def _as_predictor_fit(fit: Fit) -> Callable[[np.ndarray, np.ndarray, list[str]], Predictor]:
@@ -224,7 +122,8 @@ def compare(
 
     Table columns: method, kind, f1_macro_honest, acc_honest (cross-fitted), f1_macro_val
     (fitted and scored on the same rows) and, for ensembles, the paired-bootstrap macro-F1
-    gain over the cross-fitted best member with its 95% CI and whether it excludes zero
+    gain over the cross-fitted best member with its 95% CI and its verdict (`better`, `worse` or
+    `no evidence`: whether the interval lies above, below or around zero)
     (all ensembles on the same bootstrap resamples). With `groups` (one label per row), folds
     keep groups together and the bootstrap resamples whole groups.
     """
@@ -289,14 +188,13 @@ def _compare_stacked(
             "f1_macro_honest": float(f1_honest[i]),
             "acc_honest": float(np.mean(honest[m.name] == y)),
             "f1_macro_val": float(f1_val[i]),
-            "gain": np.nan, "ci_low": np.nan, "ci_high": np.nan, "excludes_zero": pd.NA,
+            "gain": np.nan, "ci_low": np.nan, "ci_high": np.nan, "verdict": None,
         }  # fmt: skip
         if m.name in boot:
             b = boot[m.name]
-            row.update(gain=b["gain"], ci_low=b["low"], ci_high=b["high"], excludes_zero=b["excludes_zero"])
+            row.update(gain=b["gain"], ci_low=b["low"], ci_high=b["high"], verdict=b["verdict"])
         rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table["excludes_zero"] = table["excludes_zero"].astype("boolean")
     curve = selection_curve(probs, y, names, folds, size_control(len(names))["nbest"], n_classes)
     return Comparison(table, recipes, honest, resampling_scheme(groups, len(y)), n_splits, n_boot, len(y), curve,
                       groups)
@@ -339,7 +237,8 @@ def pick_best(comparison: Comparison) -> Recipe:
     if row["kind"] == "ensemble":
         note += (
             f"; gain vs best member {row['gain']:+.4f} "
-            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] (95% paired bootstrap over {comparison.scheme})"
+            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] (95% paired bootstrap over {comparison.scheme}): "
+            f"{row['verdict']}"
         )
     recipe.note = note
     return recipe

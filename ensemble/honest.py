@@ -225,7 +225,7 @@ def paired_bootstrap_gains(
     labels: Sequence[int] | None = None,
     level: float = 0.95,
     groups: np.ndarray | None = None,
-) -> dict[str, dict[str, float | bool]]:
+) -> dict[str, dict[str, float | bool | str]]:
     """`paired_bootstrap_gain` for several prediction vectors at once, on the SAME resamples.
 
     With `groups`, it is a cluster bootstrap: each resample draws whole groups
@@ -294,7 +294,7 @@ def paired_bootstrap_gains(
         point = all_f1(np.bincount(pattern, minlength=n_patterns)[None].astype(np.float64))[:, 0]
         boot = all_f1(draws)
     alpha = (1 - level) / 2
-    out: dict[str, dict[str, float | bool]] = {}
+    out: dict[str, dict[str, float | bool | str]] = {}
     for i, name in enumerate(methods, start=1):
         low, high = np.quantile(boot[i] - boot[0], [alpha, 1 - alpha])
         out[name] = {
@@ -302,8 +302,17 @@ def paired_bootstrap_gains(
             "low": float(low),
             "high": float(high),
             "excludes_zero": bool(low > 0 or high < 0),
+            "verdict": verdict(float(low), float(high)),
         }
     return out
+
+
+VERDICTS = ("better", "worse", "no evidence")
+
+
+def verdict(low: float, high: float) -> str:
+    """What a gain interval says: `better` (it lies above zero), `worse` (below zero) or `no evidence`."""
+    return "better" if low > 0 else "worse" if high < 0 else "no evidence"
 
 
 def paired_bootstrap_gain(
@@ -315,14 +324,14 @@ def paired_bootstrap_gain(
     labels: Sequence[int] | None = None,
     level: float = 0.95,
     groups: np.ndarray | None = None,
-) -> dict[str, float | bool]:
+) -> dict[str, float | bool | str]:
     """Macro-F1 gain of the ensemble over the best member, with a paired percentile bootstrap CI.
 
     Both prediction vectors are scored on the same resampled rows (drawn with
     replacement, `n_boot` times, seeded). `labels` are the classes averaged over
     (default: those present, as sklearn). Returns {gain, low, high,
-    excludes_zero}: the full-sample gain, the `level` interval of the resampled
-    gains, and whether that interval excludes 0. With `groups`, whole groups
+    excludes_zero, verdict}: the full-sample gain, the `level` interval of the resampled
+    gains, whether that interval excludes 0, and what that means (`better`, `worse`, `no evidence`). With `groups`, whole groups
     are resampled (cluster bootstrap).
     """
     return paired_bootstrap_gains(y, {"ensemble": pred_ensemble}, pred_best_member, n_boot, seed, labels, level,

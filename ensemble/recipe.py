@@ -1,7 +1,9 @@
 """A recipe is everything needed to regenerate an ensemble's predictions from member probabilities:
 the rule, the members and their weights, per-member temperatures, for per-task rules the
-composite label layout, for `stack` the stacker's coefficients, optional macro-F1 decision
-weights, and for fold groups which fold members make each voting unit. It round-trips
+composite label layout, for `stack` the stacker's coefficients, for `hillclimb` the blend's space and
+climbing path, optional macro-F1 decision weights, for fold groups which fold members make each voting
+unit, and `method`: the vote rule of ensemble/rules.py that made it (which says whether it was fitted).
+`rule` here names how the recipe is *applied* (its kernel): `caruana` applies as `soft`, for example. It round-trips
 through YAML exactly (floats are written with repr); nothing in it is a pickle.
 """
 from __future__ import annotations
@@ -19,17 +21,18 @@ from ensemble._checks import stack_members
 from ensemble.calibration import apply_temperatures
 from ensemble.composite import CompositeSpec
 from ensemble.decision_weights import apply_decision_weights
+from ensemble.hillclimb import SPACES, apply_blend
 from ensemble.stacking import check_stacker, stacker_scores
 from ensemble.voting import geometric_vote, hard_vote_with_shares, logit_vote, soft_vote
 
 FLAT_RULES = ("hard", "soft", "geometric", "logit")
 PER_TASK_RULES = ("per_task_hard", "per_task_soft")
-RULES = FLAT_RULES + PER_TASK_RULES + ("stack",)
+RULES = FLAT_RULES + PER_TASK_RULES + ("stack", "hillclimb")  # how a recipe is applied (its kernel)
 # How a fold group votes; written into every recipe that uses one, so the file says what it means.
 GROUP_RULE = ("a fold group votes as one member: its validation predictions are its out-of-fold predictions "
               "over all training rows, its test predictions the mean of its fold models' probabilities")
 _FIELDS = ("rule", "members", "temperatures", "composite", "note", "stack", "decision_weights", "groups",
-           "group_rule")
+           "group_rule", "blend", "method", "cost_ms")
 
 
 @dataclass
@@ -45,6 +48,9 @@ class Recipe:
     decision_weights: list[float] | None = None     # per class: predict argmax_k w_k p_k
     groups: dict[str, list[str]] | None = None       # voting unit -> its fold members, in fold order
     group_rule: str = ""
+    blend: dict[str, Any] | None = None              # rule "hillclimb": {space, path}; see ensemble.hillclimb
+    method: str = ""                                 # the vote rule (ensemble/rules.py) that made this recipe
+    cost_ms: float | None = None                     # assumed inference cost per image (vote --budget-ms)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -53,11 +59,16 @@ class Recipe:
             raise ValueError("a recipe needs at least one member")
         self.members = {str(k): float(v) for k, v in self.members.items()}
         self.temperatures = {str(k): float(v) for k, v in self.temperatures.items()}
+        signed = self.rule == "hillclimb"  # a hill-climbed blend may subtract a member
         for name, weight in self.members.items():
-            if not (math.isfinite(weight) and weight >= 0):
+            if not (math.isfinite(weight) and (signed or weight >= 0)):
                 raise ValueError(f"member {name!r} has invalid weight {weight}")
-        if not any(w > 0 for w in self.members.values()):
-            raise ValueError("recipe weights must not all be zero")
+        if sum(self.members.values()) <= 0 or not any(w > 0 for w in self.members.values()):
+            raise ValueError("recipe weights must not all be zero (and must sum to more than zero)")
+        self._check_blend()
+        self.method = str(self.method)
+        if self.cost_ms is not None:
+            self.cost_ms = float(self.cost_ms)
         for name, t in self.temperatures.items():
             if not (math.isfinite(t) and t > 0):
                 raise ValueError(f"member {name!r} has invalid temperature {t}")
@@ -88,6 +99,16 @@ class Recipe:
                 raise ValueError(f"groups must name recipe members, each with its fold members (got {unknown})")
             self.group_rule = self.group_rule or GROUP_RULE
 
+    def _check_blend(self) -> None:
+        if (self.rule == "hillclimb") != (self.blend is not None):
+            raise ValueError(f"rule {self.rule!r} and blend parameters do not go together")
+        if self.blend is not None:
+            if self.blend.get("space") not in SPACES:
+                raise ValueError(f"blend: space must be one of {list(SPACES)}")
+            path = [{"member": str(s["member"]), "weight": float(s["weight"]), "score": float(s["score"])}
+                    for s in self.blend.get("path") or []]
+            self.blend = {"space": self.blend["space"], "path": path}
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "rule": self.rule,
@@ -104,6 +125,12 @@ class Recipe:
         if self.groups is not None:
             out["groups"] = {k: list(v) for k, v in self.groups.items()}
             out["group_rule"] = self.group_rule
+        if self.blend is not None:
+            out["blend"] = self.blend
+        if self.method:
+            out["method"] = self.method
+        if self.cost_ms is not None:
+            out["cost_ms"] = self.cost_ms
         return out
 
     @classmethod
@@ -121,6 +148,9 @@ class Recipe:
             decision_weights=data.get("decision_weights"),
             groups=data.get("groups"),
             group_rule=data.get("group_rule") or "",
+            blend=data.get("blend"),
+            method=data.get("method") or "",
+            cost_ms=data.get("cost_ms"),
         )
 
     def to_yaml(self, path: str | Path, write_text: Callable[[Path, str], Any] | None = None) -> Path:
@@ -173,6 +203,8 @@ def apply_stacked(recipe: Recipe, probs: np.ndarray, names: list[str]) -> tuple[
 def _rule_output(recipe: Recipe, probs: np.ndarray, chosen: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if recipe.rule == "stack":
         return stacker_scores(recipe.stack or {}, probs)
+    if recipe.rule == "hillclimb":
+        return apply_blend(probs, [recipe.members[n] for n in chosen], (recipe.blend or {})["space"])
     weights = np.array([recipe.members[n] for n in chosen])
     # Temperature never moves a member's argmax, so hard votes skip the work.
     if recipe.rule not in ("hard", "per_task_hard") and recipe.temperatures:

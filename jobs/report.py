@@ -9,8 +9,9 @@ from core.errors import UserError
 from core.names import check_name, path_inside
 from core.registry import Registry
 from core.settings import Settings
+from ensemble import rules
 from ensemble.composite import CompositeSpec
-from ensemble.recipe import PER_TASK_RULES, RULES, Recipe, apply
+from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
 from jobs.fold_groups import row_groups
 from jobs.inputs import gather, parse_weights
@@ -23,6 +24,9 @@ from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder,
 from report.wandb_log import MODES
 
 __all__ = ["MODES", "RULES", "print_tables", "report_command"]
+
+# A report without a recipe applies a rule that fits nothing (a fitted rule comes as a vote's recipe file).
+RULES = tuple(name for name, rule in rules.RULES.items() if not rule.fitted)
 
 
 def read_recipe(path: Path) -> Recipe:
@@ -41,11 +45,12 @@ def recipe_from_rule(rule: str, weight_items: list[str], members: list[str],
                      composite: CompositeSpec | None) -> Recipe:
     """A recipe made of --rule and named --weights; per-task rules take the members' composite layout."""
     weights = parse_weights(weight_items, members)
-    per_task = rule in PER_TASK_RULES
+    per_task = rules.RULES[rule].composite
     if per_task and composite is None:
         raise UserError(f"rule {rule} votes per task, but member '{members[0]}' declares no composite label "
                         f"layout (data.composite)")
-    return Recipe(rule, dict(zip(members, weights.tolist())), composite=composite.to_dict() if per_task else None)
+    return Recipe(rules.RULES[rule].apply, dict(zip(members, weights.tolist())), composite=composite.to_dict() if per_task else None,
+                  method=rule)
 
 
 def check_members(members: list[str], recipe_members: list[str]) -> None:

@@ -17,7 +17,8 @@ from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
-from ensemble.choose import ALL_RULES, choose_recipe, needs_comparison
+from ensemble.budget import best_within_budget, check_budget, check_costs
+from ensemble.choose import ALL_RULES, all_rules, choose_recipe, needs_comparison
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from ensemble.task_vote import TaskRecipe
@@ -35,7 +36,7 @@ from report.builder import LabelledTest, ReportInputs, ReportResult, Vote, build
 from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from report.wandb_log import MODES
 
-__all__ = ["ALL_RULES", "MODES", "VoteRequest", "VoteResult", "print_vote", "vote"]
+__all__ = ["ALL_RULES", "MODES", "all_rules", "VoteRequest", "VoteResult", "print_vote", "vote"]
 
 PLAIN_RULES = ("hard", "soft")  # always shown beside the submitted recipe, with the user's weights
 
@@ -55,6 +56,7 @@ class VoteRequest:
     wandb: str = "disabled"
     tta: str = "none"
     registry: str | None = None
+    budget_ms: float | None = None     # --rule best among the member subsets whose measured cost fits
 
 
 @dataclass
@@ -115,6 +117,50 @@ def ensemble_recipes(primary: str, recipe: Recipe, weights: dict[str, float]) ->
     return recipes
 
 
+def unit_costs(units, predictions: dict) -> dict[str, float]:
+    """Measured ms per image of each voting unit: a member's own, a fold group's the sum of its fold models'."""
+    def member_cost(name: str) -> float:
+        measured = [p for p in predictions[name].values() if np.isfinite(p.ms_per_image)]
+        return max(measured, key=lambda p: len(p.ids)).ms_per_image if measured else float("nan")
+
+    return {u.name: float(sum(member_cost(m) for m in u.members)) for u in units}
+
+
+def _budget_choice(req: VoteRequest, inputs, costs: dict[str, float], composite, groups, comparison):
+    """(recipe, comparison) for `--rule best --budget-ms N`; the comparison of the chosen subset."""
+    if req.rule != "best":
+        raise UserError("--budget-ms chooses the best ensemble that fits; give it with --rule best")
+    costs = check_costs(costs, list(costs))
+    if sum(costs.values()) <= req.budget_ms:
+        check_budget(costs, req.budget_ms)
+        recipe = choose_recipe("best", {}, composite.to_dict() if composite else None, comparison)
+        recipe.cost_ms = float(sum(costs[n] for n in recipe.members))
+        recipe.note += f"; every member fits --budget-ms {req.budget_ms:g} ({recipe.cost_ms:.3g} ms per image)"
+        return recipe, comparison
+    return best_within_budget(inputs.by_name("val"), inputs.val_labels, len(inputs.classes), costs, req.budget_ms,
+                              composite=composite.to_dict() if composite else None, groups=groups)
+
+
+def _comparison_and_recipe(req: VoteRequest, given: Recipe | None, inputs, composite, groups,
+                           costs: dict[str, float], weights: dict[str, float]):
+    """One honest comparison (shown by the console with --compare, and always by the report), and the recipe:
+    the given file's, the budget's choice, or --rule's. Returns (recipe, comparison, costs)."""
+    comparison = None
+    if len(inputs.names) > 1:
+        try:
+            extra = [req.rule] + ([given.method] if given is not None and given.method else [])
+            comparison = compare(inputs.by_name("val"), inputs.val_labels, len(inputs.classes),
+                                 composite.to_dict() if composite else None, groups=groups, extra=extra)
+        except ValueError as err:
+            if needs_comparison(req.rule):
+                raise UserError(f"rule '{req.rule}' cannot be cross-fitted on these rows: {err}") from err
+    if given is not None:
+        return given, comparison, costs
+    if req.budget_ms is not None:
+        return (*_budget_choice(req, inputs, costs, composite, groups, comparison), costs)
+    return choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison), comparison, costs
+
+
 def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     names, recipe = members_and_recipe(req)
     out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
@@ -143,17 +189,8 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
     if inputs.test_probs is None:
         raise UserError("no test predictions: the members' data config names no test list")
 
-    # One honest comparison, shown by the console (with --compare) and always by the report.
-    comparison = None
-    if len(names) > 1:
-        try:
-            comparison = compare(inputs.by_name("val"), inputs.val_labels, len(inputs.classes),
-                                 composite.to_dict() if composite else None, groups=groups, extra=[req.rule])
-        except ValueError as err:
-            if needs_comparison(req.rule):
-                raise UserError(f"rule '{req.rule}' cannot be cross-fitted on these rows: {err}") from err
-    chosen = choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison)
-    recipe = recipe or chosen
+    recipe, comparison, costs = _comparison_and_recipe(req, recipe, inputs, composite, groups,
+                                                        unit_costs(units, predictions), weights)
     group_units = {u.name: u.members for u in units if u.group and u.name in recipe.members}
     if group_units:
         recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
@@ -182,7 +219,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,
         val_paths=val_image_paths(dataset.train, inputs.val_ids),
         run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
-        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups,
+        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups, costs=costs,
         member_splits={m: entries[m].split.to_dict() for u in units for m in u.members},
         extra_sections=audit_report_sections(members, settings.output_root))  # when its units have an audit
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
@@ -202,6 +239,8 @@ def print_vote(result: VoteResult) -> None:
         print_table("Honest comparison (cross-fitted on validation; gain vs the best member, 95% paired "
                     f"bootstrap CI; resampling unit: {report.metrics.get('resampling')}):", report.compare_table)
         print_gain_verdict(report.compare_table)
+    if report.metrics.get("submitted_note"):
+        print(f"\nsubmitted row: {report.metrics['submitted_note']}")
     print_table("Test rows of the submission (true labels known for the demo data):", report.test_table)
     weights_text = ", ".join(f"{n}={w:.3g}" for n, w in recipe.members.items())
     print(f"\nsubmission: {result.submission}  (rule {recipe.rule}, weights {weights_text})")
@@ -213,6 +252,11 @@ def print_vote(result: VoteResult) -> None:
     print(f"report:     {report.html}")
 
 
+VERDICT_TEXT = {"better": "the interval lies above zero: the ensemble really helps",
+                "worse": "the interval lies below zero: the ensemble is WORSE than its best member",
+                "no evidence": "the interval includes zero: no evidence the ensemble beats its best member"}
+
+
 def print_gain_verdict(table: pd.DataFrame | None) -> None:
     """Say plainly whether any ensemble beat the best member on rows it was not fitted on."""
     if table is None:
@@ -221,8 +265,6 @@ def print_gain_verdict(table: pd.DataFrame | None) -> None:
     if ensembles.empty:
         return
     top = ensembles.loc[ensembles["f1_macro_honest"].idxmax()]
-    verdict = ("the interval excludes zero: the ensemble really helps" if bool(top["excludes_zero"]) and top["gain"] > 0
-               else "the interval includes zero: no evidence the ensemble beats its best member"
-               if not bool(top["excludes_zero"]) else "the interval excludes zero: the ensemble is WORSE")
     print(f"\nbest honest rule: {top['method']} (macro F1 {top['f1_macro_honest']:.4f}); gain vs best member "
-          f"{top['gain']:+.4f} [{top['ci_low']:+.4f}, {top['ci_high']:+.4f}]: {verdict}")
+          f"{top['gain']:+.4f} [{top['ci_low']:+.4f}, {top['ci_high']:+.4f}]: {top['verdict']} "
+          f"({VERDICT_TEXT[top['verdict']]})")

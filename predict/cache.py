@@ -11,6 +11,8 @@ elsewhere can be imported and voted too):
   tta        str   []      TTA views merged: "none", "flip", "flip,shift"
   origin     str   []      "predicted" (by this tool) or "imported"
   reference  str   []      imported only: the registered member whose rows and classes it was checked against
+  ms_per_image f64 []      optional: the member's measured inference cost when it predicted these rows (NaN: unknown)
+  cost_device  str []      optional: the device it was measured on; cost_batch i64 []: the batch size
 """
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ class Prediction:
     tta: str = "none"
     origin: str = "predicted"
     reference: str = ""
+    ms_per_image: float = float("nan")   # measured inference cost per image (forward passes, TTA views included)
+    cost_device: str = ""
+    cost_batch: int = 0
 
 
 def cache_key(weights_sha256: str, data_fingerprint: str, tta: TTA | str | bool | None, split: str,
@@ -57,12 +62,22 @@ def save(path: Path, pred: Prediction) -> Path:
             np.savez(fh, ids=np.asarray(pred.ids, dtype=str), probs=pred.probs.astype(np.float32),
                      logits=pred.logits.astype(np.float32), labels=np.asarray(pred.labels, dtype=np.int64),
                      classes=np.asarray(pred.classes, dtype=str), key=np.asarray(pred.key),
-                     tta=np.asarray(pred.tta), origin=np.asarray(pred.origin), reference=np.asarray(pred.reference))
+                     tta=np.asarray(pred.tta), origin=np.asarray(pred.origin), reference=np.asarray(pred.reference),
+                     ms_per_image=np.asarray(pred.ms_per_image, dtype=np.float64),
+                     cost_device=np.asarray(pred.cost_device), cost_batch=np.asarray(pred.cost_batch, dtype=np.int64))
     return path
 
 
 def _text(z, name: str, default: str) -> str:
     return str(z[name]) if name in z.files else default
+
+
+def _cost(z) -> tuple[float, str, int]:
+    """The measured cost, where the file has one (files written before it was measured, or imported, lack it)."""
+    if "ms_per_image" not in z.files:
+        return float("nan"), "", 0
+    return (float(z["ms_per_image"]), _text(z, "cost_device", ""),
+            int(z["cost_batch"]) if "cost_batch" in z.files else 0)
 
 
 def load(path: Path) -> Prediction:
@@ -77,7 +92,7 @@ def load(path: Path) -> Prediction:
                                 f"(fields: {', '.join(z.files)}); see the README's prediction cache format")
             pred = Prediction(z["ids"], z["probs"], z["logits"], z["labels"], [str(c) for c in z["classes"]],
                               str(z["key"]), _text(z, "tta", "none"), _text(z, "origin", "predicted"),
-                              _text(z, "reference", ""))
+                              _text(z, "reference", ""), *_cost(z))
     except (OSError, ValueError) as err:
         raise UserError(f"prediction cache {path} is unreadable ({err.__class__.__name__}: {err})") from err
     n, c = len(pred.ids), len(pred.classes)

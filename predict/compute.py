@@ -6,6 +6,7 @@ members never loads torch, timm or torchvision.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,9 +23,19 @@ from predict.tta import TTA
 log = logging.getLogger("predict")
 
 
+@dataclass(frozen=True)
+class Cost:
+    """One member's measured forward time on this run (predict/inference.py), stored with its predictions."""
+    ms_per_image: float
+    device: str
+    batch_size: int
+
+
 def run_uncached(entries: list[RegistryEntry], registry: Registry, paths: list[str], split: str, settings: Settings,
-                 world: World, device, tta: TTA, batch_size: int, decoder: str, part: str = "") -> list[np.ndarray]:
-    """Log-probabilities [len(paths), C] per member, every member on each decoded batch; `part` names a shard."""
+                 world: World, device, tta: TTA, batch_size: int, decoder: str,
+                 part: str = "") -> tuple[list[np.ndarray], list[Cost]]:
+    """Log-probabilities [len(paths), C] per member, every member on each decoded batch, and each member's
+    measured cost; `part` names a shard."""
     dev = world.device(device) if isinstance(device, str) else device
     members = [load_member(registry, entry) for entry in entries]
     preps = [Preprocess.from_entry(m.entry) for m in members]
@@ -34,4 +45,7 @@ def run_uncached(entries: list[RegistryEntry], registry: Registry, paths: list[s
     logits = runner.run(source, batch_size, desc=f"{split}: {names}{part}")
     if runner.batch_size != batch_size:
         log.warning("%s: finished with batch size %d after running out of memory", split, runner.batch_size)
-    return [lg if lg.size else np.zeros((len(paths), len(m.classes)), np.float32) for m, lg in zip(members, logits)]
+    used = int(runner.batch_size or batch_size)
+    costs = [Cost(runner.ms_per_image(i), str(dev), used) for i in range(len(members))]
+    return [lg if lg.size else np.zeros((len(paths), len(m.classes)), np.float32)
+            for m, lg in zip(members, logits)], costs

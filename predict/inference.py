@@ -8,6 +8,7 @@ When memory runs out the batch size is halved and the same rows are tried again.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,20 @@ class EnsembleRunner:
             groups.setdefault(prep, _Group(prep, Normalize(prep.mean, prep.std).to(device), [])).members.append(i)
         self.groups = list(groups.values())
         self.batch_size: int | None = None   # the size that last worked, after any halving
+        # Each member's own forward time (its TTA views included) and the rows it ran: its inference cost.
+        self.seconds = [0.0] * len(self.nets)
+        self.rows = 0
+
+    def _timed_forward(self, i: int, views: list[torch.Tensor], spent: list[float]) -> torch.Tensor:
+        start = time.perf_counter()
+        probs = self._forward(self.nets[i], views)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # kernels run asynchronously: wait, so the time is this member's
+        spent[i] += time.perf_counter() - start
+        return probs
+
+    def ms_per_image(self, i: int) -> float:
+        return 1000.0 * self.seconds[i] / self.rows if self.rows else float("nan")
 
     def _prepare(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device).eval()
@@ -66,6 +81,7 @@ class EnsembleRunner:
     def batch_probs(self, batch: torch.Tensor) -> list[torch.Tensor]:
         """uint8 NCHW batch on the device → one [B, C] probability tensor per member."""
         out: list[torch.Tensor | None] = [None] * len(self.nets)
+        spent = [0.0] * len(self.nets)
         resized: dict[tuple, torch.Tensor] = {}
         for group in self.groups:
             key = group.prep.resize_key
@@ -76,7 +92,10 @@ class EnsembleRunner:
                 x = x.contiguous(memory_format=torch.channels_last)
             views = self.tta.views(x)
             for i in group.members:
-                out[i] = self._forward(self.nets[i], views)
+                out[i] = self._timed_forward(i, views, spent)
+        # Counted once the whole batch succeeded: a batch that ran out of memory is run again, smaller.
+        self.seconds = [a + b for a, b in zip(self.seconds, spent)]
+        self.rows += len(batch)
         return out
 
     def run(self, source, batch_size: int = 256, desc: str = "predict") -> list[np.ndarray]:

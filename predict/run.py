@@ -67,7 +67,27 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
                                          decoder, registry)
             for name, pred in results_for.items():
                 results[name][split] = pred
+    if world.is_main:
+        _record_costs(registry, members, results)
     return dict(results)
+
+
+def _record_costs(registry: Registry, members: list[MemberInfo], results: dict) -> None:
+    """Each member's latest measured cost goes into its registry entry (`inference`), beside the cache's copy.
+    The split with the most rows gives the steadiest figure."""
+    costs = {}
+    for member in members:
+        measured = [p for p in results[member.name].values() if np.isfinite(p.ms_per_image) and p.cost_batch]
+        if not measured:
+            continue
+        pred = max(measured, key=lambda p: len(p.ids))
+        cost = {"ms_per_image": round(float(pred.ms_per_image), 6), "device": pred.cost_device,
+                "batch_size": int(pred.cost_batch)}
+        known = member.entry.inference
+        if known is None or known.to_dict() != cost:  # cached predictions carry the figure already recorded
+            costs[member.name] = cost
+    if costs:
+        registry.set_inference(costs)
 
 
 def _predict_group(paths: list[str], group: list[tuple[MemberInfo, Rows]], split: str, settings: Settings,
@@ -95,17 +115,18 @@ def _predict_group(paths: list[str], group: list[tuple[MemberInfo, Rows]], split
     from predict.compute import run_uncached
 
     part = f" rows {lo}-{hi - 1} of {len(paths)} (rank {world.rank})" if world.distributed else ""
-    logits = run_uncached([m.entry for m, *_ in todo], registry, paths[lo:hi], split, settings, world, dev, tta,
+    logits, costs = run_uncached([m.entry for m, *_ in todo], registry, paths[lo:hi], split, settings, world, dev, tta,
                           batch_size, decoder, part)
     if world.distributed:
         for (_, _, key, path), member_logits in zip(todo, logits):
             shards.save_shard(path, world, lo, hi, len(paths), key, member_logits)
         world.barrier()
-    for (member, rows, key, path), member_logits in zip(todo, logits):
+    for i, ((member, rows, key, path), member_logits) in enumerate(zip(todo, logits)):
         if world.is_main:
             full = shards.merge_shards(path, world.size, len(paths), key) if world.distributed else member_logits
             pred = cache.Prediction(np.asarray(rows.ids), cache.softmax(full), full, np.asarray(rows.labels),
-                                    member.classes, key, tta.spec)
+                                    member.classes, key, tta.spec, ms_per_image=costs[i].ms_per_image,
+                                    cost_device=costs[i].device, cost_batch=costs[i].batch_size)
             cache.save(path, pred)
             log.info("%s/%s: %d rows predicted (TTA %s) → %s", member.name, split, len(rows.ids), tta.spec, path)
             out[member.name] = pred

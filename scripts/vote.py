@@ -20,7 +20,7 @@ from core.cli import add_registry
 from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.vote import ALL_RULES, MODES, VoteRequest, print_vote, vote
+from jobs.vote import MODES, VoteRequest, all_rules, print_vote, vote
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -33,7 +33,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recipe", help="a saved recipe YAML: regenerate its ensemble exactly")
     parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1); with task members, member:task=weight weighs "
                              "one task (e.g. age-r34:age=2)")
-    parser.add_argument("--rule", choices=ALL_RULES, default="soft",
+    parser.add_argument("--rule", choices=all_rules(), default="soft",
                         help="rule used for the submission; fitted rules and 'best' are chosen on validation "
                              "and scored by cross-fitting")
     parser.add_argument("--compare", action="store_true",
@@ -46,6 +46,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="log the ensemble to wandb (online falls back to offline without a login)")
     parser.add_argument("--tta", nargs="?", const="flip", default="none", metavar="VIEWS",
                         help="test-time views per member: flip, shift or flip,shift (alone: flip); part of the cache key")
+    parser.add_argument("--budget-ms", type=float, metavar="N",
+                        help="with --rule best: the best honest ensemble whose members' measured inference cost "
+                             "(ms per image, on the device that measured them) fits N")
     add_registry(parser)
     return parser.parse_args(argv)
 
@@ -55,7 +58,8 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     request = VoteRequest(members=args.members, groups=args.groups, recipe=args.recipe, weights=args.weights, rule=args.rule,
                           compare=args.compare, name=args.name, out=args.out, report=args.report,
-                          overwrite=args.overwrite, wandb=args.wandb, tta=args.tta, registry=args.registry)
+                          overwrite=args.overwrite, wandb=args.wandb, tta=args.tta, registry=args.registry,
+                          budget_ms=args.budget_ms)
     console_logging()
     print_vote(vote(request, load_settings()))
     return 0

@@ -152,7 +152,7 @@ def test_bootstrap_no_difference() -> None:
     assert out["low"] < 0 < out["high"] and out["excludes_zero"] is False
     # Identical predictions: every resample gives exactly zero.
     same = paired_bootstrap_gain(y, a, a, n_boot=200)
-    assert same == {"gain": 0.0, "low": 0.0, "high": 0.0, "excludes_zero": False}
+    assert same == {"gain": 0.0, "low": 0.0, "high": 0.0, "excludes_zero": False, "verdict": "no evidence"}
 
 
 def test_bootstrap_matches_row_resampling_with_sklearn() -> None:

@@ -18,7 +18,7 @@ from report.builder import build_report
 from report_fixture import synthetic_inputs
 from scripts.screenshot_report import dump_dom, find_chromium, screenshot_png
 
-SECTIONS = ["scores", "compare", "diversity", "confusion", "learning-curves", "gallery", "classification-reports"]
+SECTIONS = ["scores", "compare", "frontier", "diversity", "confusion", "learning-curves", "gallery", "classification-reports"]
 
 
 @pytest.fixture(scope="module")
