@@ -36,7 +36,7 @@ def test_predicting_measures_each_members_cost_in_the_cache_and_the_registry(pro
         stored = cache.load(cache.cache_path(project.predictions, name, "val"))
         assert stored.ms_per_image > 0 and stored.cost_device == "cpu" and stored.cost_batch == 64
         assert stored.ms_per_image == pytest.approx(found[name]["val"].ms_per_image)
-        entry = registry.entry(name)
+        entry = registry.get(name)
         assert entry.inference is not None and entry.inference.device == "cpu"
         assert entry.inference.images_per_s == pytest.approx(1000 / entry.inference.ms_per_image)
 
