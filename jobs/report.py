@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from core import atomic
 from core.errors import UserError
 from core.names import check_name, path_inside
 from core.registry import Registry
@@ -82,8 +83,7 @@ def report_command(args, settings: Settings):
     folder = Path(args.report) if args.report else path_inside(settings.output_root / "reports", args.name, "--name")
     check_name(args.name, "--name")  # it also names the wandb run, with or without --report
     check_report_target(folder)  # before any prediction work: only a report folder is ever replaced...
-    if folder.exists() and not args.overwrite:  # ...and only when asked
-        raise UserError(f"report folder {folder} already exists; pass --overwrite to replace it")
+    atomic.check_replaceable([folder], args.overwrite)  # ...and only when asked
     registry = Registry(args.registry or settings.registry)
     resolved = resolve_members(registry, settings, members)  # one registry read; imported members too
     entries = [resolved[name] for name in members]

@@ -179,7 +179,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         member_splits={m: dict(entries[m]["split"]) for u in units for m in u.members})
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
-                                    lambda: build_report(report_inputs, report_dir))
+                                    lambda: build_report(report_inputs, report_dir), report_dir)
     wandb_run = log_to_wandb(req.wandb, settings.output_root, ensemble_log(
         req.name, ordered, config, settings.wandb_entity, result, inputs.val_labels, val[primary][0],
         inputs.classes, out))
