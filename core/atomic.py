@@ -57,10 +57,8 @@ def kind_problem(path: str | os.PathLike) -> str | None:
     """
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        return err.strerror or str(err)
+    except OSError:
+        return None  # absent, or a parent is not a folder: the write itself says what to do
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
@@ -94,8 +92,8 @@ def check_folder_target(folder: str | os.PathLike, marker: str, what: str) -> Pa
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{what} {folder} is a file; choose another folder")
     if folder.is_dir() and not (folder / marker).is_file() and any(folder.iterdir()):
-        raise UserError(f"{what} {folder} exists and was not made by this project (no {marker}); it is never "
-                        f"replaced: choose another --name or --out/--report")
+        raise UserError(f"{what} {folder} exists and is not a {what} this project made (no {marker}); it is "
+                        f"never replaced: choose another --name or --out/--report")
     return folder
 
 

@@ -21,11 +21,9 @@ from typing import Any
 
 from core.errors import UserError
 from core.limits import MAX_IMAGE_SIDE as MAX_SIDE, image_size_problem
-from core.names import name_problem
+from core.names import member_name_problem, name_problem
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
-# Names become folder names (run folders, prediction cache), so they may not carry path syntax.
-NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
 _FIELDS = ("name", "kind", "arch", "classes", "weights", "sha256", "input", "split", "metrics", "config",
            "created", "run", "val_probs", "ema", "imported")
@@ -192,8 +190,9 @@ class RegistryEntry:
         current = "name"
         try:
             name = data["name"]
-            if not NAME.fullmatch(name) or name in (".", ".."):
-                raise ValueError("must be non-empty, without spaces, slashes or colons")
+            problem = member_name_problem(name)  # the one rule, shared with the config and imports
+            if problem:
+                raise ValueError(problem)
             current = "sha256"
             if kind == "trained" and not SHA256.fullmatch(data["sha256"]):
                 raise ValueError(f"must be 64 lowercase hex characters, got {data['sha256'][:20]!r}")

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
+from core import files
 from core.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +48,7 @@ def _local_file() -> dict:
     path = Path(os.environ.get("VOTE_LOCAL_CONFIG", REPO_ROOT / "local.yaml"))
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"{path} is not valid YAML: {err.__class__.__name__}") from err
+    data = files.read_yaml(path, "local settings file", files.MiB) or {}
     if not isinstance(data, dict):
         raise UserError(f"{path} must be a mapping of settings")
     unknown = sorted(set(data) - set(ENV))

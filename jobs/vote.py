@@ -71,10 +71,7 @@ def test_labels(labels_csv: Path | None, ids: np.ndarray) -> np.ndarray | None:
 
 def members_and_recipe(req: VoteRequest) -> tuple[list[str], Recipe | None]:
     if req.recipe:
-        try:
-            recipe = Recipe.from_yaml(req.recipe)
-        except (OSError, ValueError, TypeError, KeyError) as err:
-            raise UserError(f"recipe {req.recipe} cannot be read: {err}") from err
+        recipe = Recipe.from_yaml(req.recipe)  # one line for anything wrong with the file
         if req.members and sorted(req.members) != sorted(recipe.members):
             raise UserError(f"--members differ from the members of recipe {req.recipe}; give one or the other")
         return list(recipe.members), recipe
@@ -153,8 +150,11 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
     primary = primary_name(req, recipe)
     votes = ensemble_recipes(primary, recipe, weights)
-    val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
-    test = {name: apply(r, inputs.by_name("test"))[0] for name, r in votes.items()}
+    try:
+        val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
+        test = {name: apply(r, inputs.by_name("test"))[0] for name, r in votes.items()}
+    except ValueError as err:  # e.g. a saved recipe's stacker or decision weights made for other classes
+        raise UserError(f"the recipe cannot be applied to these members: {err}") from err
 
     frame = submission.build(inputs.test_ids, test[primary], dataset.test_info)
     recipe_path = outputs.recipe_path_of(out)

@@ -26,7 +26,6 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 from core import atomic, leftovers
-from core.errors import UserError
 from ensemble import diversity
 from ensemble.compare import Comparison, compare
 from ensemble.composite import CompositeSpec

@@ -28,7 +28,7 @@ def test_a_vote_never_replaces_a_users_folder_that_holds_a_report_md(capsys, pro
     (folder / "report.md").write_text("my notes")
     (folder / "thesis.txt").write_text("three years of work")
     fails(capsys, project, "vote", ["--members", "good", "--report", str(folder), *overwrite], str(folder),
-          "not made by this project", watched=(folder,))
+          "not a report folder this project made", watched=(folder,))
     assert (folder / "thesis.txt").read_text() == "three years of work"
 
 

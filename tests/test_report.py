@@ -175,6 +175,7 @@ def test_a_failed_build_leaves_the_previous_report_untouched(tmp_path):
     folder = tmp_path / "reports" / "kept"
     folder.mkdir(parents=True)
     (folder / "report.md").write_text("the previous report")
+    (folder / ".ensemble-report").write_text("made by this project")
     with pytest.raises(RuntimeError):
         with staged_folder(folder) as stage:
             (stage / "report.md").write_text("half")
