@@ -21,7 +21,7 @@ _HINTS = {
     errno.EACCES: "no write permission; choose another output folder (VOTE_OUTPUT_ROOT) or fix its permissions",
     errno.EPERM: "no write permission; choose another output folder (VOTE_OUTPUT_ROOT) or fix its permissions",
     errno.EROFS: "the file system is read-only; choose another output folder (VOTE_OUTPUT_ROOT)",
-    errno.ENOSPC: "the disk is full; free space and run again",
+    errno.ENOSPC: "the disk is full; free space and run again (a training continues with --resume)",
     errno.EDQUOT: "the disk quota is used up; free space and run again",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another output folder or move that file",
     errno.EEXIST: "a part of the path is a file, not a folder; choose another output folder or move that file",
