@@ -76,3 +76,16 @@ def test_a_split_file_of_random_bytes_is_one_line_naming_it(tmp_path):
     path.write_bytes(b"\xff\xfe\x80" + os.urandom(2000))
     with pytest.raises(UserError, match=f"split file {path} is not UTF-8 text"):
         read_split(path)
+
+
+def test_a_non_ascii_class_name_under_a_c_locale_is_no_traceback(tmp_path):
+    from tests.helpers import run_script
+    _images(tmp_path / "imgs", [f"a{i}.png" for i in range(8)])
+    csv = tmp_path / "train.csv"
+    csv.write_text("path,label\n" + "".join(f"imgs/a{i}.png,{'café' if i % 2 else 'thé'}\n" for i in range(8)),
+                   encoding="utf-8")
+    # An ASCII console: no UTF-8 locale, no UTF-8 mode, no PYTHONIOENCODING (empty counts as unset).
+    env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "", "PYTHONCOERCECLOCALE": "0"}
+    proc = run_script("check_data", "--source", "csv", "--root", str(csv), "--n-folds", "2", env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "caf\\xe9" in proc.stdout
