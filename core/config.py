@@ -18,7 +18,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from core import files
 from core.errors import UserError
 from core.limits import image_size_problem
-from core.names import member_name_problem, name_problem
+from core.names import member_name_problem, name_problem, shown
 
 
 @dataclass
@@ -300,14 +300,14 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 def _check_values(config: MemberConfig, origin: str) -> None:
     problem = member_name_problem(config.name)  # first: the same rule the registry applies after training
     if problem:
-        raise UserError(f"config key 'name' in {origin} is {config.name!r}: it {problem}")
+        raise UserError(f"config key 'name' in {origin} is {shown(config.name)}: it {problem}")
     problem = image_size_problem(config.data.image_size)
     if problem:
         raise UserError(f"config key 'data.image_size' in {origin} {problem}")
     split = config.data.split
     problem = name_problem(split.name)  # it names splits/<name>.csv
     if problem:
-        raise UserError(f"config key 'data.split.name' in {origin} is {split.name!r}: it {problem}")
+        raise UserError(f"config key 'data.split.name' in {origin} is {shown(split.name)}: it {problem}")
     if split.n_folds < 2 or not 0 <= split.fold < split.n_folds:
         raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
     if not 0 <= config.data.near_duplicate_distance <= 16:

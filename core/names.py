@@ -48,10 +48,16 @@ def member_name_problem(name: object) -> str | None:
     return problem
 
 
+def shown(name: object, limit: int = 60) -> str:
+    """`name` quoted for a message, cut short: a 5,000-character name would fill the screen."""
+    text = repr(name)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(name))} characters)"
+
+
 def check_member_name(name: object, what: str) -> str:
     problem = member_name_problem(name)
     if problem:
-        raise UserError(f"{what} {name!r} {problem}")
+        raise UserError(f"{what} {shown(name)} {problem}")
     return str(name)
 
 
@@ -59,7 +65,7 @@ def check_name(name: object, what: str) -> str:
     """Refuse a name that is not one safe path component; `what` names it in the message (e.g. "--name")."""
     problem = name_problem(name)
     if problem:
-        raise UserError(f"{what} {name!r} {problem}")
+        raise UserError(f"{what} {shown(name)} {problem}")
     return str(name)
 
 

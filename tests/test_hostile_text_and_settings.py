@@ -60,3 +60,15 @@ def test_output_root_pointing_at_a_file_is_one_line(settings_env, monkeypatch):
     with pytest.raises(UserError, match=f"setting output_root .* is {target}, which is a file, not a folder"):
         load_settings()
     assert target.read_text() == "mine\n"
+
+
+def test_a_5000_character_name_is_refused_before_any_work_in_a_short_line(tmp_path):
+    from tests.helpers import run_script
+    out = tmp_path / "fresh-output"
+    proc = run_script("train", "--config", "configs/digits/resnet18.yaml", "name=" + "x" * 5000,
+                      env={"VOTE_OUTPUT_ROOT": str(out)}, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is longer than 200 characters" in lines[0] and "(5000 characters)" in lines[0]
+    assert len(lines[0]) < 300
+    assert not out.exists()          # refused before the data scan: nothing made
