@@ -134,3 +134,16 @@ def check_npz(path: str | os.PathLike, what: str, max_bytes: int) -> Path:
 def npz_budget(rows: int, classes: int) -> int:
     """Bytes one array of a prediction file may take: rows × classes float64, or rows ids of 1024 chars."""
     return max(rows, 1) * max(classes, 1) * 8 + max(rows, classes, 1) * 4 * 1024 + MiB
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a repeated object out again instead of as an alias: every YAML the project writes (recipes,
+    run configs) must read back through `read_yaml`, which refuses aliases."""
+
+    def ignore_aliases(self, data) -> bool:  # noqa: ANN001  (PyYAML's signature)
+        return True
+
+
+def dump_yaml(data: Any, **options: Any) -> str:
+    """yaml.safe_dump without aliases (see _NoAliasDumper)."""
+    return yaml.dump(data, Dumper=_NoAliasDumper, **options)

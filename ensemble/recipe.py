@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from core import files
 from core.errors import UserError, one_line
@@ -136,7 +135,7 @@ class Recipe:
     def to_yaml(self, path: str | Path, write_text: Callable[[Path, str], Any] | None = None) -> Path:
         """Write the recipe as YAML; pass `write_text(path, text)` to write atomically or elsewhere."""
         path = Path(path)
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text = files.dump_yaml(self.to_dict(), sort_keys=False)
         if write_text is None:
             path.write_text(text, encoding="utf-8")
         else:

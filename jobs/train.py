@@ -13,9 +13,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-from core import atomic
+from core import atomic, files
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.images import RESIZE_INTERPOLATION
@@ -272,9 +271,9 @@ def _train_member(config: MemberConfig, settings: Settings, smoke: bool, registr
             config.train.epochs = 1
         config_dict = to_dict(config)
         if run_dir is not None:
-            atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+            atomic.write_text(run_dir / "config.yaml", files.dump_yaml(config_dict, sort_keys=False))
             if teacher is not None:  # marks the run as a student: the report and --resume read it
-                atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
+                atomic.write_text(run_dir / DISTILLED_FROM, files.dump_yaml(teacher.provenance, sort_keys=False))
         tracker = Tracker(config, run_dir, settings.wandb_entity, config_dict, enabled=not smoke and ctx.is_main,
                           resume_id=state.wandb_run if state else None)
         normalize = Normalize(built.mean, built.std)

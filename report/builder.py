@@ -25,7 +25,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
-from core import atomic, leftovers
+from core import atomic, files, leftovers
 from ensemble import diversity
 from ensemble.compare import Comparison, compare
 from ensemble.composite import CompositeSpec
@@ -464,7 +464,7 @@ def _write_tables(stage: Path, metrics: dict, val_table: pd.DataFrame, test_tabl
         atomic.write_text(stage / "compare.csv", compared.to_csv(index=False))
     atomic.write_text(stage / "classification_reports.txt",
                       "\n".join(f"== {name} ==\n{text}" for name, text in reports.items()))
-    atomic.write_text(stage / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    atomic.write_text(stage / "recipe.yaml", files.dump_yaml(recipe.to_dict(), sort_keys=False))
 
 
 def build_report(inputs: ReportInputs, out_dir: Path) -> ReportResult:
