@@ -48,10 +48,11 @@ def member_name_problem(name: object) -> str | None:
     return problem
 
 
-def shown(name: object, limit: int = 60) -> str:
-    """`name` quoted for a message, cut short: a 5,000-character name would fill the screen."""
+def shown(name: object, cut: int = 60) -> str:
+    """`name` quoted for a message; one longer than the rule allows is cut short (a 5,000-character name
+    would fill the screen), any other is shown whole (a path given as a name must be recognisable)."""
     text = repr(name)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(name))} characters)"
+    return text if len(str(name)) <= MAX_LENGTH else f"{text[:cut]}... ({len(str(name))} characters)"
 
 
 def check_member_name(name: object, what: str) -> str:
