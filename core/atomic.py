@@ -5,6 +5,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ _HINTS = {
     errno.EACCES: "no write permission; choose another output folder (VOTE_OUTPUT_ROOT) or fix its permissions",
     errno.EPERM: "no write permission; choose another output folder (VOTE_OUTPUT_ROOT) or fix its permissions",
     errno.EROFS: "the file system is read-only; choose another output folder (VOTE_OUTPUT_ROOT)",
-    errno.ENOSPC: "the disk is full; free space and run again",
+    errno.ENOSPC: "the disk is full; free space and run again (a training continues with --resume)",
     errno.EDQUOT: "the disk quota is used up; free space and run again",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another output folder or move that file",
     errno.EEXIST: "a part of the path is a file, not a folder; choose another output folder or move that file",
@@ -46,6 +47,54 @@ def explain_write_error(path: str | os.PathLike, err: OSError) -> UserError:
         if blocker is not None:
             hint = f"{blocker} is a file, not a folder; choose another output folder or move that file"
     return UserError(f"cannot write {path}: {hint} (nothing was changed)")
+
+
+def kind_problem(path: str | os.PathLike) -> str | None:
+    """Why an existing `path` may not be replaced by a written file, or None (absent, or a regular file).
+
+    A device node, FIFO or socket given as an output would be swapped for a regular file (as root,
+    `/dev/null` itself); a folder would be refused by the rename anyway, but say so before any work.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # absent, or a parent is not a folder: the write itself says what to do
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "it is a folder; choose a file name"
+    return "it is not a regular file (a device, FIFO or socket); outputs are written only over regular files"
+
+
+def check_replaceable(paths: list[Path], overwrite: bool) -> None:
+    """Refuse, before anything is written, every target a command may not replace: anything but a regular
+    file or a folder; and, without --overwrite, any that exists (a folder counts when it holds anything).
+    A command passes every path it would replace, so no file is replaced silently beside the one named."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            if any(path.iterdir()) and not overwrite:
+                raise UserError(f"{path} already exists; pass --overwrite to replace it")
+            continue
+        problem = kind_problem(path)
+        if problem:
+            raise UserError(f"cannot write {path}: {problem} (nothing was changed)")
+        if path.exists() and not overwrite:
+            raise UserError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def check_folder_target(folder: str | os.PathLike, marker: str, what: str) -> Path:
+    """Refuse a folder target that this project did not make: a file, or a non-empty folder without `marker`.
+
+    Only a folder that carries the marker file its builder writes is ever replaced whole; no guess from
+    what else it holds (a user's folder with a report.md in it is still the user's).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {folder} is a file; choose another folder")
+    if folder.is_dir() and not (folder / marker).is_file() and any(folder.iterdir()):
+        raise UserError(f"{what} {folder} exists and is not a {what} this project made (no {marker}); it is "
+                        f"never replaced: choose another --name or --out/--report")
+    return folder
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -74,6 +123,7 @@ def atomic_path(path: str | os.PathLike, tagged: bool = False) -> Iterator[Path]
     """
     path = Path(path)
     prefix = f".{path.name}.{leftovers.owner_tag()}-" if tagged else f".{path.name}."
+    _refuse_special(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
@@ -85,6 +135,7 @@ def atomic_path(path: str | os.PathLike, tagged: bool = False) -> Iterator[Path]
         yield tmp
         _fsync(tmp)
         _default_permissions(tmp)
+        _refuse_special(path)  # again: a FIFO may have been put there while the file was written
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -93,6 +144,12 @@ def atomic_path(path: str | os.PathLike, tagged: bool = False) -> Iterator[Path]
         tmp.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _refuse_special(path: Path) -> None:
+    problem = kind_problem(path)
+    if problem:
+        raise UserError(f"cannot write {path}: {problem} (nothing was changed)")
 
 
 @contextlib.contextmanager

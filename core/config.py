@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -14,10 +15,11 @@ from typing import Any, get_type_hints
 import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from core import files
 from core.errors import UserError
 from core.extensions import POINTS
 from core.limits import image_size_problem
-from core.names import name_problem
+from core.names import member_name_problem, name_problem, shown
 
 
 @dataclass
@@ -283,13 +285,11 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
+CONFIG_MAX_BYTES = files.MiB  # a member config is a page of YAML
+
+
 def read_yaml(path: Path) -> dict:
-    if not path.exists():
-        raise UserError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"config file {path} is not valid YAML") from err
+    data = files.read_yaml(path, "config file", CONFIG_MAX_BYTES) or {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping")
     return data
@@ -310,13 +310,16 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def _check_values(config: MemberConfig, origin: str) -> None:
+    problem = member_name_problem(config.name)  # first: the same rule the registry applies after training
+    if problem:
+        raise UserError(f"config key 'name' in {origin} is {shown(config.name)}: it {problem}")
     problem = image_size_problem(config.data.image_size)
     if problem:
         raise UserError(f"config key 'data.image_size' in {origin} {problem}")
     split = config.data.split
     problem = name_problem(split.name)  # it names splits/<name>.csv
     if problem:
-        raise UserError(f"config key 'data.split.name' in {origin} is {split.name!r}: it {problem}")
+        raise UserError(f"config key 'data.split.name' in {origin} is {shown(split.name)}: it {problem}")
     if split.n_folds < 2 or not 0 <= split.fold < split.n_folds:
         raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
     if not 0 <= config.data.near_duplicate_distance <= 16:
@@ -324,10 +327,49 @@ def _check_values(config: MemberConfig, origin: str) -> None:
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise UserError(f"config keys 'train.epochs' and 'train.batch_size' in {origin} must be >= 1")
     _check_train_values(config.train, origin)
+    _check_bounds(config, origin)
     _check_distill_values(config.distill, origin)
     _check_pseudo_values(config, origin)
-    if not config.name or config.name in (".", "..") or any(ch in config.name for ch in "/\\: "):
-        raise UserError(f"config key 'name' in {origin} must be non-empty, without spaces, slashes or colons")
+
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit unsigned
+MAX_WORKERS = 256
+
+
+def _within(value: float, low: float, high: float = math.inf, low_open: bool = False) -> bool:
+    """A finite number (NaN fails every test) in [low, high] ((low, high] with low_open)."""
+    return math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+
+
+def _check_bounds(config: MemberConfig, origin: str) -> None:
+    """Every number the schema accepts must also be one torch, numpy and the data loader accept,
+    so a bad value is refused before the data scan, not after it as a traceback."""
+    t, es, s = config.train, config.early_stopping, config.data.split
+    checks = [
+        ("train.lr", _within(t.lr, 0.0, 10.0, low_open=True), "must be a number in (0, 10], e.g. 0.001"),
+        ("train.weight_decay", _within(t.weight_decay, 0.0, 10.0), "must be a number in [0, 10]"),
+        ("train.momentum", _within(t.momentum, 0.0, 1.0), "must be in [0, 1]"),
+        ("train.seed", 0 <= t.seed <= MAX_SEED, f"must be in 0..{MAX_SEED}"),
+        ("data.split.seed", 0 <= s.seed <= MAX_SEED, f"must be in 0..{MAX_SEED}"),
+        ("train.num_workers", 0 <= t.num_workers <= MAX_WORKERS, f"must be in 0..{MAX_WORKERS}"),
+        ("train.epochs", t.epochs <= 100_000, "must be at most 100000"),
+        ("train.batch_size", t.batch_size <= 1 << 20, "must be at most 1048576"),
+        ("train.step_size", t.step_size <= 100_000, "must be at most 100000"),
+        ("train.warmup_epochs", t.warmup_epochs <= 100_000, "must be at most 100000"),
+        ("train.freeze_backbone_epochs", t.freeze_backbone_epochs <= 100_000, "must be at most 100000"),
+        ("train.focal_gamma", _within(t.focal_gamma, 0.0, 100.0), "must be in [0, 100]"),
+        ("train.lr_head_multiplier", _within(t.lr_head_multiplier, 0.0, 1e6, low_open=True), "must be > 0"),
+        ("train.grad_clip", t.grad_clip is None or _within(t.grad_clip, 0.0, low_open=True),
+         "must be null or a finite number > 0"),
+        ("model.drop_rate", _within(config.model.drop_rate, 0.0, 1.0) and config.model.drop_rate < 1.0,
+         "must be in [0, 1)"),
+        ("early_stopping.patience", 0 <= es.patience <= 100_000, "must be in 0..100000"),
+        ("early_stopping.min_delta", _within(es.min_delta, 0.0), "must be a finite number >= 0"),
+        ("tracking.wandb.log_every", 1 <= config.tracking.wandb.log_every <= 1_000_000, "must be >= 1"),
+    ]
+    for key, ok, rule in checks:
+        if not ok:
+            raise UserError(f"config key '{key}' in {origin} {rule}")
 
 
 def _is_range(values: list) -> bool:

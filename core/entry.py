@@ -15,7 +15,6 @@ included, so an entry read and written again is unchanged.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +39,8 @@ from core.entry_parts import (  # noqa: F401  (re-exported: callers name the par
 )
 from core.entry_refs import CorrectionsRef, InferenceCost, PseudoRef, TaskRef
 from core.errors import UserError
+from core.names import member_name_problem
 
-# Names become folder names (run folders, prediction cache), so they may not carry path syntax.
-NAME = re.compile(r"[^\s/\\:]+")
 KINDS = ("trained", "imported")
 _TYPES = {"name": str, "arch": str, "classes": list, "weights": str, "sha256": str, "input": dict, "split": dict,
           "metrics": dict, "config": str, "created": str}
@@ -166,8 +164,9 @@ def _check_types(data: dict, kind: str, label: str) -> None:
 
 
 def _name(data: dict, kind: str) -> str:
-    if not NAME.fullmatch(data["name"]) or data["name"] in (".", ".."):
-        raise ValueError("must be non-empty, without spaces, slashes or colons")
+    problem = member_name_problem(data["name"])  # the one rule, shared with the config and imports
+    if problem:
+        raise ValueError(problem)
     return data["name"]
 
 

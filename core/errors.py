@@ -22,6 +22,15 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+def _printable_console() -> None:
+    """Under a non-UTF-8 locale (LC_ALL=C, PYTHONUTF8=0) stdout is ASCII: a class name such as 'café' would
+    end the script with a UnicodeEncodeError. Print such characters as escapes instead (files are always
+    written as UTF-8; only the console is affected)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def cli_entry(main: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
     """Wrap a script's main so a UserError prints one line and exits 2 (ProblemsFound: 1).
 
@@ -31,6 +40,7 @@ def cli_entry(main: Callable[[list[str] | None], int | None]) -> Callable[[list[
 
     @functools.wraps(main)
     def run(argv: list[str] | None = None) -> int:
+        _printable_console()
         args = list(sys.argv[1:] if argv is None else argv)
         debug = "--debug" in args
         if debug:

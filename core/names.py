@@ -38,11 +38,35 @@ def name_problem(name: object) -> str | None:
     return None
 
 
+def member_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a member, or None. The one rule for a config's `name`, a registry entry's
+    name and `predict import --member`: one safe path component without white space (it names run
+    folders, cache folders and wandb runs, and is typed on command lines)."""
+    problem = name_problem(name)
+    if problem is None and any(ch.isspace() for ch in str(name)):
+        problem = "may not contain spaces or tabs"
+    return problem
+
+
+def shown(name: object, cut: int = 60) -> str:
+    """`name` quoted for a message; one longer than the rule allows is cut short (a 5,000-character name
+    would fill the screen), any other is shown whole (a path given as a name must be recognisable)."""
+    text = repr(name)
+    return text if len(str(name)) <= MAX_LENGTH else f"{text[:cut]}... ({len(str(name))} characters)"
+
+
+def check_member_name(name: object, what: str) -> str:
+    problem = member_name_problem(name)
+    if problem:
+        raise UserError(f"{what} {shown(name)} {problem}")
+    return str(name)
+
+
 def check_name(name: object, what: str) -> str:
     """Refuse a name that is not one safe path component; `what` names it in the message (e.g. "--name")."""
     problem = name_problem(name)
     if problem:
-        raise UserError(f"{what} {name!r} {problem}")
+        raise UserError(f"{what} {shown(name)} {problem}")
     return str(name)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import filelock
 import yaml
 
-from core import atomic
+from core import atomic, files
 from core.entry import InferenceCost, RegistryEntry
 from core.errors import UserError
 
@@ -43,7 +43,21 @@ NO_OS_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 # The C parser is ~10x faster on a registry of hundreds of entries; both are the safe subset of YAML.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Writes every value out: the reader refuses aliases, so a list shared by two entries is written twice."""
+
+    def ignore_aliases(self, data) -> bool:  # noqa: ANN001  (PyYAML's signature)
+        return True
+
+
+REGISTRY_MAX_BYTES = 256 * files.MiB  # ~100 000 entries; a bigger file is not a registry
+
+
+def _has_alias(text: str) -> bool:
+    """Whether the YAML holds an alias; the C parser is kept for speed, its event stream says so cheaply."""
+    return "*" in text and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=_Loader))
 
 
 class Registry:
@@ -103,13 +117,16 @@ class Registry:
         """Every member as a typed entry, each checked field by field (core.entry) when read."""
         if not self.path.exists():
             raise UserError(f"no registry at {self.path}; train a member first")
-        return self._parse(self.path.read_text(encoding="utf-8"))
+        # A regular file of bounded size, UTF-8: a FIFO, /dev/zero or a folder is one line, not a hang.
+        return self._parse(files.read_text(self.path, "registry", REGISTRY_MAX_BYTES))
 
     def _parse(self, text: str) -> list[RegistryEntry]:
         if not text.strip():
             raise UserError(f"{self.path} is empty; expected 'version: {VERSION}' and a 'members' list")
         try:
             data = yaml.load(text, Loader=_Loader)
+            if _has_alias(text):
+                raise UserError(f"{self.path}: aliases (*name) are not allowed in a registry")
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""

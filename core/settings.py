@@ -9,8 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from core import files
 from core.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +47,7 @@ def _local_file() -> dict:
     path = Path(os.environ.get("VOTE_LOCAL_CONFIG", REPO_ROOT / "local.yaml"))
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"{path} is not valid YAML: {err.__class__.__name__}") from err
+    data = files.read_yaml(path, "local settings file", files.MiB) or {}
     if not isinstance(data, dict):
         raise UserError(f"{path} must be a mapping of settings")
     unknown = sorted(set(data) - set(ENV))
@@ -60,9 +56,23 @@ def _local_file() -> dict:
     return data
 
 
+def _folder(value: object, key: str) -> Path | None:
+    """A folder setting as a Path, or one line naming the setting: `output_root: 12345` is a number, not a
+    path, and a root that is an existing file would fail later, deep inside the first write."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise UserError(f"setting {key} ({ENV[key]} or local.yaml) must be a folder path, not "
+                        f"{type(value).__name__} {value!r}")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"setting {key} ({ENV[key]} or local.yaml) is {path}, which is a file, not a folder")
+    return path
+
+
 def load_settings() -> Settings:
     local = _local_file()
     values = {key: os.environ.get(var) or local.get(key) for key, var in ENV.items()}
-    output_root = Path(values["output_root"] or Path.cwd()).expanduser()
-    data_root = Path(values["data_root"] or output_root / "data").expanduser()
+    output_root = _folder(values["output_root"], "output_root") or Path.cwd()
+    data_root = _folder(values["data_root"], "data_root") or output_root / "data"
     return Settings(data_root=data_root, output_root=output_root, wandb_entity=values["wandb_entity"])

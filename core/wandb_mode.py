@@ -21,3 +21,18 @@ def effective_mode(requested: str) -> str:
         log.info("wandb: no login found, logging offline (sync later with `wandb sync`)")
         return "offline"
     return requested
+
+
+# wandb keeps artifact staging copies, its cache and its settings under $HOME unless told otherwise.
+_HOME_DIRS = {"WANDB_CACHE_DIR": "cache", "WANDB_DATA_DIR": "data", "WANDB_CONFIG_DIR": "config"}
+
+
+def keep_inside(folder: str | os.PathLike) -> None:
+    """Before wandb.init: everything wandb writes goes under `folder` (inside the output root), not $HOME,
+    unless the user named those folders; and an empty WANDB_MODE (`WANDB_MODE=`) counts as unset, where
+    wandb itself would fail after the outputs were already committed."""
+    if os.environ.get("WANDB_MODE") is not None and not os.environ["WANDB_MODE"].strip():
+        del os.environ["WANDB_MODE"]
+    for var, sub in _HOME_DIRS.items():
+        if not os.environ.get(var):
+            os.environ[var] = str(Path(folder) / ".wandb-home" / sub)

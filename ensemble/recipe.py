@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from core import files
+from core.errors import UserError, one_line
 from ensemble._checks import stack_members
 from ensemble.calibration import apply_temperatures
 from ensemble.composite import CompositeSpec
@@ -81,6 +82,8 @@ class Recipe:
         if (self.rule == "stack") != (self.stack is not None):
             raise ValueError(f"rule {self.rule!r} and stack parameters do not go together")
         if self.stack is not None:
+            if not isinstance(self.stack, Mapping):
+                raise ValueError("stack must be a mapping with 'coef' and 'intercept'")
             check_stacker(self.stack, len(self.members))
             self.stack = {**self.stack, "C": float(self.stack.get("C", 0.0)),
                           "coef": [[float(v) for v in row] for row in self.stack["coef"]],
@@ -88,11 +91,15 @@ class Recipe:
             if sorted(self.stack.get("members", sorted(self.members))) != sorted(self.members):
                 raise ValueError("stack: its 'members' differ from the recipe's members")
         if self.decision_weights is not None:
+            if not isinstance(self.decision_weights, (list, tuple)):
+                raise ValueError("decision_weights must be a list of numbers, one per class")
             w = [float(v) for v in self.decision_weights]
             if not w or not all(math.isfinite(v) and v >= 0 for v in w) or not any(v > 0 for v in w):
                 raise ValueError("decision_weights must be non-negative finite numbers, not all zero")
             self.decision_weights = w
         if self.groups is not None:
+            if not isinstance(self.groups, Mapping):
+                raise ValueError("groups must map each voting unit to its fold members")
             self.groups = {str(k): [str(m) for m in v] for k, v in self.groups.items()}
             unknown = sorted(set(self.groups) - set(self.members))
             if unknown or not all(self.groups.values()):
@@ -138,6 +145,8 @@ class Recipe:
         unknown = set(data) - set(_FIELDS)
         if unknown:
             raise ValueError(f"unknown recipe fields: {sorted(unknown)}")
+        if not isinstance(data.get("members"), Mapping):
+            raise ValueError("'members' must map each member name to its weight (name: weight)")
         return cls(
             rule=data["rule"],
             members=dict(data["members"]),
@@ -156,7 +165,7 @@ class Recipe:
     def to_yaml(self, path: str | Path, write_text: Callable[[Path, str], Any] | None = None) -> Path:
         """Write the recipe as YAML; pass `write_text(path, text)` to write atomically or elsewhere."""
         path = Path(path)
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text = files.dump_yaml(self.to_dict(), sort_keys=False)
         if write_text is None:
             path.write_text(text, encoding="utf-8")
         else:
@@ -165,10 +174,25 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{path} does not hold a recipe mapping")
-        return cls.from_dict(data)
+        return read_recipe(path)
+
+
+# A recipe is kilobytes; a stacker over 20 members x 200 classes is about 2 MB of YAML.
+RECIPE_MAX_BYTES = 8 * files.MiB
+
+
+def read_recipe(path: str | Path) -> Recipe:
+    """The recipe saved at `path`, or one line saying what is wrong with the file (its size, its bytes,
+    its YAML, a missing field or a value of the wrong shape or type): read the one bounded, safe way."""
+    data = files.read_yaml(path, "recipe", RECIPE_MAX_BYTES)
+    if not isinstance(data, Mapping):
+        raise UserError(f"recipe {path} does not hold a recipe mapping")
+    try:
+        return Recipe.from_dict(data)
+    except KeyError as err:
+        raise UserError(f"recipe {path}: missing field {err}") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise UserError(one_line(f"recipe {path}: {err}")) from None
 
 
 def apply(recipe: Recipe, probs_by_name: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

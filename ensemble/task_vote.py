@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from core import files
 from ensemble._checks import stack_members
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import GROUP_RULE, Recipe, apply_stacked
@@ -128,7 +128,7 @@ class TaskRecipe:
 
     def to_yaml(self, path: str | Path, write_text: Callable[[Path, str], Any] | None = None) -> Path:
         path = Path(path)
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text = files.dump_yaml(self.to_dict(), sort_keys=False)
         if write_text is None:
             path.write_text(text, encoding="utf-8")
         else:

@@ -7,11 +7,14 @@ column every image is its own group, so nothing keeps related images together.
 """
 from __future__ import annotations
 
+import io
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from core import files
 from core.errors import UserError
 from core.images import is_image_name
 
@@ -31,7 +34,9 @@ def read_classes(csv: Path) -> list[str] | None:
     path = csv.parent / CLASSES_FILE
     if not path.exists():
         return None
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # files.read_text drops a BOM (some editors write one) so it cannot join the first class name.
+    text = files.read_text(path, "class list", files.MiB)
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise UserError(f"{path} lists no classes")
     if len(set(names)) != len(names):
@@ -58,12 +63,12 @@ def _label_index(value: str, classes: list[str], where: str) -> int:
 
 
 def _read(csv: Path) -> pd.DataFrame:
-    if not csv.is_file():
-        hint = " (data.root must name the CSV file itself)" if csv.is_dir() else ""
-        raise UserError(f"training list {csv} does not exist{hint}")
+    if csv.is_dir():
+        raise UserError(f"training list {csv} is a folder (data.root must name the CSV file itself)")
+    text = files.read_text(csv, "training list")  # a BOM is dropped, so the header reads 'path', not '\ufeffpath'
     try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise UserError(f"training list {csv} is not a readable CSV") from err
     missing = [c for c in ("path", "label") if c not in table.columns]
     if missing:
@@ -80,11 +85,26 @@ def _check_cells(csv: Path, table: pd.DataFrame) -> None:
             empty = table.index[table[column].str.strip() == ""]
             if len(empty):
                 raise UserError(f"{_row(csv, int(empty[0]))}: empty '{column}'")
-    repeated = table["path"].duplicated(keep="first")
-    if repeated.any():
-        index = int(table.index[repeated][0])
-        first = int(table.index[table["path"] == table["path"][index]][0])
-        raise UserError(f"{_row(csv, index)}: path '{table['path'][index]}' is listed again (first on row {first + 2})")
+
+
+def image_id(path: str) -> str:
+    """The id of a listed path: normalised, so `imgs/a0.png`, `./imgs/a0.png` and `imgs//a0.png` are one image."""
+    return Path(os.path.normpath(path.strip())).as_posix()
+
+
+def _check_repeats(csv: Path, table: pd.DataFrame, ids: pd.Series) -> None:
+    """A path listed twice (after normalising) is refused, naming both rows; with two labels it is a conflict."""
+    repeated = ids.duplicated(keep="first")
+    if not repeated.any():
+        return
+    index = int(table.index[repeated][0])
+    first = int(table.index[ids == ids[index]][0])
+    if table["label"][first].strip() != table["label"][index].strip():
+        raise UserError(f"{_row(csv, index)}: '{table['path'][index]}' is image '{ids[index]}' of row {first + 2} "
+                        f"with a conflicting label ('{table['label'][index].strip()}' vs "
+                        f"'{table['label'][first].strip()}'); list each image once")
+    raise UserError(f"{_row(csv, index)}: '{table['path'][index]}' is image '{ids[index]}', already listed "
+                    f"on row {first + 2}; list each image once")
 
 
 def _resolve_paths(csv: Path, table: pd.DataFrame) -> list[Path]:
@@ -103,11 +123,12 @@ def read_csv_list(csv: Path) -> tuple[list[str], pd.DataFrame]:
     """(classes, table with id, path, label, group) from a `path,label[,group]` CSV."""
     table = _read(csv)
     _check_cells(csv, table)
+    ids = table["path"].map(image_id)
+    _check_repeats(csv, table, ids)
     labels = table["label"].str.strip()
     classes = read_classes(csv) or _infer_classes(labels)
     label_ids = [_label_index(value, classes, _row(csv, i)) for i, value in enumerate(labels)]
     paths = _resolve_paths(csv, table)
-    ids = table["path"].str.strip().map(lambda v: Path(v).as_posix())
     groups = table["group"].str.strip() if "group" in table.columns else ids
     return classes, pd.DataFrame({"id": ids, "path": [str(p) for p in paths], "label": label_ids,
                                   "group": groups.astype(str)})

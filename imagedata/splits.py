@@ -15,6 +15,7 @@ file applied to the labels before the folds were made: its sha256 and counts, or
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pandas as pd
 from filelock import FileLock
 from sklearn.model_selection import StratifiedGroupKFold
 
-from core import atomic
+from core import atomic, files
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.names import path_inside
@@ -130,11 +131,12 @@ def read_split(path: Path) -> Split:
     if not Path(path).is_file():
         raise UserError(f"split file {path} does not exist (it is made when the first member trains on it; "
                         f"copy the splits/ folder along with the registry)")
+    text = files.read_text(path, "split file")  # random bytes: one line naming the file, not a decode traceback
     try:
         # keep_default_na=False: an id or group such as "NA" or "None" is a name, not a missing value.
-        table = pd.read_csv(path, dtype={"id": str, "group": str, "data_group": str, "duplicates": str},
+        table = pd.read_csv(io.StringIO(text), dtype={"id": str, "group": str, "data_group": str, "duplicates": str},
                             keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         raise UserError(f"split file {path} is not a readable CSV") from err
     missing = {"id", "group", "label", "fold"} - set(table.columns)
     if missing:
@@ -166,6 +168,15 @@ def _one_value(table: pd.DataFrame, path: Path, column: str) -> str:
     return str(values[0])
 
 
+def _check_writable(train: pd.DataFrame, path: Path) -> None:
+    """Refuse data a split could not hold before its file is written: a written file would keep its name
+    broken after the data is fixed (every later run would read it back and refuse it)."""
+    repeated = train["id"][train["id"].duplicated()]
+    if len(repeated):
+        raise UserError(f"the training data lists image '{repeated.iloc[0]}' twice; split {path} is not written "
+                        f"(list each image once)")
+
+
 def ensure_split(train: pd.DataFrame, name: str, n_folds: int, seed: int, splits_dir: Path,
                  duplicates: str = "near", distance: int = DEFAULT_DISTANCE,
                  cache_dir: Path | None = None, corrections: str = NONE) -> Split:
@@ -181,6 +192,7 @@ def ensure_split(train: pd.DataFrame, name: str, n_folds: int, seed: int, splits
     absorbed = group_duplicates(train, duplicates, distance, cache_dir)
     with FileLock(str(path) + ".lock", timeout=120):
         if not path.exists():
+            _check_writable(train, path)
             try:
                 folds = make_folds(train.assign(group=absorbed.groups.to_numpy()), n_folds, seed)
             except UserError as err:

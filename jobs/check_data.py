@@ -234,7 +234,9 @@ def report_duplicates(args, config: MemberConfig, train: pd.DataFrame, test: pd.
     _print_sets(f"near (re-encoded, resized, cropped; within {distance} bits)", near, pool, folds)
 
     n_train = len(train)
-    train_sets = [[i for i in rows if i < n_train] for rows in everything]
+    # Leaks are judged on links between training images only, as training groups them: a test image close
+    # to two training images (A~T~B, A not~B) must not chain them into one "leaking" set that no split fixes.
+    train_sets = duplicate_sets(n_train, duplicate_links(sha[:n_train], phash[:n_train], "near", distance))
     spanning = [rows for rows in train_sets if _fold_span(rows, pool, folds) > 1]
     exact_spanning = [rows for rows in exact if _fold_span(rows, pool, folds) > 1]
     # What a split made now would do: groups absorb copies (near unless the config asks for exact only).

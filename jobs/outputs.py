@@ -36,20 +36,24 @@ def recipe_path_of(submission_path: Path) -> Path:
 
 
 def check_targets(submission_path: Path, report_dir: Path) -> None:
-    """Refuse before any prediction work a target that can never be written: a submission path that is a
-    folder, a report target that is not a report folder. (An existing submission is refused at commit time,
-    after the predictions are cached, so a refused vote still warms the cache for the next one.)"""
-    if submission_path.is_dir():
-        raise UserError(f"cannot write {submission_path}: it is a folder; choose a file name")
+    """Refuse before any prediction work a target that can never be written: a submission or recipe path
+    that is a folder, a device or a FIFO, a report target that is not a report folder. (Existing outputs
+    are refused at commit time, after the predictions are cached, so a refused vote still warms the cache.)"""
+    for path in (submission_path, recipe_path_of(submission_path)):
+        problem = atomic.kind_problem(path)
+        if problem:
+            raise UserError(f"cannot write {path}: {problem} (nothing was changed)")
     check_report_target(report_dir)
 
 
 def commit_vote(submission_path: Path, frame: pd.DataFrame, n_classes: int, info_csv: Path | None,
-                recipe: Recipe, overwrite: bool, build_report: Callable[[], T]) -> tuple[Path, T]:
-    """Write the submission and recipe to temporaries, build the report, then commit all three."""
+                recipe: Recipe, overwrite: bool, build_report: Callable[[], T],
+                report_dir: Path | None = None) -> tuple[Path, T]:
+    """Write the submission and recipe to temporaries, build the report, then commit all three.
+
+    Every output the vote would replace (submission, recipe beside it, report folder) needs --overwrite."""
     recipe_path = recipe_path_of(submission_path)
-    if submission_path.exists() and not overwrite:
-        raise UserError(f"{submission_path} already exists; pass --overwrite to replace it")
+    atomic.check_replaceable([submission_path, recipe_path] + ([report_dir] if report_dir else []), overwrite)
     for path in (submission_path, recipe_path):
         atomic.remove_dead_writers_temps(path)
     submission.validate(frame, n_classes, info_csv)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from core import atomic
+from core import atomic, files
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
@@ -78,7 +78,7 @@ def _jobs(plan: Plan, todo: list[PlannedMember], settings: Settings, folder: Pla
     env |= {key: os.environ[key] for key in PASSED_ON if key in os.environ}  # the driver's, not the cluster's
     jobs = []
     for member in todo:
-        atomic.write_text(folder.config(member.name), yaml.safe_dump(member.config, sort_keys=False))
+        atomic.write_text(folder.config(member.name), files.dump_yaml(member.config, sort_keys=False))
         jobs.append(MemberJob(member.name, member.config_hash, folder, REPO_ROOT, settings.output_root.resolve(), env))
     return jobs
 

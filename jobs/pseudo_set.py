@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from core import files
 from core.atomic import atomic_folder
 from core.entry import RegistryEntry
 from core.errors import UserError
@@ -65,7 +65,7 @@ def write_set(folder: Path, made: PseudoSet, table: pd.DataFrame, counts: pd.Dat
                   "rows": {k: int(made.passing[k].sum()) for k in folds},
                   "counts": {k: {c: int(n) for c, n in counts[f"fold {k}"].drop("total").items()} for k in folds},
                   "teacher_sha256": sha256_file(stage / TEACHER)}
-        (stage / RECORD).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+        (stage / RECORD).write_text(files.dump_yaml(record, sort_keys=False), encoding="utf-8")
 
 
 def read_record(settings: Settings, name: str) -> tuple[dict, Path]:
@@ -75,7 +75,7 @@ def read_record(settings: Settings, name: str) -> tuple[dict, Path]:
         raise UserError(f"pseudo-label set '{name}' does not exist in {folder.parent} (made: "
                         f"{', '.join(made) or 'none'}); make it with python -m scripts.pseudo --recipe … --name {name}")
     try:
-        record = yaml.safe_load((folder / RECORD).read_text(encoding="utf-8"))
+        record = files.read_yaml(folder / RECORD, "pseudo-label record")
         record["split"], record["folds"], record["classes"]
     except Exception as err:  # a damaged record is one line, whatever yaml or the lookup raised
         raise UserError(f"pseudo-label set '{name}': {folder / RECORD} cannot be read ({err}); remake the set") from err

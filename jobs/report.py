@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from core import atomic
 from core.errors import UserError
 from core.names import check_name, path_inside
 from core.registry import Registry
@@ -30,15 +29,7 @@ RULES = tuple(name for name, rule in rules.RULES.items() if not rule.fitted)
 
 
 def read_recipe(path: Path) -> Recipe:
-    if not path.is_file():
-        raise UserError(f"recipe {path} does not exist")
-    try:
-        return Recipe.from_yaml(path)
-    except yaml.YAMLError as err:
-        raise UserError(f"recipe {path} is not valid YAML") from err
-    except (KeyError, TypeError, ValueError) as err:
-        detail = f"missing field {err}" if isinstance(err, KeyError) else str(err)
-        raise UserError(f"recipe {path}: {detail}") from err
+    return Recipe.from_yaml(path)
 
 
 def recipe_from_rule(rule: str, weight_items: list[str], members: list[str],
@@ -88,8 +79,7 @@ def report_command(args, settings: Settings):
     folder = Path(args.report) if args.report else path_inside(settings.output_root / "reports", args.name, "--name")
     check_name(args.name, "--name")  # it also names the wandb run, with or without --report
     check_report_target(folder)  # before any prediction work: only a report folder is ever replaced...
-    if folder.exists() and not args.overwrite:  # ...and only when asked
-        raise UserError(f"report folder {folder} already exists; pass --overwrite to replace it")
+    atomic.check_replaceable([folder], args.overwrite)  # ...and only when asked
     registry = Registry.chosen(args.registry, settings)
     resolved = resolve_members(registry, settings, members)  # one registry read; imported members too
     entries = [resolved[name] for name in members]

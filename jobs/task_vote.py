@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from core import files
 from core.config import load_config
 from core.entry import RegistryEntry
-from core.errors import UserError
+from core.errors import UserError, one_line
 from core.registry import Registry
 from core.settings import Settings
 from ensemble.composite import CompositeSpec
-from ensemble.recipe import Recipe
+from ensemble.recipe import RECIPE_MAX_BYTES, Recipe, read_recipe
 from ensemble.task_compare import PREFIX, TaskComparison, compare_tasks
 from ensemble.task_vote import (
     FIXED,
@@ -41,13 +41,13 @@ from report.task_report import TaskReportInputs, build_task_report
 
 def load_recipe(path: str) -> Recipe | TaskRecipe:
     """A saved recipe file: a task recipe (per-task recipes) or a flat one."""
+    data = files.read_yaml(path, "recipe", RECIPE_MAX_BYTES)  # bounded, aliases refused (core/files.py)
+    if not is_task_recipe(data):
+        return read_recipe(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        if is_task_recipe(data):
-            return TaskRecipe.from_dict(data)
-        return Recipe.from_yaml(path)
-    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as err:
-        raise UserError(f"recipe {path} cannot be read: {err}") from err
+        return TaskRecipe.from_dict(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise UserError(one_line(f"recipe {path} cannot be read: {err}")) from None
 
 
 def task_of_units(units: list[Unit], entries: dict[str, RegistryEntry]) -> dict[str, str]:

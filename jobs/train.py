@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-from core import atomic, distributed
+from core import atomic, distributed, files
 from core.config import MemberConfig, load_config, to_dict
 from core.entry import RegistryEntry
 from core.errors import UserError
@@ -235,12 +234,12 @@ def _record_pseudo(run_dir: Path, provenance: dict, resumed: bool) -> None:
     """The run's pseudo-label set, recorded; a resumed run must find exactly the set it started with."""
     path = run_dir / PSEUDO
     if resumed and path.is_file():
-        before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        before = files.read_yaml(path, "pseudo-label record") or {}
         if before.get("sha256") != provenance["sha256"] or before.get("rows") != provenance["rows"]:
             raise UserError(f"--resume {run_dir}: pseudo-label set '{provenance['name']}' changed since this run "
                             f"started (sha256 {str(before.get('sha256'))[:12]}… vs {provenance['sha256'][:12]}…); "
                             f"start a new run")
-    atomic.write_text(path, yaml.safe_dump(provenance, sort_keys=False))
+    atomic.write_text(path, files.dump_yaml(provenance, sort_keys=False))
 
 
 def _smoke_predict(built, normalize, data: MemberData, config: MemberConfig, settings: Settings) -> int:
@@ -295,9 +294,9 @@ def _write_config(config: MemberConfig, run_dir: Path | None, data: MemberData, 
     if run_dir is not None:
         if config.data.on_bad_image == "skip":
             atomic.write_text(run_dir / "skipped_images.csv", data.skipped.to_csv(index=False))
-        atomic.write_text(run_dir / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        atomic.write_text(run_dir / "config.yaml", files.dump_yaml(config_dict, sort_keys=False))
         if teacher is not None:  # marks the run as a student: the report and --resume read it
-            atomic.write_text(run_dir / DISTILLED_FROM, yaml.safe_dump(teacher.provenance, sort_keys=False))
+            atomic.write_text(run_dir / DISTILLED_FROM, files.dump_yaml(teacher.provenance, sort_keys=False))
     return config_dict
 
 

@@ -196,8 +196,11 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
     primary = primary_name(req, recipe)
     votes = ensemble_recipes(primary, recipe, weights)
-    val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
-    test = {name: apply(r, inputs.by_name("test"))[0] for name, r in votes.items()}
+    try:
+        val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
+        test = {name: apply(r, inputs.by_name("test"))[0] for name, r in votes.items()}
+    except ValueError as err:  # e.g. a saved recipe's stacker or decision weights made for other classes
+        raise UserError(f"the recipe cannot be applied to these members: {err}") from err
 
     frame = submission.build(inputs.test_ids, test[primary], dataset.test_info)
     recipe_path = outputs.recipe_path_of(out)
@@ -224,7 +227,7 @@ def vote(req: VoteRequest, settings: Settings) -> VoteResult:
         extra_sections=audit_report_sections(members, settings.output_root))  # when its units have an audit
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
     _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
-                                    lambda: build_report(report_inputs, report_dir))
+                                    lambda: build_report(report_inputs, report_dir), report_dir)
     wandb_run = log_to_wandb(req.wandb, settings.output_root, ensemble_log(
         req.name, ordered, config, settings.wandb_entity, result, inputs.val_labels, val[primary][0],
         inputs.classes, out))

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from core import atomic
 from core.config import MemberConfig, load_config, parse_overrides
 from core.errors import UserError
 from core.hashing import sha256_file
 from members.run_folder import INCOMPLETE
-from modeling.checkpoint import load_state_dict
+from modeling.checkpoint import load_state_dict, write_safetensors
 
 FORMAT = 1
 STATE_JSON = "last_state.json"
@@ -123,7 +123,7 @@ def save_state(run_dir: Path, state: TrainingState) -> None:
     if state.best_logits is not None:
         tensors["best/logits"] = state.best_logits
     with atomic.atomic_path(run_dir / STATE_TENSORS) as tmp:
-        save_file(_cpu(tensors), str(tmp), metadata={"format": "pt"})
+        write_safetensors(_cpu(tensors), tmp)
     # Not dataclasses.asdict: it would deep-copy every optimizer tensor just to drop it.
     plain = {f.name: getattr(state, f.name) for f in fields(state)}
     plain |= {"format": FORMAT, "optimizer": opt_plain, "rng": rng_plain, "best_logits": None,

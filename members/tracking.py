@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from core.wandb_mode import effective_mode
+from core.wandb_mode import effective_mode, keep_inside
 
 log = logging.getLogger("members")
 
@@ -38,6 +38,7 @@ class Tracker:
         # second member gets its own folder too).
         wandb_dir = os.environ.get("WANDB_DIR") or str(run_dir)
         Path(wandb_dir).mkdir(parents=True, exist_ok=True)
+        keep_inside(wandb_dir)
         self.run = wandb.init(
             project=config.tracking.wandb.project, entity=config.tracking.wandb.entity or entity,
             group=config.ensemble, job_type="train", name=config.name, config=config_dict,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -19,11 +21,25 @@ def _plain_state(module_or_state) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """safetensors' save_file, with its I/O failures as the OSError they are: it wraps them in a
+    SafetensorError ("... Os { code: 28, kind: StorageFull ... }"), which core.atomic could not
+    turn into its one line (a full disk: free space, then --resume)."""
+    try:
+        save_file(tensors, str(path), metadata={"format": "pt"})
+    except SafetensorError as err:
+        code = re.search(r"code: (\d+)", str(err))
+        if code is None:
+            raise
+        number = int(code.group(1))
+        raise OSError(number, os.strerror(number)) from err
+
+
 def save_weights(module_or_state, path: str | Path, meta: dict | None = None) -> str:
     """Write `path` (safetensors) and `path.json` atomically; return the weights' sha256."""
     path = Path(path)
     with atomic.atomic_path(path) as tmp:
-        save_file(_plain_state(module_or_state), str(tmp), metadata={"format": "pt"})
+        write_safetensors(_plain_state(module_or_state), tmp)
     digest = sha256_file(path)
     sidecar = dict(meta or {}, sha256=digest)
     atomic.write_text(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=True))

@@ -16,16 +16,18 @@ elsewhere can be imported and voted too):
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core import atomic
+from core import atomic, files
 from core.errors import UserError
 from core.hashing import sha256_text
 from predict.tta import TTA, parse_tta
 
+MAX_CACHE_BYTES = 16 << 30  # per array: a million rows x 1000 classes of float32 is 4 GB
 REQUIRED = ("ids", "probs", "logits", "labels", "classes", "key")
 # Image decoders (predict.batches implements them); the one used is part of the cache key.
 DECODERS = ("pil", "nvjpeg")
@@ -84,6 +86,8 @@ def load(path: Path) -> Prediction:
     path = Path(path)
     if not path.exists():
         raise UserError(f"no cached predictions at {path}; run scripts/predict first")
+    # A truncated or damaged file (a zip header and junk) is one line; load_if_fresh then recomputes it.
+    files.check_npz(path, "prediction cache", MAX_CACHE_BYTES)
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [name for name in REQUIRED if name not in z.files]
@@ -93,7 +97,7 @@ def load(path: Path) -> Prediction:
             pred = Prediction(z["ids"], z["probs"], z["logits"], z["labels"], [str(c) for c in z["classes"]],
                               str(z["key"]), _text(z, "tta", "none"), _text(z, "origin", "predicted"),
                               _text(z, "reference", ""), *_cost(z))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise UserError(f"prediction cache {path} is unreadable ({err.__class__.__name__}: {err})") from err
     n, c = len(pred.ids), len(pred.classes)
     if pred.probs.ndim != 2 or pred.probs.shape != (n, c):

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core import files
 from core.entry import RegistryEntry
 from core.errors import UserError
 from core.hashing import sha256_file
-from core.names import check_name
+from core.names import check_member_name
 from core.registry import Registry
 from core.settings import Settings
 from predict import cache
@@ -36,9 +37,8 @@ def _field(z, name: str, path: Path, required: bool = True):
     return None
 
 
-def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"prediction file {path} does not exist")
+def _read(path: Path, rows: int, classes: int) -> dict:
+    files.regular_file(path, "prediction file")
     with open(path, "rb") as fh:
         magic = fh.read(4)
     # np.load hands anything that is neither .npy nor .npz to pickle, whose refusal would call a text file
@@ -46,6 +46,8 @@ def _read(path: Path) -> dict:
     if magic != b"PK\x03\x04":
         raise UserError(f"{path} is not an .npz file (an .npz is a zip archive written by np.savez; "
                         f"this file starts with {magic!r})")
+    # Shapes and sizes from the headers first: a header may claim 373 GiB, a 2 MB member inflate to 3 GB.
+    files.check_npz(path, "prediction file", files.npz_budget(rows, classes))
     try:
         with np.load(path, allow_pickle=False) as z:
             fields = {name: _field(z, name, path, name in ("ids", "probs", "classes"))
@@ -108,7 +110,7 @@ def import_predictions(registry: Registry, settings: Settings, member: str, spli
                        overwrite: bool = False) -> Path:
     """Check a foreign prediction file against the reference member `like` and store it in the cache."""
     npz = Path(npz)
-    check_name(member, "--member")  # it names a folder of the prediction cache
+    check_member_name(member, "--member")  # it names a folder of the prediction cache
     if registry.exists(member):
         raise UserError(f"'{member}' is a registered member; its predictions come from its weights. "
                         f"Import under another name")
@@ -118,7 +120,7 @@ def import_predictions(registry: Registry, settings: Settings, member: str, spli
     reference = member_info(registry, registry.get(like))
     rows = split_rows(registry, reference, settings, split)
     where = f"'{like}' {split} rows"
-    data = _read(npz)
+    data = _read(npz, len(rows.ids), len(reference.classes))
     if np.asarray(data["classes"]).ndim != 1:
         raise UserError(f"{npz}: classes must be a one-dimensional list of names, not shape "
                         f"{np.asarray(data['classes']).shape}")

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from core import atomic
+from core import atomic, files
 from ensemble.recipe import Recipe
 from report.folder import MARKER, check_report_target, is_report_folder, staged_folder, sweep_stale_stages
 from report.html import to_html
@@ -76,7 +75,7 @@ def _write_tables(stage: Path, metrics: dict, ctx: Context, recipe: Recipe) -> N
         atomic.write_text(stage / "compare.csv", ctx.compared.to_csv(index=False))
     atomic.write_text(stage / "classification_reports.txt",
                       "\n".join(f"== {name} ==\n{text}" for name, text in ctx.reports.items()))
-    atomic.write_text(stage / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    atomic.write_text(stage / "recipe.yaml", files.dump_yaml(recipe.to_dict(), sort_keys=False))
 
 
 def _context(inputs: ReportInputs) -> Context:

@@ -7,32 +7,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core import atomic, leftovers
-from core.errors import UserError
 
-# Written into every report folder: only a folder that carries it (or an older report, see
-# is_report_folder) is ever replaced, so `--name ../runs` can never swap a project folder for a report.
+# Written into every report folder: only a folder that carries it is ever replaced, so `--name ../runs`
+# or `--report my-thesis` can never swap a user's or the project's folder for a report.
 MARKER = ".ensemble-report"
 
 
 def is_report_folder(folder: Path) -> bool:
-    """True for a report folder this project made: it holds MARKER, or (reports made before the
-    marker existed) report.html or report.md with no sub-folders."""
-    if (folder / MARKER).is_file():
-        return True
-    entries = list(folder.iterdir())
-    names = {p.name for p in entries}
-    return bool(names & {"report.html", "report.md"}) and not any(p.is_dir() for p in entries)
+    """True for a report folder this project made: it holds MARKER."""
+    return (Path(folder) / MARKER).is_file()
 
 
 def check_report_target(out_dir: Path) -> Path:
-    """Refuse a report folder that exists but is not a report: a file, or any other folder."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"report folder {out_dir} is a file; choose another --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_report_folder(out_dir):
-        raise UserError(f"report folder {out_dir} exists and is not a report folder (no {MARKER}); it is never "
-                        f"replaced: choose another --name or --out/--report")
-    return out_dir
+    """Refuse a report folder that exists but is not a report: a file, or any folder without MARKER
+    (whether it may be replaced at all, --overwrite, is for the command to check: atomic.check_replaceable)."""
+    return atomic.check_folder_target(out_dir, MARKER, "report folder")
 
 
 def sweep_stale_stages(out_dir: Path) -> list[Path]:

@@ -5,7 +5,9 @@ of it, so the two can never tell different stories.
 """
 from __future__ import annotations
 
+import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,13 +81,28 @@ def format_cell(value, digits: int = 4) -> str:
     return str(value)
 
 
+def md_inline(text: object) -> str:
+    """Data (class names, ids, member names) as literal Markdown text on one line: the one escaping helper.
+    `<`/`&` become entities (raw `<img onerror=...>` would render), a pipe would end a table cell early and a
+    newline would end the row, the heading or the caption it is in."""
+    escaped = html.escape(str(text), quote=False).replace("|", "\\|")
+    return " ".join(escaped.splitlines())
+
+
+def md_fence(text: str) -> list[str]:
+    """`text` in a code fence it cannot close: the fence is longer than any run of backticks inside
+    (CommonMark), so a class name holding a newline and three backticks stays inside the block."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text.rstrip(), fence, ""]
+
+
 def _md_cell(value, digits: int) -> str:
-    # A pipe inside a cell would end it early.
-    return format_cell(value, digits).replace("|", "\\|")
+    return md_inline(format_cell(value, digits))
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    head = "| " + " | ".join(map(md_inline, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(_md_cell(v, digits) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
@@ -95,17 +112,18 @@ def _markdown_block(block: Block) -> list[str]:
     if isinstance(block, Text):
         return [block.text, ""]
     if isinstance(block, Heading):
-        return [f"### {block.text}", ""]
+        return [f"### {md_inline(block.text)}", ""]
     if isinstance(block, Table):
-        caption = [f"*{block.caption}*", ""] if block.caption else []
+        caption = [f"*{md_inline(block.caption)}*", ""] if block.caption else []
         return [markdown_table(block.frame, block.digits), "", *caption]
     if isinstance(block, Code):
-        return ["```", block.text.rstrip(), "```", ""]
+        return md_fence(block.text)
     if isinstance(block, CodePanels):
         return [line for title, text in block.panels.items()
                 for line in _markdown_block(Heading(title)) + _markdown_block(Code(text))]
     if isinstance(block, Figure):
-        return [f"![{block.caption}]({block.path.name})", "", f"*{block.caption}*", ""]
+        caption = md_inline(block.caption)
+        return [f"![{caption}]({block.path.name})", "", f"*{caption}*", ""]
     if isinstance(block, FigureRow):
         return [line for figure in block.figures for line in _markdown_block(figure)]
     raise TypeError(f"unknown report block {type(block).__name__}")

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from core import atomic
+from core import atomic, files
 from core.plots import plot_confusion
 from ensemble.composite import CompositeSpec
 from ensemble.metrics import macro_f1_many
@@ -123,7 +122,7 @@ def build_task_report(inputs: TaskReportInputs, out_dir: Path) -> ReportResult:
                    "recipe": inputs.recipe.to_dict()}
         atomic.write_text(stage / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         atomic.write_text(stage / "scores_val.csv", scores.to_csv(index=False))
-        atomic.write_text(stage / "recipe.yaml", yaml.safe_dump(inputs.recipe.to_dict(), sort_keys=False))
+        atomic.write_text(stage / "recipe.yaml", files.dump_yaml(inputs.recipe.to_dict(), sort_keys=False))
         described = (f"{len(inputs.y)} validation rows; tasks {', '.join(f'{n} ({s})' for n, s in inputs.spec.tasks)}; "
                      f"the task that loses the most macro F1: {worst}")
         page = Page(inputs.title, [*inputs.summary, described], sections)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.wandb_mode import effective_mode
+from core.wandb_mode import effective_mode, keep_inside
 
 MODES = ("disabled", "offline", "online")
 
@@ -54,6 +54,7 @@ def log_ensemble(record: EnsembleLog, mode: str, wandb_dir: Path) -> Path | None
 
     wandb_dir = Path(os.environ.get("WANDB_DIR") or wandb_dir)
     wandb_dir.mkdir(parents=True, exist_ok=True)
+    keep_inside(wandb_dir)
     run = wandb.init(project=record.project, entity=record.entity, group=record.group, job_type="ensemble",
                      name=record.name, config=record.config, mode=mode, dir=str(wandb_dir),
                      reinit="finish_previous")

@@ -140,7 +140,8 @@ def test_csv_bad_label_names_the_row(tmp_path, label, message):
 
 @pytest.mark.parametrize("body, message", [
     ("path,label\nimgs/a.jpg,0\nimgs/missing.jpg,1\n", "row 3: image .*missing.jpg does not exist"),
-    ("path,label\nimgs/a.jpg,0\nimgs/a.jpg,1\n", "row 3: path 'imgs/a.jpg' is listed again"),
+    ("path,label\nimgs/a.jpg,0\nimgs/a.jpg,1\n", "row 3: 'imgs/a.jpg' is image 'imgs/a.jpg' of row 2 with a conflicting"),
+    ("path,label\nimgs/a.jpg,0\n./imgs/a.jpg,0\n", "row 3: './imgs/a.jpg' is image 'imgs/a.jpg', already listed on row 2"),
     ("path,label\nimgs/a.jpg,0\nnotes.txt,1\n", "row 3: notes.txt is not a"),
     ("path,group\nimgs/a.jpg,0\n", "lacks column.*label"),
     ("path,label,group\nimgs/a.jpg,0,\n", "row 2: empty 'group'"),

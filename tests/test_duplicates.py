@@ -9,6 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from core import files
 from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
@@ -241,7 +242,8 @@ def test_registry_checks_the_duplicate_fields_and_loads_entries_without_them(tmp
     path = tmp_path / "registry.yaml"
     old = dict(base, name="old")
     new = dict(base, name="new", split=dict(base["split"], duplicates="near<=8", merged_groups=3))
-    path.write_text(yaml.safe_dump({"version": 1, "members": [old, new]}))
+    # old and new share their sub-dicts: written without aliases, as the project's own writers write YAML.
+    path.write_text(files.dump_yaml({"version": 1, "members": [old, new]}))
     assert [e.name for e in Registry(path).members()] == ["old", "new"]
     for field, value, message in (("duplicates", "fuzzy", "must be off, exact or near<=N"),
                                   ("merged_groups", -1, "must be a whole number >= 0")):

@@ -117,7 +117,7 @@ def test_a_recipe_file_rebuilds_the_report_whole(in_root, capsys):
     recipe = Recipe("hard", {"a": 1.0, "b": 3.0}).to_yaml(in_root / "recipe.yaml")
     folder.mkdir(parents=True)
     (folder / "stale.png").write_bytes(b"left over from an older report")
-    (folder / "report.md").write_text("an older report")  # only a report folder is ever replaced
+    (folder / ".ensemble-report").write_text("a report this project made")  # only a report folder is ever replaced
     assert report.main(["--members", "a", "b", "--recipe", str(recipe), "--out", str(folder), "--gallery", "0",
                         "--n-boot", "50"]) == 2  # an existing folder is replaced only when asked
     assert (folder / "stale.png").exists()
@@ -175,6 +175,7 @@ def test_a_failed_build_leaves_the_previous_report_untouched(tmp_path):
     folder = tmp_path / "reports" / "kept"
     folder.mkdir(parents=True)
     (folder / "report.md").write_text("the previous report")
+    (folder / ".ensemble-report").write_text("made by this project")
     with pytest.raises(RuntimeError):
         with staged_folder(folder) as stage:
             (stage / "report.md").write_text("half")
