@@ -11,7 +11,6 @@ import os
 
 import numpy as np
 import pytest
-from test_bad_inputs_2 import fails, project  # noqa: F401  (project: a fixture)
 
 from core.config import load_config
 from core.errors import UserError
@@ -19,6 +18,7 @@ from core.plots import plot_confusion
 from core.wandb_mode import keep_inside
 from registry_fixtures import entry, write_registry
 from test_bad_inputs import trained  # noqa: F401  (a fixture)
+from test_names_sizes_and_torn_outputs import fails, project  # noqa: F401  (project: a fixture)
 
 
 @pytest.mark.parametrize("override, key", [

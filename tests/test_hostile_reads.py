@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bad_inputs_2 import fails, project, succeeds  # noqa: F401  (project: a fixture)
 
 from core import files
 from core.errors import UserError
 from test_bad_inputs import trained  # noqa: F401  (a fixture)
+from test_names_sizes_and_torn_outputs import fails, project, succeeds  # noqa: F401  (project: a fixture)
 
 BOMB = "a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"

@@ -12,11 +12,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_bad_inputs_2 import fails, project, succeeds  # noqa: F401  (project: a fixture)
 
 from core import atomic
 from core.errors import UserError
 from test_bad_inputs import trained  # noqa: F401  (a fixture)
+from test_names_sizes_and_torn_outputs import fails, project, succeeds  # noqa: F401  (project: a fixture)
 
 # ---------------------------------------------------------------- a user's folder is never replaced
 
