@@ -43,7 +43,7 @@ def test_predicting_measures_each_members_cost_in_the_cache_and_the_registry(pro
 
 def test_budget_below_the_cheapest_member_is_one_line_naming_its_cost(project):
     predict_members(NAMES, Registry(project.registry), project, batch_size=64)
-    costs = {n: Registry(project.registry).entry(n).inference.ms_per_image for n in NAMES}
+    costs = {n: Registry(project.registry).get(n).inference.ms_per_image for n in NAMES}
     cheapest = min(costs, key=costs.get)
     with pytest.raises(UserError) as err:
         vote(VoteRequest(members=NAMES, rule="best", budget_ms=costs[cheapest] / 2, name="tight"), project)
