@@ -30,4 +30,4 @@ test-fast: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): the suite is broken"; exit 1; fi; exit $$rc
 
 clean-outputs:
-	rm -rf runs cache splits submissions reports wandb plan-state registry.yaml registry.yaml.lock
+	rm -rf runs cache splits submissions reports wandb plan-state pseudo audits oof registry.yaml registry.yaml.lock
