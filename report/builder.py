@@ -142,4 +142,7 @@ def print_table(title: str, table: pd.DataFrame | None) -> None:
     if table is None:
         return
     print(f"\n{title}")
-    print(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
+    # na_rep covers NaN only: a text column's None (a member's verdict) is shown as '-' too.
+    text = [c for c in table.columns if table[c].dtype == object]
+    shown = table.assign(**{c: table[c].where(table[c].notna(), "-") for c in text})
+    print(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
