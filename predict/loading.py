@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.config import MemberConfig, load_config
@@ -38,7 +39,18 @@ class LoadedMember(MemberInfo):
 
 
 def member_info(registry: Registry, entry: RegistryEntry) -> MemberInfo:
+    """A member's entry and config; a trained member's weights must still be there even when its
+    predictions are cached (a vote never stands on a member that can no longer be reproduced)."""
+    if not entry.is_imported:
+        weights_file(registry, entry)
     return MemberInfo(entry.name, entry, member_config(registry, entry))
+
+
+def weights_file(registry: Registry, entry: RegistryEntry) -> Path:
+    weights = registry.resolve(entry.weights)
+    if not weights.exists():
+        raise UserError(f"member '{entry.name}': weights file {weights} is missing")
+    return weights
 
 
 def member_config(registry: Registry, entry: RegistryEntry) -> MemberConfig:
@@ -55,9 +67,7 @@ def load_member(registry: Registry, entry: RegistryEntry) -> LoadedMember:
     from modeling.preprocess import Normalize
     if entry.is_imported:
         raise UserError(f"member '{entry.name}' is imported predictions: it has no weights to load")
-    weights = registry.resolve(entry.weights)
-    if not weights.exists():
-        raise UserError(f"member '{entry.name}': weights file {weights} is missing")
+    weights = weights_file(registry, entry)
     state = load_state_dict(weights, expected_sha256=entry.sha256)
     try:
         built = build_model(entry.arch, len(entry.classes))

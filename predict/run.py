@@ -81,7 +81,7 @@ def _record_costs(registry: Registry, members: list[MemberInfo], results: dict) 
         if not measured:
             continue
         pred = max(measured, key=lambda p: len(p.ids))
-        cost = {"ms_per_image": round(float(pred.ms_per_image), 6), "device": pred.cost_device,
+        cost = {"ms_per_image": float(pred.ms_per_image), "device": pred.cost_device,
                 "batch_size": int(pred.cost_batch)}
         known = member.entry.inference
         if known is None or known.to_dict() != cost:  # cached predictions carry the figure already recorded

@@ -12,8 +12,10 @@ import torch
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.registry import Registry
+from core.settings import Settings
 from helpers import run_script
 from modeling.checkpoint import load_state_dict, save_weights
+from predict_fixture import register_member
 from registry_fixtures import entry
 
 
@@ -71,8 +73,14 @@ def _register(out: Path, name: str, weights: Path, sha256: str) -> Registry:
 
 def test_a_registered_member_whose_weights_are_a_pickle_is_refused(isolated_env, tmp_path):
     marker = tmp_path / "marker"
+    # A real member (config, split, digits data), then its weights swapped for a pickle whose hash the entry records:
+    # only the format is wrong, so the refusal must come from loading the weights.
+    settings = Settings(data_root=isolated_env.parent / "data", output_root=isolated_env)
+    made = register_member(settings, "shared-member", "test_resnet", 16, 0)
     evil = plant(isolated_env / "runs" / "shared" / "best.pt", marker, "torch.save")
-    _register(isolated_env, "shared-member", evil, sha256_file(evil))  # the hash matches: only the format is wrong
+    registry = Registry(settings.registry)
+    registry.remove("shared-member")
+    registry.add({**made, "weights": registry.relative(evil), "sha256": sha256_file(evil)})
     # A user who sets torch's escape hatch still gets no pickles: the explicit weights_only=True wins.
     proc = run_script("predict", "--members", "shared-member", check=False,
                       env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
