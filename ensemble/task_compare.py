@@ -102,7 +102,7 @@ def compare_tasks(spec: CompositeSpec, probs_by_name: Mapping[str, np.ndarray], 
     rows = _composed_rows(full, y, spec.n_classes, honest, in_sample, baseline, seed, n_boot, groups)
     result = TaskComparison(spec, per_task, single, pd.DataFrame(rows, columns=COLUMNS), honest,
                             resampling_scheme(groups, len(y)), len(y), single_labels, dict(task_of))
-    result.composed["excludes_zero"] = result.composed["excludes_zero"].astype("boolean")
+    result.composed["verdict"] = result.composed["verdict"].astype(object)
     return result
 
 
@@ -161,9 +161,9 @@ def _composed_rows(full: Mapping[str, np.ndarray], y: np.ndarray, n_classes: int
         kind, labels, _ = preds[key]
         row = {"method": key, "kind": kind, "f1_macro_honest": float(f1[i]), "acc_honest": float(np.mean(labels == y)),
                "f1_macro_val": float(f1_in[i]), "gain": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-               "excludes_zero": pd.NA}
+               "verdict": None}
         if key in boot:
             b = boot[key]
-            row.update(gain=b["gain"], ci_low=b["low"], ci_high=b["high"], excludes_zero=b["excludes_zero"])
+            row.update(gain=b["gain"], ci_low=b["low"], ci_high=b["high"], verdict=b["verdict"])
         rows.append(row)
     return rows

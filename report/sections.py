@@ -137,8 +137,12 @@ def frontier_section(ctx: Context) -> Section:
         ctx.metrics["frontier"] = None
         return Section("frontier", title, [Text(f"No frontier: {why}.")])
     rule = frontier_rule(inputs.recipe.method)
-    table = budget.frontier(inputs.members, ctx.y, costs, rule, seed=inputs.seed, n_splits=inputs.n_splits,
-                            groups=inputs.groups)
+    try:
+        table = budget.frontier(inputs.members, ctx.y, costs, rule, seed=inputs.seed, n_splits=inputs.n_splits,
+                                groups=inputs.groups)
+    except ValueError as err:  # too few rows or groups to cross-fit: no honest frontier to draw
+        ctx.metrics["frontier"] = None
+        return Section("frontier", title, [Text(f"No frontier: {err}.")])
     ctx.metrics["frontier"] = {"rule": rule, "costs_ms": costs, "points": table.to_dict("records")}
     text = (f"Each member's cost is measured when it predicts (ms per image: "
             f"{', '.join(f'`{n}` {c:.3g}' for n, c in costs.items())}). Members are added greedily by honest "

@@ -3,11 +3,14 @@
 whole path on a generated mask layout (people with 7 photos each)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from core.entry_refs import TaskRef
 from core.errors import UserError
 from ensemble.composite import CompositeSpec
 from ensemble.task_vote import TaskRecipe, apply_tasks, fixed_recipe, task_distributions
@@ -110,6 +113,7 @@ def test_task_members_train_register_and_vote_with_full_members(tmp_path, isolat
     age = _train(fixture.root, "age-r10", "data.task=age")
     gender = _train(fixture.root, "gender-r10", "data.task=gender", "train.seed=1")
     full = [_train(fixture.root, f"full-r10-{s}", f"train.seed={s}") for s in (2, 3)]
+    age, gender, full = age.to_dict(), gender.to_dict(), [e.to_dict() for e in full]  # the registry's mappings
 
     assert age["classes"] == ["lt30", "30to59", "60plus"] and gender["classes"] == ["male", "female"]
     assert age["task"] == {"name": "age", "of": full[0]["composite"]} and age["composite"] is None
@@ -144,11 +148,12 @@ def test_task_members_train_register_and_vote_with_full_members(tmp_path, isolat
     # Refusals, each one line, before any prediction work.
     from core.registry import Registry
 
-    entries = {e["name"]: e for e in Registry(settings.registry).members()}
+    entries = {e.name: e for e in Registry(settings.registry).members()}
     units = [Unit(n, [n], False) for n in names]
-    other_split = dict(entries, **{"age-r10": {**entries["age-r10"], "split": {**age["split"], "name": "other"}}})
-    other_comp = dict(entries, **{"age-r10": {**entries["age-r10"], "task": {"name": "age", "of": {
-        "tasks": [{"name": "age", "size": 3}, {"name": "gender", "size": 2}]}}}})
+    typed = entries["age-r10"]
+    other_split = dict(entries, **{"age-r10": replace(typed, split=replace(typed.split, name="other"))})
+    other_comp = dict(entries, **{"age-r10": replace(typed, task=TaskRef("age", {
+        "tasks": [{"name": "age", "size": 3}, {"name": "gender", "size": 2}]}))})
     for bad, match in ((other_split, "split 'other'"), (other_comp, "belongs to composite")):
         with pytest.raises(UserError, match=match) as err:
             composite_of_units(units, bad)
