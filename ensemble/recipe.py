@@ -164,13 +164,7 @@ class Recipe:
 
     def to_yaml(self, path: str | Path, write_text: Callable[[Path, str], Any] | None = None) -> Path:
         """Write the recipe as YAML; pass `write_text(path, text)` to write atomically or elsewhere."""
-        path = Path(path)
-        text = files.dump_yaml(self.to_dict(), sort_keys=False)
-        if write_text is None:
-            path.write_text(text, encoding="utf-8")
-        else:
-            write_text(path, text)
-        return path
+        return write_yaml(self.to_dict(), path, write_text)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Recipe:
@@ -179,6 +173,18 @@ class Recipe:
 
 # A recipe is kilobytes; a stacker over 20 members x 200 classes is about 2 MB of YAML.
 RECIPE_MAX_BYTES = 8 * files.MiB
+
+
+def write_yaml(data: Mapping[str, Any], path: str | Path,
+               write_text: Callable[[Path, str], Any] | None = None) -> Path:
+    """A recipe mapping (flat or per task) as alias-free YAML, written by `write_text(path, text)` if given."""
+    path = Path(path)
+    text = files.dump_yaml(dict(data), sort_keys=False)
+    if write_text is None:
+        path.write_text(text, encoding="utf-8")
+    else:
+        write_text(path, text)
+    return path
 
 
 def read_recipe(path: str | Path) -> Recipe:

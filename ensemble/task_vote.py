@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from core import files
 from ensemble._checks import stack_members
 from ensemble.composite import CompositeSpec
-from ensemble.recipe import GROUP_RULE, Recipe, apply_stacked
+from ensemble.recipe import GROUP_RULE, Recipe, apply_stacked, write_yaml
 
 FIXED = ("soft", "hard")  # rules that learn nothing, so the user's per-task weights are used as given
 _FIELDS = ("rule", "composite", "task_members", "tasks", "note", "groups", "group_rule")
@@ -127,13 +126,7 @@ class TaskRecipe:
                    group_rule=data.get("group_rule") or "")
 
     def to_yaml(self, path: str | Path, write_text: Callable[[Path, str], Any] | None = None) -> Path:
-        path = Path(path)
-        text = files.dump_yaml(self.to_dict(), sort_keys=False)
-        if write_text is None:
-            path.write_text(text, encoding="utf-8")
-        else:
-            write_text(path, text)
-        return path
+        return write_yaml(self.to_dict(), path, write_text)  # the same writer as a flat recipe's
 
 
 def is_task_recipe(data: Any) -> bool:
