@@ -161,8 +161,10 @@ def _resume_state(resume_from: Path | None, config: MemberConfig) -> TrainingSta
         return None
     state = load_state(resume_from)
     if state.epochs_done >= config.train.epochs:
-        raise UserError(f"--resume {resume_from}: {state.epochs_done} epochs are done and train.epochs is "
-                        f"{config.train.epochs}; pass train.epochs=N with N > {state.epochs_done} to train longer")
+        # Stopped after its last epoch but before it registered (a SIGTERM during the final validation, a
+        # killed plan driver): resuming finishes it, with no epoch trained, as an uninterrupted run would have.
+        log.info("--resume %s: all %d epochs are done; registering it without training (pass train.epochs=N "
+                 "with N > %d to train longer)", resume_from, state.epochs_done, state.epochs_done)
     return state
 
 

@@ -390,6 +390,8 @@ class Trainer:
         if resume is not None:
             self._restore(run, resume)
             first_epoch, skip, carried = resume.epochs_done + 1, resume.step_in_epoch, tuple(resume.partial_loss)
+            if run.stopper.should_stop:  # early stopping had said stop when the run was interrupted: finish it
+                first_epoch, run.result.stopped_early = cfg.epochs + 1, True
         for epoch in range(first_epoch, cfg.epochs + 1):
             self.set_frozen(epoch <= cfg.freeze_backbone_epochs)
             train_loss, rate = self.train_epoch(run, train_feed, epoch, skip, carried)

@@ -84,6 +84,26 @@ def test_paused_then_resumed_run_equals_the_uninterrupted_run(mode, shapes, tmp_
     assert [e.name for e in Registry(settings.registry).members()] == ["straight", "paused"]
 
 
+def test_a_run_stopped_after_its_last_epoch_resumes_to_its_registration_without_training(shapes, tmp_path):
+    # A SIGTERM during the final validation, or a killed plan driver, leaves every epoch done and nothing
+    # registered: the plan launcher resumes such a run, and the resume must register it, not refuse it.
+    settings = load_settings()
+    cfg = member_config(tmp_path / "member.yaml", shapes, name="almost")
+    with pytest.raises(TrainingStopped) as stopped:
+        train_member(load_config(cfg), settings, stop_after_epoch=2)
+    paused_dir = stopped.value.run_dir
+    best_before = load_file(str(paused_dir / "best.safetensors"))
+    state = load_state(paused_dir)
+
+    run_dir, config = resume_config(paused_dir, ["train.epochs=2"])  # as if epoch 2 had been the last
+    finished_dir, entry = train_member(config, settings, resume_from=run_dir)
+    assert entry.name == "almost" and not finished_dir.name.endswith("_incomplete")
+    assert len(pd.read_csv(finished_dir / "history.csv")) == 2  # no third epoch was trained
+    assert entry.metrics["val_f1_macro"] == pytest.approx(state.best["val_f1_macro"], abs=1e-6)
+    after = load_file(str(finished_dir / "best.safetensors"))
+    assert all(torch.equal(best_before[k], after[k]) for k in best_before)
+
+
 def test_sigterm_mid_training_saves_last_registers_nothing_and_resumes_exactly(shapes, tmp_path, isolated_env,
                                                                                capsys):
     cfg = member_config(tmp_path / "member.yaml", shapes, name="signalled", epochs=6)
