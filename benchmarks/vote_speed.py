@@ -30,20 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn.metrics import f1_score  # noqa: E402
 
-from ensemble import (  # noqa: E402
-    CompositeSpec,
-    caruana_selection,
-    compare,
-    fit_simplex_weights,
-    fit_stacker,
-    fit_temperatures,
-    geometric_vote,
-    hard_vote,
-    logit_vote,
-    paired_bootstrap_gain,
-    soft_vote,
-    stacker_scores,
-)
+from ensemble.calibration import fit_temperatures  # noqa: E402
+from ensemble.compare import compare  # noqa: E402
+from ensemble.composite import CompositeSpec  # noqa: E402
+from ensemble.honest import paired_bootstrap_gain  # noqa: E402
+from ensemble.selection import caruana_selection, fit_simplex_weights  # noqa: E402
+from ensemble.stacking import fit_stacker, stacker_scores  # noqa: E402
+from ensemble.voting import geometric_vote, hard_vote, logit_vote, soft_vote  # noqa: E402
 
 MASK = {"tasks": [{"name": "mask", "size": 3}, {"name": "gender", "size": 2}, {"name": "age", "size": 3}]}
 

@@ -15,9 +15,9 @@ REGISTRY_HELP = "registry file (default: <output root>/registry.yaml)"
 
 
 def extension_help() -> str:
-    """The names each extension point offers, for a script's --help (read from the registries themselves)."""
+    """The names each extension point offers, for a script's --help (read from the registries, not imported)."""
     return "choices registered in this checkout:\n" + "\n".join(
-        f"  {key}: {', '.join(point.names())}" for key, point in POINTS.items())
+        f"  {key}: {', '.join(point.listed())}" for key, point in POINTS.items())
 
 
 def add_registry(parser: argparse.ArgumentParser) -> None:

@@ -13,11 +13,16 @@ objects. core sits below those modules and may not import them, so each point na
 module that fills it (`provider`) and loads it the first time its names are asked for: the
 inversion timm's model registry and setuptools entry points use. That lookup by name is the
 only way core reaches a higher layer; tests/test_architecture.py checks each provider exists,
-sits in an allowed package, and registers into its point.
+sits in an allowed package, and registers into its point. A `--help` text lists the names
+without that import (`listed`): it reads the provider's register() calls from its source, since
+importing members.losses would load torch only to print four words.
 """
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +63,14 @@ class ExtensionPoint:
         self._load()
         return list(self._items)
 
+    def listed(self) -> list[str]:
+        """names() for a --help text, without importing the provider where it is not loaded yet: the names
+        its source registers, then any registered at run time (tests check both reads agree)."""
+        if not self.provider or self.provider in sys.modules:
+            return list(self._items)
+        declared = declared_names(self)
+        return declared + [n for n in self._items if n not in declared]
+
     def help(self) -> str:
         """One line per implementation, for `--help` texts."""
         self._load()
@@ -80,6 +93,20 @@ class ExtensionPoint:
         if name not in self._items:
             raise UserError(f"{self.key} '{name}' is not a known {self.what} (known: {', '.join(sorted(self._items))})")
         return self._items[name]
+
+
+def declared_names(point: ExtensionPoint) -> list[str]:
+    """The names the provider's source registers into `point` (`@NAME.register("x", ...)`), in source order."""
+    origin = importlib.util.find_spec(point.provider).origin
+    with open(origin, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), filename=origin)
+    local = {alias.asname or alias.name for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.module == __name__
+             for alias in node.names if globals().get(alias.name) is point}
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr == "register" and isinstance(node.func.value, ast.Name)
+             and node.func.value.id in local and node.args and isinstance(node.args[0], ast.Constant)]
+    return [call.args[0].value for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset))]
 
 
 POINTS: dict[str, ExtensionPoint] = {}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 log = logging.getLogger("vote")
 
+MODES = ("disabled", "offline", "online")  # what --wandb accepts
+
 
 def _logged_in() -> bool:
     if os.environ.get("WANDB_API_KEY"):

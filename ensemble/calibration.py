@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from ensemble._checks import LOG_EPS, as_labels, check_names
 from ensemble._math import log_probs, softmax_inplace
@@ -62,6 +61,9 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray, xatol: float = 1e-3) -> fl
         raise ValueError("cannot fit a temperature on zero rows")
     if y.max() >= probs.shape[1]:
         raise ValueError(f"label {int(y.max())} is out of range for {probs.shape[1]} classes")
+    # lazy: scipy.optimize is slow to import and only a fit needs it; --help reads the rule table
+    from scipy.optimize import minimize_scalar
+
     result = minimize_scalar(
         _nll_curve(probs, y),
         bounds=LOG_T_BOUNDS,

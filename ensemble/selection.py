@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ensemble._checks import LOG_EPS, as_labels, as_probs, check_names
 from ensemble._math import one_blas_thread
@@ -328,6 +327,9 @@ def fit_simplex_weights(probs: np.ndarray, y: np.ndarray, names: Sequence[str]) 
     order = np.argsort(names)
     p_true = probs[:, np.arange(len(y)), y][order]
     n = len(names)
+    # lazy: scipy.optimize is slow to import and only a fit needs it; --help reads the rule table
+    from scipy.optimize import minimize
+
     with one_blas_thread():
         result = minimize(
             _mixture_nll_and_grad,

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ensemble._checks import LOG_EPS, as_labels, as_probs, check_names
 from ensemble._math import one_blas_thread, softmax_inplace
@@ -66,6 +65,9 @@ def _fit_diagonal(logp: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray
         g = (np.exp(z - log_norm[:, None]) - onehot) / n_rows          # d loss / d z
         gw = np.matmul(logp.transpose(0, 2, 1), g.T[:, :, None])[:, :, 0] + w / (c * n_rows)
         return loss, np.concatenate([gw.ravel(), g.sum(axis=0)])
+
+    # lazy: scipy.optimize is slow to import and only a fit needs it; --help reads the rule table
+    from scipy.optimize import minimize
 
     # Start from an equal-weight geometric vote: already a good model, so few steps are needed.
     start = np.concatenate([np.full(n_classes * n_members, 1.0 / n_members), np.zeros(n_classes)])

@@ -27,6 +27,7 @@ from core.settings import Settings
 from ensemble.recipe import Recipe, apply
 from imagedata.corrections import write_template
 from imagedata.sources import DatasetListing
+from jobs.choices import AUDIT_RULES as RULES
 from jobs.fold_groups import Unit, check_units, expand_units, fold_members, unit_inputs
 from jobs.inputs import corrections_of
 from predict.run import predict_members
@@ -34,7 +35,6 @@ from report.audit import SHEET, TOP_IN_REPORT, audit_sections, write_audit_page,
 from report.page import Section
 from report.sources import val_image_paths
 
-RULES = ("soft", "geometric", "logit")  # unfitted: a rule fitted on the labels under audit would trust them
 SUMMARY = "audit.json"
 
 

@@ -8,10 +8,12 @@ from core.errors import UserError
 from core.names import check_name, path_inside
 from core.registry import Registry
 from core.settings import Settings
+from core.wandb_mode import MODES
 from ensemble import rules
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
+from jobs.choices import REPORT_RULES as RULES
 from jobs.fold_groups import row_groups
 from jobs.inputs import gather, parse_weights
 from jobs.pseudo_set import pseudo_notes
@@ -20,12 +22,8 @@ from predict.loading import member_config
 from predict.run import predict_members
 from report.builder import ReportInputs, Vote, build_report, check_report_target, print_table
 from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
-from report.wandb_log import MODES
 
 __all__ = ["MODES", "RULES", "print_tables", "report_command"]
-
-# A report without a recipe applies a rule that fits nothing (a fitted rule comes as a vote's recipe file).
-RULES = tuple(name for name, rule in rules.RULES.items() if not rule.fitted)
 
 
 def read_recipe(path: Path) -> Recipe:

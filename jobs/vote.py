@@ -17,6 +17,7 @@ from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
+from core.wandb_mode import MODES
 from ensemble.budget import best_within_budget, check_budget, check_costs
 from ensemble.choose import ALL_RULES, all_rules, choose_recipe, needs_comparison
 from ensemble.compare import compare
@@ -34,7 +35,6 @@ from predict.run import predict_members
 from report import submission
 from report.builder import LabelledTest, ReportInputs, ReportResult, Vote, build_report, print_table
 from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
-from report.wandb_log import MODES
 
 __all__ = ["ALL_RULES", "MODES", "all_rules", "VoteRequest", "VoteResult", "print_vote", "vote"]
 

@@ -24,7 +24,7 @@ from predict.rows import Rows, split_rows
 from predict.tta import TTA, parse_tta
 
 log = logging.getLogger("predict")
-SPLITS = ("val", "test")
+SPLITS = cache.SPLITS
 
 
 def predict_members(names: list[str], registry: Registry, settings: Settings, splits=SPLITS,

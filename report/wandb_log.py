@@ -16,8 +16,6 @@ import pandas as pd
 
 from core.wandb_mode import effective_mode, keep_inside
 
-MODES = ("disabled", "offline", "online")
-
 
 @dataclass
 class EnsembleLog:

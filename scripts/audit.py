@@ -15,7 +15,7 @@ from core.cli import add_registry
 from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.audit import RULES, AuditRequest, audit
+from jobs.choices import AUDIT_RULES
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -24,7 +24,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--groups", nargs="+", default=[], metavar="PREFIX",
                         help="fold groups by member-name prefix, e.g. mask-r18-f")
     parser.add_argument("--members", nargs="+", default=[], help="fold groups as quoted glob patterns, e.g. 'a-f*'")
-    parser.add_argument("--rule", default="soft", choices=RULES, help="how the units' probabilities are combined")
+    parser.add_argument("--rule", default="soft", choices=AUDIT_RULES, help="how the units' probabilities are combined")
     parser.add_argument("--name", default="audit", help="the audit's folder name under audits/")
     parser.add_argument("--top", type=int, default=50, help="suspects pre-filled in corrections.csv (default 50)")
     parser.add_argument("--tta", default="none", help="test-time augmentation of missing predictions (as in vote)")
@@ -36,6 +36,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports cleanlab, scikit-learn, pandas and matplotlib; --help must not wait for them
+    from jobs.audit import AuditRequest, audit
     console_logging()
     result = audit(AuditRequest(args.groups, args.members, args.rule, args.name, args.top, args.overwrite, args.tta,
                                 args.registry), load_settings())

@@ -19,7 +19,6 @@ import argparse
 from core.console import console_logging
 from core.errors import cli_entry
 from core.extensions import DATA_SOURCES
-from jobs.check_data import check_data
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -27,7 +26,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="member YAML config whose data section is checked")
     parser.add_argument("overrides", nargs="*", help="dotted overrides such as data.root=/data/mask")
-    parser.add_argument("--source", help=f"{' | '.join(DATA_SOURCES.names())} (instead of --config)")
+    parser.add_argument("--source", help=f"{' | '.join(DATA_SOURCES.listed())} (instead of --config)")
     parser.add_argument("--root", help="data root for --source (a CSV file for csv)")
     parser.add_argument("--test", help="test list: an info.csv or a folder of images")
     parser.add_argument("--split", help="split name under <output root>/splits/, or a split CSV path")
@@ -45,6 +44,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports pandas, scikit-learn and PIL; --help must not wait for them
+    from jobs.check_data import check_data
     console_logging()
     return check_data(args)
 

@@ -10,7 +10,6 @@ import argparse
 
 from core.console import console_logging
 from core.errors import cli_entry
-from jobs.demo import demo
 
 
 @cli_entry
@@ -18,6 +17,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__)
     parser.add_argument("overrides", nargs="*", help="overrides applied to every member, e.g. train.epochs=2")
     args = parser.parse_args(argv)
+    # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
+    from jobs.demo import demo
     console_logging()
     return demo(args.overrides)
 

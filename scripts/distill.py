@@ -17,7 +17,6 @@ from core.cli import add_registry, check_new_or_resumed
 from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.distill import DistillRequest, distill_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -41,6 +40,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
+    from jobs.distill import DistillRequest, distill_command
     console_logging()
     outcome = distill_command(DistillRequest(
         recipe=args.recipe, config=args.config, overrides=args.overrides, registry=args.registry,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 
 from core.errors import cli_entry
-from jobs.fetch_weights import fetch_weights
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -26,6 +25,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports torch and timm; --help must not wait for them
+    from jobs.fetch_weights import fetch_weights
     folder, fetched = fetch_weights(args.archs, args.cache)
     for arch, origin in fetched:
         print(f"{arch}: {origin.source} -> {origin.path} (sha256 {origin.sha256})")

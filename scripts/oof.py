@@ -12,7 +12,6 @@ import argparse
 from core.cli import add_registry
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.oof import oof_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -29,6 +28,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports scikit-learn and pandas; --help must not wait for them
+    from jobs.oof import oof_command
     for line in oof_command(args.prefix, args.split, args.out, args.overwrite, args.registry, load_settings()):
         print(line)
     return 0

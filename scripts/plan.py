@@ -15,8 +15,6 @@ import argparse
 
 from core.errors import EXIT_OK, EXIT_PROBLEMS, cli_entry
 from core.settings import load_settings
-from jobs.plan import plan_status, run_plan, summary_lines, vote_plan
-from jobs.vote import print_vote
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -39,6 +37,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the jobs import torch, timm, scikit-learn and pandas; --help must not wait for them
+    from jobs.plan import plan_status, run_plan, summary_lines, vote_plan
+    from jobs.vote import print_vote
+
     settings = load_settings()
     if args.command == "status":
         print(plan_status(args.plan, settings))

@@ -18,7 +18,7 @@ from core.cli import add_members, add_overwrite, add_registry
 from core.console import console_logging
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
-from jobs.predict import DECODERS, SPLITS, VIEW_HELP, import_command, predict_command
+from jobs.choices import DECODERS, SPLITS, VIEW_HELP
 
 COMMANDS = ("run", "import")
 
@@ -64,6 +64,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports pandas, scikit-learn and (to predict) torch; --help must not wait for them
+    from jobs.predict import import_command, predict_command
     settings = load_settings()
     if args.command == "import":
         print(import_command(args.member, args.part, args.npz, args.like, args.overwrite, args.registry, settings))

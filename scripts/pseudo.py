@@ -17,7 +17,6 @@ from core.cli import add_overwrite, add_registry
 from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.pseudo import PseudoRequest, pseudo_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -39,6 +38,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports torch, timm, scikit-learn and pandas; --help must not wait for them
+    from jobs.pseudo import PseudoRequest, pseudo_command
     console_logging()
     result = pseudo_command(PseudoRequest(recipe=args.recipe, name=args.name, threshold=args.threshold,
                                           per_class_cap=args.per_class_cap, registry=args.registry,

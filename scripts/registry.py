@@ -11,9 +11,7 @@ import argparse
 
 from core.cli import add_registry
 from core.errors import UserError, cli_entry
-from core.registry import Registry
 from core.settings import load_settings
-from jobs.registry import list_members, remove_member, show_member, verify_members
 
 
 @cli_entry
@@ -25,6 +23,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--yes", action="store_true", help="remove without asking")
     add_registry(parser)
     args = parser.parse_args(argv)
+    # lazy: the job imports pandas and the registry filelock (asyncio); --help must not wait for them
+    from core.registry import Registry
+    from jobs.registry import list_members, remove_member, show_member, verify_members
     settings = load_settings()
     registry = Registry.chosen(args.registry, settings)
     if args.command in ("show", "remove") and not args.name:

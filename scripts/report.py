@@ -16,7 +16,8 @@ from core.cli import add_overwrite, add_registry
 from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.report import MODES, RULES, print_tables, report_command
+from core.wandb_mode import MODES
+from jobs.choices import REPORT_RULES
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -24,7 +25,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", nargs="+", help="member names from the registry (default: the recipe's)")
     parser.add_argument("--recipe", help="recipe YAML (rule, members with weights, temperatures, composite)")
-    parser.add_argument("--rule", choices=RULES, help="voting rule when no --recipe is given (default soft)")
+    parser.add_argument("--rule", choices=REPORT_RULES, help="voting rule when no --recipe is given (default soft)")
     parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1)")
     parser.add_argument("--name", default="ensemble", help="names the default report folder and the wandb run")
     # --out is the old spelling: --out always names a file elsewhere, folders are --report.
@@ -46,6 +47,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports scikit-learn, pandas and matplotlib; --help must not wait for them
+    from jobs.report import print_tables, report_command
     console_logging()
     result, wandb_folder = report_command(args, load_settings())
     print_tables(result)

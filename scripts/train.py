@@ -16,7 +16,6 @@ from core.cli import add_registry, check_new_or_resumed, extension_help
 from core.console import console_logging
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
-from jobs.train import train_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -42,6 +41,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
+    from jobs.train import train_command
     console_logging()
     outcome = train_command(args.config, args.overrides, load_settings(), smoke=args.smoke,
                             registry_path=args.registry, resume=args.resume,

@@ -20,7 +20,8 @@ from core.cli import add_registry
 from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.vote import MODES, VoteRequest, all_rules, print_vote, vote
+from core.wandb_mode import MODES
+from jobs.choices import rule_names
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -33,7 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recipe", help="a saved recipe YAML: regenerate its ensemble exactly")
     parser.add_argument("--weights", nargs="*", default=[], help="member=weight pairs (others weigh 1); with task members, member:task=weight weighs "
                              "one task (e.g. age-r34:age=2)")
-    parser.add_argument("--rule", choices=all_rules(), default="soft",
+    parser.add_argument("--rule", choices=rule_names(), default="soft",
                         help="rule used for the submission; fitted rules and 'best' are chosen on validation "
                              "and scored by cross-fitting")
     parser.add_argument("--compare", action="store_true",
@@ -56,6 +57,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # lazy: the job imports scikit-learn, pandas and matplotlib; --help must not wait for them
+    from jobs.vote import VoteRequest, print_vote, vote
     request = VoteRequest(members=args.members, groups=args.groups, recipe=args.recipe, weights=args.weights, rule=args.rule,
                           compare=args.compare, name=args.name, out=args.out, report=args.report,
                           overwrite=args.overwrite, wandb=args.wandb, tta=args.tta, registry=args.registry,

@@ -7,8 +7,14 @@ from scipy.optimize import minimize
 from scipy.special import softmax
 from sklearn.metrics import f1_score, log_loss
 
-from ensemble import apply_temperature, caruana_selection, fit_simplex_weights, fit_temperature
-from ensemble.calibration import apply_temperatures, fit_temperatures, temperature_nll
+from ensemble.calibration import (
+    apply_temperature,
+    apply_temperatures,
+    fit_temperature,
+    fit_temperatures,
+    temperature_nll,
+)
+from ensemble.selection import caruana_selection, fit_simplex_weights
 
 
 def overconfident_member(rng: np.random.Generator, n_rows: int, n_classes: int, sharpen: float):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ensemble import compare, make_folds, paired_bootstrap_gain, resampling_scheme
+from ensemble.compare import compare
+from ensemble.honest import make_folds, paired_bootstrap_gain, resampling_scheme
 from ensemble.metrics import macro_f1
 
 

@@ -6,7 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from ensemble import CompositeSpec, hard_vote, soft_vote
+from ensemble.composite import CompositeSpec
+from ensemble.voting import hard_vote, soft_vote
 
 MASK = {"tasks": [{"name": "mask", "size": 3}, {"name": "gender", "size": 2}, {"name": "age", "size": 3}]}
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
-from ensemble import Recipe, apply_recipe, compare
+from ensemble.compare import compare
 from ensemble.decision_weights import apply_decision_weights, fit_decision_weights
 from ensemble.metrics import macro_f1
+from ensemble.recipe import Recipe
+from ensemble.recipe import apply as apply_recipe
 
 
 def imbalanced(rng, n_rows, n_classes=5):

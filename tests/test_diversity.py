@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ensemble import disagreement, error_correlation, member_accuracy, oracle_rate
+from ensemble.diversity import disagreement, error_correlation, member_accuracy, oracle_rate
 from report.plots import plot_heatmap
 
 Y = np.array([0, 1, 2, 0, 1, 2])

@@ -15,7 +15,7 @@ from PIL import Image
 from core.cli import extension_help
 from core.config import load_config
 from core.errors import UserError
-from core.extensions import DATA_SOURCES, POINTS
+from core.extensions import DATA_SOURCES, POINTS, declared_names
 from imagedata.sources import Dataset, load_dataset
 from test_architecture import ALLOWED
 
@@ -79,6 +79,13 @@ def test_each_point_is_filled_by_its_named_provider_in_a_package_core_may_serve(
         registered = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
                       and isinstance(node.func, ast.Attribute) and node.func.attr == "register"]
         assert registered and point.names(), key
+
+
+def test_help_reads_each_points_names_as_its_provider_registers_them():
+    """--help lists the names from the provider's source (importing members.losses would load torch);
+    that reading must agree with the registration it stands for."""
+    for key, point in POINTS.items():
+        assert declared_names(point) == point.names(), key
 
 
 def test_a_config_name_check_and_the_implementation_agree():

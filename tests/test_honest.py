@@ -7,17 +7,18 @@ import pytest
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
-from ensemble import (
+from ensemble.compare import compare
+from ensemble.honest import (
+    _resample_pattern_counts,
     best_member_method,
-    caruana_selection,
-    compare,
+    crossfit_many,
     crossfit_predictions,
     make_folds,
     paired_bootstrap_gain,
-    soft_vote,
 )
-from ensemble.honest import _resample_pattern_counts, crossfit_many
 from ensemble.metrics import macro_f1, macro_f1_many
+from ensemble.selection import caruana_selection
+from ensemble.voting import soft_vote
 
 
 def compare_rules(*args, **kwargs):

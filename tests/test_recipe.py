@@ -5,17 +5,13 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from ensemble import (
-    CompositeSpec,
-    Recipe,
-    apply_recipe,
-    apply_temperature,
-    compare,
-    hard_vote,
-    pick_best,
-    soft_vote,
-)
+from ensemble.calibration import apply_temperature
+from ensemble.compare import compare, pick_best
+from ensemble.composite import CompositeSpec
 from ensemble.metrics import macro_f1
+from ensemble.recipe import Recipe
+from ensemble.recipe import apply as apply_recipe
+from ensemble.voting import hard_vote, soft_vote
 
 MASK = {"tasks": [{"name": "mask", "size": 3}, {"name": "gender", "size": 2}, {"name": "age", "size": 3}]}
 

@@ -6,8 +6,10 @@ import pytest
 import yaml
 from scipy.special import softmax
 
-from ensemble import Recipe, apply_recipe, compare, fit_stacker, stacker_scores
-from ensemble.stacking import C_GRID
+from ensemble.compare import compare
+from ensemble.recipe import Recipe
+from ensemble.recipe import apply as apply_recipe
+from ensemble.stacking import C_GRID, fit_stacker, stacker_scores
 
 
 def members(rng, n_rows=400, n_classes=4):

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import VotingClassifier
 from sklearn.preprocessing import LabelEncoder
 
-from ensemble import geometric_vote, hard_vote, logit_vote, soft_vote, vote_counts, vote_shares
+from ensemble.voting import geometric_vote, hard_vote, logit_vote, soft_vote, vote_counts, vote_shares
 
 
 class _StoredProbs(ClassifierMixin, BaseEstimator):
