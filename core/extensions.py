@@ -13,9 +13,9 @@ objects. core sits below those modules and may not import them, so each point na
 module that fills it (`provider`) and loads it the first time its names are asked for: the
 inversion timm's model registry and setuptools entry points use. That lookup by name is the
 only way core reaches a higher layer; tests/test_architecture.py checks each provider exists,
-sits in an allowed package, and registers into its point. A `--help` text lists the names
-without that import (`listed`): it reads the provider's register() calls from its source, since
-importing members.losses would load torch only to print four words.
+sits in an allowed package, and registers into its point. A `--help` text and the config check
+read the names without that import (`listed`): the provider's register() calls, read from its
+source, since importing members.losses would load torch only to print or compare a few words.
 """
 from __future__ import annotations
 
@@ -78,12 +78,9 @@ class ExtensionPoint:
 
     def problem(self, value: Any, origin: str) -> str | None:
         """The config check's one line when `value` names no implementation, else None."""
-        try:
-            names = self.names()
-        except ImportError:
-            # The provider needs a stack this process lacks (torch, for losses): a vote over cached
-            # members reads configs without it. Training imports the provider and checks the name there.
-            return None
+        # listed(), not names(): a vote over cached members checks its members' configs, and importing
+        # members.losses and members.optim for that would load torch and timm (~5 s) to compare two words.
+        names = self.listed()
         if value in names:
             return None
         return f"config key '{self.key}' in {origin} is {value!r}; choose one of {', '.join(sorted(names))}"
