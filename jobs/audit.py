@@ -31,8 +31,8 @@ from jobs.fold_groups import Unit, check_units, expand_units, fold_members, unit
 from jobs.inputs import corrections_of
 from predict.run import predict_members
 from report.audit import SHEET, TOP_IN_REPORT, audit_sections, write_audit_page, write_review_sheet
+from report.lookups import val_image_paths
 from report.page import Section
-from report.sources import val_image_paths
 
 RULES = ("soft", "geometric", "logit")  # unfitted: a rule fitted on the labels under audit would trust them
 SUMMARY = "audit.json"

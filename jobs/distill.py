@@ -33,7 +33,7 @@ from jobs.train import TeacherTargets, TrainOutcome, train_member
 from members.interrupts import TrainingStopped
 from members.resume import resume_config
 from predict.loading import LoadedMember, load_member
-from predict.preprocess import resize_batch
+from predict.resize import resize_batch
 from predict.run import predict_members
 
 log = logging.getLogger("members")

@@ -19,7 +19,7 @@ from jobs.vote import resolve_members
 from predict.loading import member_config
 from predict.run import predict_members
 from report.builder import ReportInputs, Vote, build_report, check_report_target, print_table
-from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
+from report.lookups import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from report.wandb_log import MODES
 
 __all__ = ["MODES", "RULES", "print_tables", "report_command"]

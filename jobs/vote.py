@@ -33,7 +33,7 @@ from predict.imports import member_entry
 from predict.run import predict_members
 from report import submission
 from report.builder import LabelledTest, ReportInputs, ReportResult, Vote, build_report, print_table
-from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
+from report.lookups import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
 from report.wandb_log import MODES
 
 __all__ = ["ALL_RULES", "MODES", "all_rules", "VoteRequest", "VoteResult", "print_vote", "vote"]

@@ -16,7 +16,7 @@ from core.settings import Settings
 from predict.batches import make_batches
 from predict.inference import EnsembleRunner
 from predict.loading import load_member
-from predict.preprocess import Preprocess, decode_size
+from predict.resize import Preprocess, decode_size
 from predict.shards import World
 from predict.tta import TTA
 

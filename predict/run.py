@@ -2,7 +2,7 @@
 
 Members that predict the same rows are grouped: their images are decoded once, at the
 largest input size any of them needs, into the shared image cache, and every member
-runs on each batch (smaller inputs are resized on the device, see predict.preprocess).
+runs on each batch (smaller inputs are resized on the device, see predict.resize).
 Under torchrun each process predicts one block of rows and rank 0 merges the shards.
 """
 from __future__ import annotations
