@@ -14,6 +14,9 @@ module that fills it (`provider`) and loads it the first time its names are aske
 inversion timm's model registry and setuptools entry points use. That lookup by name is the
 only way core reaches a higher layer; tests/test_architecture.py checks each provider exists,
 sits in an allowed package, and registers into its point.
+
+The registries above core (model families, vote rules, report sections, TTA views) live in the
+modules that use them; the README's "Extension points: where things live" lists every one.
 """
 from __future__ import annotations
 
