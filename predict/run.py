@@ -31,7 +31,8 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
                     tta: TTA | str | bool | None = None, force: bool = False, device: str = "auto",
                     batch_size: int = 256, decoder: str = "pil", entries: dict[str, RegistryEntry] | None = None,
                     listing: DatasetListing | None = None) -> dict[str, dict[str, cache.Prediction]]:
-    """Cached or fresh predictions per member and split; imported members come from the cache as stored.
+    """Cached or fresh predictions per member and part (`splits` names parts: val, test, train); imported
+    members come from the cache as stored.
 
     `entries` (registry entries by name) and `listing` let a job that already resolved its members and
     listed their data hand them over, so neither the registry nor the data folder is read again.
@@ -57,7 +58,7 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
     # A device the user named is checked before any weights are read; `auto` waits until a member must run.
     dev = world.device(device) if device != "auto" else device
     members = [member_info(registry, entries.get(name) or registry.get(name)) for name in registered]
-    for part in splits:  # `splits` names parts (val, test, train), not split files
+    for part in splits:
         groups: dict[tuple, list[tuple[MemberInfo, Rows]]] = defaultdict(list)
         for member in members:
             rows = part_rows(registry, member, settings, part, listing)
