@@ -160,7 +160,8 @@ def test_sigterm_stops_the_members_cleanly_and_the_next_run_resumes_them(ray_ses
     assert driver.returncode == 130 and "stopped: each running member was sent SIGTERM" in err
     folder = PlanFolder.of(settings.output_root, "stopped")
     stopped = [m for m in ("t-res-f0", "t-res-f1") if read_state(folder, m)["state"] == "stopped"]
-    assert stopped  # the member in epoch 2 saved `last` and registered nothing
+    states = {m: read_state(folder, m) for m in ("t-res-f0", "t-res-f1")}
+    assert stopped, (states, [p.read_text()[-2000:] for p in folder.root.glob("*.log")])  # the member in epoch 2 saved `last` and registered nothing
     assert not any(Registry(settings.registry).exists(m) for m in stopped)
 
     result = run_plan(str(plan), settings)
