@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from helpers import run_script
+from jobs.screenshot import dump_dom, find_chromium, screenshot_png
 from report.builder import build_report
 from report_fixture import synthetic_inputs
-from scripts.screenshot_report import dump_dom, find_chromium, screenshot_png
 
 SECTIONS = ["scores", "compare", "frontier", "diversity", "confusion", "learning-curves", "gallery", "classification-reports"]
 
