@@ -123,7 +123,7 @@ def audit(req: AuditRequest, settings: Settings) -> AuditResult:
         raise UserError(f"audit {folder} already exists; pass --overwrite to replace it")
     if req.top < 0:
         raise UserError(f"--top must be 0 or more, not {req.top}")
-    registry = Registry(req.registry or settings.registry)
+    registry = Registry.chosen(req.registry, settings)
     registered = {entry.name: entry for entry in registry.members()}
     units = _units(req, registered)
     members = fold_members(units)

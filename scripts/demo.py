@@ -10,7 +10,8 @@ import argparse
 
 from core.console import console_logging
 from core.errors import cli_entry
-from jobs.demo import demo
+from core.settings import load_settings
+from jobs.demo import DemoRequest, demo
 
 
 @cli_entry
@@ -19,7 +20,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="overrides applied to every member, e.g. train.epochs=2")
     args = parser.parse_args(argv)
     console_logging()
-    return demo(args.overrides)
+    for line in demo(DemoRequest(args.overrides), load_settings()).lines:
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":

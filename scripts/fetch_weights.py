@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from core.errors import cli_entry
-from jobs.fetch_weights import fetch_weights
+from jobs.fetch_weights import FetchRequest, fetch_weights
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -26,12 +26,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    folder, fetched = fetch_weights(args.archs, args.cache)
-    for arch, origin in fetched:
-        print(f"{arch}: {origin.source} -> {origin.path} (sha256 {origin.sha256})")
-    home = f"HF_HOME={folder.parent}" if folder.name == "hub" else f"HF_HUB_CACHE={folder}"
-    print(f"cache: {folder}. On the server: copy {folder.parent if folder.name == 'hub' else folder} there, "
-          f"then train with {home} HF_HUB_OFFLINE=1 and model.pretrained=true")
+    for line in fetch_weights(FetchRequest(args.archs, args.cache)).lines:
+        print(line)
     return 0
 
 

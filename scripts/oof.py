@@ -12,7 +12,7 @@ import argparse
 from core.cli import add_registry
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.oof import oof_command
+from jobs.oof import OofRequest, oof_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -29,7 +29,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    for line in oof_command(args.prefix, args.split, args.out, args.overwrite, args.registry, load_settings()):
+    result = oof_command(OofRequest(args.prefix, args.split, args.out, args.overwrite, args.registry), load_settings())
+    for line in result.lines:
         print(line)
     return 0
 

@@ -15,7 +15,7 @@ import argparse
 
 from core.errors import EXIT_OK, EXIT_PROBLEMS, cli_entry
 from core.settings import load_settings
-from jobs.plan import plan_status, run_plan, summary_lines, vote_plan
+from jobs.plan import PlanRequest, plan_status, run_plan, summary_lines, vote_plan
 from jobs.vote import print_vote
 
 
@@ -41,17 +41,17 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     settings = load_settings()
     if args.command == "status":
-        print(plan_status(args.plan, settings))
+        print(plan_status(PlanRequest(args.plan), settings).text)
         return EXIT_OK
     if args.command == "vote":
-        print_vote(vote_plan(args.plan, settings, args.overwrite))
+        print_vote(vote_plan(PlanRequest(args.plan, overwrite=args.overwrite), settings))
         return EXIT_OK
-    result = run_plan(args.plan, settings, args.address)
+    result = run_plan(PlanRequest(args.plan, address=args.address), settings)
     print("\n".join(summary_lines(result)))
     if result.missing:
         return EXIT_PROBLEMS
     if args.vote:
-        print_vote(vote_plan(args.plan, settings, overwrite=True))
+        print_vote(vote_plan(PlanRequest(args.plan, overwrite=True), settings))
     return EXIT_OK
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 
 from core.cli import add_registry
-from core.errors import UserError, cli_entry
-from core.registry import Registry
+from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.registry import list_members, remove_member, show_member, verify_members
+from jobs.registry import RegistryRequest, registry_command
 
 
 @cli_entry
@@ -25,18 +24,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--yes", action="store_true", help="remove without asking")
     add_registry(parser)
     args = parser.parse_args(argv)
-    settings = load_settings()
-    registry = Registry.chosen(args.registry, settings)
-    if args.command in ("show", "remove") and not args.name:
-        raise UserError(f"'{args.command}' needs a member name")
-    if args.command == "list":
-        list_members(registry)
-    elif args.command == "show":
-        show_member(registry, args.name)
-    elif args.command == "verify":
-        verify_members(registry, settings, args.name)
-    else:
-        remove_member(registry, args.name, args.yes)
+    registry_command(RegistryRequest(args.command, args.name, args.yes, args.registry), load_settings())
     return 0
 
 
