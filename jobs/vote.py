@@ -79,6 +79,9 @@ def test_labels(labels_csv: Path | None, ids: np.ndarray) -> np.ndarray | None:
 
 def members_and_recipe(req: VoteRequest) -> tuple[list[str], Recipe | TaskRecipe | None]:
     if req.recipe:
+        if req.budget_ms is not None:  # a saved recipe is already chosen: a budget would be silently ignored
+            raise UserError(f"--budget-ms chooses an ensemble, and recipe {req.recipe} is one already; "
+                            "give one or the other")
         recipe = load_recipe(req.recipe)  # a flat recipe, or a task vote's (jobs/task_vote.py)
         names = recipe.member_names if isinstance(recipe, TaskRecipe) else list(recipe.members)
         if req.members and sorted(req.members) != sorted(names):
