@@ -38,30 +38,6 @@ def digits_root(tmp_path_factory) -> Path:
     return ensure_digits(tmp_path_factory.mktemp("shared-data") / "digits")
 
 
-@pytest.fixture(scope="session")
-def tiny_project(tmp_path_factory):
-    """test_bad_inputs.py's project: one tiny member on a few odd images, trained and predicted in-process
-    once per session. Five test files read it through their `trained` fixture; each case breaks a copy."""
-    from core.config import load_config
-    from core.registry import Registry
-    from core.settings import load_settings
-    from jobs.train import train_member
-    from predict.run import predict_members
-    from test_bad_inputs import Trained, base_env, write_config, write_tiny_data
-
-    root = tmp_path_factory.mktemp("bad-inputs")
-    data = write_tiny_data(root / "data")
-    config = write_config(root / "tiny.yaml", data)
-    out = root / "out"
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in base_env(root, out).items():
-            mp.setenv(key, value)
-        settings = load_settings()
-        train_member(load_config(config), settings)
-        predict_members(["good"], Registry(settings.registry), settings)
-    return Trained(root, data, config, out)
-
-
 # Calls that make a test slow: a training run or a new Python process (each one imports torch again).
 # A test is marked `slow` when its body, one of its fixtures, or a helper function they call (found by
 # name in tests/) contains one of these, so a new test that trains or runs a script is marked without

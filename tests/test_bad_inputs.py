@@ -123,9 +123,24 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_project) -> Trained:
-    """The tiny trained project (conftest.tiny_project: trained once per session, read by five test files)."""
-    return tiny_project
+def trained(tmp_path_factory) -> Trained:
+    """One tiny member, trained and predicted in-process (the functions behind the scripts)."""
+    from core.config import load_config
+    from core.settings import load_settings
+    from jobs.train import train_member
+    from predict.run import predict_members
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    data = write_tiny_data(root / "data")
+    config = write_config(root / "tiny.yaml", data)
+    out = root / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in base_env(root, out).items():
+            mp.setenv(key, value)
+        settings = load_settings()
+        train_member(load_config(config), settings)
+        predict_members(["good"], Registry(settings.registry), settings)
+    return Trained(root, data, config, out)
 
 
 # ---------------------------------------------------------------- the cases
