@@ -16,7 +16,7 @@ from core.cli import add_registry, check_new_or_resumed, extension_help
 from core.console import console_logging
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
-from jobs.train import train_command
+from jobs.train import TrainRequest, train_command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -43,9 +43,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     console_logging()
-    outcome = train_command(args.config, args.overrides, load_settings(), smoke=args.smoke,
-                            registry_path=args.registry, resume=args.resume,
-                            stop_after_epoch=args.stop_after_epoch)
+    request = TrainRequest(args.config, args.overrides, smoke=args.smoke, registry_path=args.registry,
+                           resume=args.resume, stop_after_epoch=args.stop_after_epoch)
+    outcome = train_command(request, load_settings())
     if outcome.message:
         print(outcome.message, file=sys.stderr if outcome.to_stderr else sys.stdout)
     return outcome.code
