@@ -89,7 +89,6 @@ def crossfit_many(
     probs = as_probs(probs)
     names = check_names(names, probs.shape[0])
     y = as_labels(y, probs.shape[1])
-    out = {key: np.full(len(y), -1, dtype=np.int64) for key in methods}
     folds = list(folds)
     for train, test in folds:
         if np.intersect1d(train, test).size:
@@ -104,11 +103,14 @@ def crossfit_many(
     # Folds are independent and numpy releases the GIL in the heavy loops, so threads use every core.
     with ThreadPoolExecutor(max_workers=max(1, min(len(folds), os.cpu_count() or 1))) as pool:
         fold_labels = list(pool.map(fit_fold, folds))
+    out: dict[str, np.ndarray] = {}
     for (_, test), labels_by_key in zip(folds, fold_labels):
         for key, labels in labels_by_key.items():
-            if labels.shape != (len(test),):
+            if labels.ndim not in (1, 2) or labels.shape[-1] != len(test):
                 raise ValueError(f"method {key!r} returned labels of shape {labels.shape} for {len(test)} rows")
-            out[key][test] = labels
+            if key not in out:
+                out[key] = np.full(labels.shape[:-1] + (len(y),), -1, dtype=np.int64)
+            out[key][..., test] = labels
     missing = [key for key, labels in out.items() if (labels < 0).any()]
     if missing:
         raise ValueError(f"the folds do not cover every row (methods {missing})")
@@ -216,6 +218,51 @@ def _row_patterns(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return pattern, first
 
 
+def _class_columns(pos: np.ndarray, y_pos: np.ndarray, first: np.ndarray, n_lab: int) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+    """One-hot [patterns, classes] of one prediction column, and of its correct predictions."""
+    n_patterns = len(first)
+    p, t = pos[first], y_pos[first]
+    predicted = np.zeros((n_patterns, n_lab + 1), dtype=np.float32)
+    predicted[np.arange(n_patterns), p] = 1.0
+    correct = predicted * (p == t)[:, None]
+    return predicted[:, :n_lab], correct[:, :n_lab]
+
+
+def _design(y_pos: np.ndarray, base_pos: np.ndarray, method_pos: list[np.ndarray], first: np.ndarray,
+            n_lab: int) -> np.ndarray:
+    """[patterns, classes * (2 + 2 methods)]: true-class, then (predicted, correct) per prediction column,
+    so pattern counts times this matrix give every F1's class counts at once."""
+    blocks = [_class_columns(y_pos, y_pos, first, n_lab)[0], *_class_columns(base_pos, y_pos, first, n_lab)]
+    for pos in method_pos:
+        blocks += _class_columns(pos, y_pos, first, n_lab)
+    return np.concatenate(blocks, axis=1)
+
+
+def _all_f1(draws: np.ndarray, design: np.ndarray, n_lab: int, dtype: type) -> np.ndarray:
+    """Macro F1 [1 + methods, resamples] from pattern counts [resamples, patterns]: baseline first."""
+    stats = (draws.astype(dtype) @ design.astype(dtype)).astype(np.float64)
+    n_true = stats[:, :n_lab]
+    return np.stack([f1_from_counts(n_true, stats[:, s: s + n_lab], stats[:, s + n_lab: s + 2 * n_lab])
+                     for s in range(n_lab, stats.shape[1], 2 * n_lab)])
+
+
+def _draws(pattern: np.ndarray, n_patterns: int, n_boot: int, seed: int, groups: np.ndarray | None) -> np.ndarray:
+    """Pattern counts [n_boot, patterns] of the resamples: rows, or whole groups when there are groups."""
+    rng = np.random.default_rng(seed)
+    codes = None if groups is None else _group_codes(groups, len(pattern))
+    if codes is None or codes.max() + 1 == len(pattern):
+        return _resample_pattern_counts(pattern, n_patterns, n_boot, rng)
+    return _resample_group_counts(codes, pattern, n_patterns, n_boot, rng)
+
+
+def _gain_summary(point_gain: float, gains: np.ndarray, level: float) -> dict[str, float | bool | str]:
+    alpha = (1 - level) / 2
+    low, high = np.quantile(gains, [alpha, 1 - alpha])
+    return {"gain": float(point_gain), "low": float(low), "high": float(high),
+            "excludes_zero": bool(low > 0 or high < 0), "verdict": verdict(float(low), float(high))}
+
+
 def paired_bootstrap_gains(
     y: np.ndarray,
     preds: Mapping[str, np.ndarray],
@@ -239,6 +286,23 @@ def paired_bootstrap_gains(
     `_resample_pattern_counts`) and every F1 is computed from class counts with
     one matrix product. Because the patterns are joint, a method's interval can
     differ by Monte Carlo noise depending on which other methods share the call.
+
+    Parameters
+    ----------
+    y : ndarray of int, shape (n_rows,)
+    preds : mapping of str to ndarray of int, each shape (n_rows,)
+        Each method's (cross-fitted) labels.
+    pred_best_member : ndarray of int, shape (n_rows,)
+        The baseline's labels.
+    n_boot, seed, labels, level
+        Resamples, their seed, the classes averaged over (default: those present) and the interval's level.
+    groups : ndarray, shape (n_rows,), optional
+        One group label per row: resample whole groups.
+
+    Returns
+    -------
+    dict of str to dict
+        Per method: gain, low, high, excludes_zero, verdict (see `paired_bootstrap_gain`).
     """
     y = as_labels(y)
     if len(y) == 0:
@@ -249,62 +313,21 @@ def paired_bootstrap_gains(
         raise ValueError(f"n_boot must be at least 1; got {n_boot}")
     base = as_labels(pred_best_member, len(y), "pred_best_member")
     methods = {name: as_labels(pred, len(y), f"predictions of {name!r}") for name, pred in preds.items()}
-    seen = np.unique(np.concatenate([y, base, *methods.values()]))
-    lab = resolve_labels(y, seen, labels)
-    n_lab = len(lab)
-    # Positions in `lab`; values outside it get position n_lab, which no class column counts.
+    lab = resolve_labels(y, np.unique(np.concatenate([y, base, *methods.values()])), labels)
+    # Positions in `lab`; values outside it get position len(lab), which no class column counts.
     y_pos, base_pos = label_positions(y, lab), label_positions(base, lab)
-    method_pos = {name: label_positions(pred, lab) for name, pred in methods.items()}
-    pattern, first = _row_patterns([y_pos, base_pos, *method_pos.values()])
-    n_patterns = len(first)
-
-    def class_columns(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One-hot [patterns, classes] of predictions, and of correct predictions."""
-        p, t = pos[first], y_pos[first]
-        predicted = np.zeros((n_patterns, n_lab + 1), dtype=np.float32)
-        predicted[np.arange(n_patterns), p] = 1.0
-        correct = predicted * (p == t)[:, None]
-        return predicted[:, :n_lab], correct[:, :n_lab]
-
-    blocks = [class_columns(y_pos)[0], *class_columns(base_pos)]
-    for pos in method_pos.values():
-        blocks += class_columns(pos)
-    design = np.concatenate(blocks, axis=1)
+    method_pos = [label_positions(pred, lab) for pred in methods.values()]
+    pattern, first = _row_patterns([y_pos, base_pos, *method_pos])
+    design = _design(y_pos, base_pos, method_pos, first, len(lab))
     # float32 products are exact for counts below 2**24.
     dtype = np.float32 if len(y) < 2**24 else np.float64
-
-    def all_f1(draws: np.ndarray) -> np.ndarray:
-        """Macro F1 [1 + methods, resamples]: baseline first, then the methods in order."""
-        stats = (draws.astype(dtype) @ design.astype(dtype)).astype(np.float64)
-        n_true = stats[:, :n_lab]
-        return np.stack(
-            [
-                f1_from_counts(n_true, stats[:, s : s + n_lab], stats[:, s + n_lab : s + 2 * n_lab])
-                for s in range(n_lab, stats.shape[1], 2 * n_lab)
-            ]
-        )
-
-    rng = np.random.default_rng(seed)
-    codes = None if groups is None else _group_codes(groups, len(y))
-    if codes is None or codes.max() + 1 == len(y):
-        draws = _resample_pattern_counts(pattern, n_patterns, n_boot, rng)
-    else:
-        draws = _resample_group_counts(codes, pattern, n_patterns, n_boot, rng)
+    draws = _draws(pattern, len(first), n_boot, seed, groups)
     with one_blas_thread():
-        point = all_f1(np.bincount(pattern, minlength=n_patterns)[None].astype(np.float64))[:, 0]
-        boot = all_f1(draws)
-    alpha = (1 - level) / 2
-    out: dict[str, dict[str, float | bool | str]] = {}
-    for i, name in enumerate(methods, start=1):
-        low, high = np.quantile(boot[i] - boot[0], [alpha, 1 - alpha])
-        out[name] = {
-            "gain": float(point[i] - point[0]),
-            "low": float(low),
-            "high": float(high),
-            "excludes_zero": bool(low > 0 or high < 0),
-            "verdict": verdict(float(low), float(high)),
-        }
-    return out
+        point = _all_f1(np.bincount(pattern, minlength=len(first))[None].astype(np.float64), design, len(lab),
+                        dtype)[:, 0]
+        boot = _all_f1(draws, design, len(lab), dtype)
+    return {name: _gain_summary(point[i] - point[0], boot[i] - boot[0], level)
+            for i, name in enumerate(methods, start=1)}
 
 
 VERDICTS = ("better", "worse", "no evidence")

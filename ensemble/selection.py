@@ -295,14 +295,60 @@ def _selection_inputs(probs, y, names, metric, n_iterations, init_best_n):
     return probs, names, y, by_name, favourites
 
 
+def selection_counts(probs: np.ndarray, y: np.ndarray, names: Sequence[str], *, n_iterations: int = 50,
+                     nbest: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Caruana's selection curve (macro F1, no bagging) as pick counts.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+    names : sequence of str, length n_members
+    n_iterations : int
+        Greedy steps.
+    nbest : int, optional
+        Keep only this many best single members as candidates (see `caruana_selection`).
+
+    Returns
+    -------
+    counts : ndarray of int, shape (n_iterations, n_members)
+        How often each member (in the order of `names`) has been picked after each step.
+    scores : ndarray, shape (n_iterations,)
+        In-sample macro F1 after each step.
+    """
+    probs, names, y, by_name, favourites = _selection_inputs(probs, y, names, "f1", n_iterations, 0)
+    path, scores = _greedy_path(probs, y, _prune(probs, y, by_name, nbest), "f1", n_iterations, 0, favourites)
+    return np.array(path), np.array(scores)
+
+
+def counts_to_weights(counts: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """{name: count / total} for the members picked at least once, in name order."""
+    return {names[i]: float(counts[i] / counts.sum()) for i in np.argsort(names) if counts[i] > 0}
+
+
 def selection_path(probs: np.ndarray, y: np.ndarray, names: Sequence[str], *, n_iterations: int = 50,
                    nbest: int | None = None) -> tuple[list[dict[str, float]], list[float]]:
     """Caruana's selection curve (macro F1, no bagging): the weights after each step and the in-sample
-    macro F1 there. The report draws it; `use_best` cuts it at its first maximum."""
-    probs, names, y, by_name, favourites = _selection_inputs(probs, y, names, "f1", n_iterations, 0)
-    path, scores = _greedy_path(probs, y, _prune(probs, y, by_name, nbest), "f1", n_iterations, 0, favourites)
-    weights = [{names[i]: float(c[i] / c.sum()) for i in by_name if c[i] > 0} for c in path]
-    return weights, scores
+    macro F1 there. The report draws it; `use_best` cuts it at its first maximum.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+    names : sequence of str, length n_members
+    n_iterations, nbest
+        As in `selection_counts`.
+
+    Returns
+    -------
+    weights : list of dict, length n_iterations
+        {name: weight} of the members picked so far, weights summing to 1.
+    scores : list of float, length n_iterations
+        In-sample macro F1 after each step.
+    """
+    counts, scores = selection_counts(probs, y, names, n_iterations=n_iterations, nbest=nbest)
+    names = list(names)
+    return [counts_to_weights(c, names) for c in counts], [float(v) for v in scores]
 
 
 def _mixture_nll_and_grad(w: np.ndarray, p_true: np.ndarray) -> tuple[float, np.ndarray]:
