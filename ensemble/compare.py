@@ -71,7 +71,17 @@ def _methods(names: list[str], fitter: rules.Fitter, extra: Sequence[str] = ()) 
 
 
 def method_names(n_members: int = 2, composite: bool = False) -> list[str]:
-    """The ensemble methods a comparison can fit (for the CLI's --rule choices), in table order."""
+    """The ensemble methods a comparison can fit (for the CLI's --rule choices), in table order.
+
+    Parameters
+    ----------
+    n_members : int
+    composite : bool
+
+    Returns
+    -------
+    list of str
+    """
     return [n for n in rules.rule_names(composite) if n not in rules.META_RULES]
 
 
@@ -122,6 +132,19 @@ def compare(
     `no evidence`: whether the interval lies above, below or around zero)
     (all ensembles on the same bootstrap resamples). With `groups` (one label per row), folds
     keep groups together and the bootstrap resamples whole groups.
+
+    Parameters
+    ----------
+    probs_by_name : mapping of str to ndarray, each shape (n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+    n_classes, composite, seed, n_splits, n_boot, caruana, extra
+        Classes, composite labels, seed, folds, resamples, `caruana_selection` options, more suffixed rules.
+    groups : ndarray, shape (n_rows,), optional
+
+    Returns
+    -------
+    Comparison
+        table (one row per method), recipes, honest labels [n_rows] per method, curve.
     """
     names, probs = stack_members(probs_by_name)
     y = as_labels(y, probs.shape[1])
@@ -265,6 +288,15 @@ def pick_best(comparison: Comparison) -> Recipe:
     Candidates are the cross-fitted best member and the ensembles (picking the best single
     member on the scored rows is exactly the peeking that cross-fitting avoids). Ties go to
     the simpler method.
+
+    Parameters
+    ----------
+    comparison : Comparison
+
+    Returns
+    -------
+    Recipe
+        With a note saying why it won.
     """
     table = comparison.table
     eligible = table[table["kind"] != "member"]

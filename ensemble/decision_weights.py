@@ -129,7 +129,20 @@ def fit_decision_weights(scores: np.ndarray, y: np.ndarray, n_classes: int | Non
 
 
 def apply_decision_weights(scores: np.ndarray, weights: list[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels argmax_k w_k s_k, the weighted table renormalised per row)."""
+    """(labels argmax_k w_k s_k, the weighted table renormalised per row).
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_rows, n_classes)
+    weights : sequence of float, length n_classes
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_rows,)
+        Argmax, ties to the lowest class.
+    table : ndarray, shape (n_rows, n_classes)
+        Weighted and renormalised per row.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (scores.shape[1],):

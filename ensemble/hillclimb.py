@@ -42,7 +42,19 @@ class Step:
 
 
 def member_tables(probs: np.ndarray, space: str) -> np.ndarray:
-    """The tables the weights multiply: probabilities, or their logs."""
+    """The tables the weights multiply: probabilities, or their logs.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    space : str
+        'prob' or 'log'.
+
+    Returns
+    -------
+    ndarray, shape (n_members, n_rows, n_classes)
+    """
     if space not in SPACES:
         raise ValueError(f"hill-climbing space must be one of {SPACES}, not {space!r}")
     probs = np.asarray(probs, dtype=np.float64)
@@ -50,7 +62,20 @@ def member_tables(probs: np.ndarray, space: str) -> np.ndarray:
 
 
 def blend_scores(weighted_sum: np.ndarray, total: float | np.ndarray, space: str) -> np.ndarray:
-    """[..., rows, classes] row-normalised blend of a weighted sum of member tables whose weights sum to `total`."""
+    """[..., rows, classes] row-normalised blend of a weighted sum of member tables whose weights sum to `total`.
+
+    Parameters
+    ----------
+    weighted_sum : ndarray, shape (..., n_rows, n_classes)
+    total : float or ndarray, shape (...)
+        Sum of the weights behind each weighted sum.
+    space : str
+
+    Returns
+    -------
+    ndarray, shape (..., n_rows, n_classes)
+        Row-normalised blend.
+    """
     total = np.asarray(total, dtype=np.float64)[..., None, None]
     mean = weighted_sum / total
     if space == "log":
@@ -64,7 +89,22 @@ def blend_scores(weighted_sum: np.ndarray, total: float | np.ndarray, space: str
 
 
 def apply_blend(probs: np.ndarray, weights: Sequence[float], space: str) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, blended probabilities) for member probs [members, rows, classes] and signed weights."""
+    """(labels, blended probabilities) for member probs [members, rows, classes] and signed weights.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    weights : sequence of float, length n_members
+        Signed weights; they must sum to more than zero.
+    space : str
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_rows,)
+        Argmax, ties to the lowest class.
+    blended : ndarray, shape (n_rows, n_classes)
+    """
     w = np.asarray(weights, dtype=np.float64)
     if w.sum() <= 0:
         raise ValueError("hill-climbing weights must sum to more than zero")

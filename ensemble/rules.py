@@ -173,14 +173,33 @@ META_RULES = {"best": "whichever rule (or the best single member) has the best h
 
 
 def register(rule: VoteRule) -> None:
-    """Add a rule to the table (its name must be new): the CLI, the comparison and the report then show it."""
+    """Add a rule to the table (its name must be new): the CLI, the comparison and the report then show it.
+
+    Parameters
+    ----------
+    rule : VoteRule
+
+    Returns
+    -------
+    None
+    """
     if rule.name in RULES or any(rule.name.endswith(s) for s in SUFFIXES) or rule.name in META_RULES:
         raise ValueError(f"vote rule name {rule.name!r} is taken or ends with a suffix")
     RULES[rule.name] = rule
 
 
 def parse(name: str) -> tuple[VoteRule, Suffix | None]:
-    """The base rule and suffix of `name` (e.g. `stack+f1w`); KeyError for an unknown name."""
+    """The base rule and suffix of `name` (e.g. `stack+f1w`); KeyError for an unknown name.
+
+    Parameters
+    ----------
+    name : str
+        A rule, maybe with a suffix.
+
+    Returns
+    -------
+    (VoteRule, Suffix or None)
+    """
     if name in RULES:
         return RULES[name], None
     for suffix in SUFFIXES.values():
@@ -191,7 +210,16 @@ def parse(name: str) -> tuple[VoteRule, Suffix | None]:
 
 
 def is_fitted(name: str) -> bool:
-    """True when `name` learns from the validation rows (and `best`, which chooses on them)."""
+    """True when `name` learns from the validation rows (and `best`, which chooses on them).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    bool
+    """
     if name in META_RULES:
         return True
     base, suffix = parse(name)
@@ -199,14 +227,33 @@ def is_fitted(name: str) -> bool:
 
 
 def rule_names(composite: bool = True) -> list[str]:
-    """Every name `--rule` accepts, in table order: the rules, each flat rule with each suffix, then `best`."""
+    """Every name `--rule` accepts, in table order: the rules, each flat rule with each suffix, then `best`.
+
+    Parameters
+    ----------
+    composite : bool
+
+    Returns
+    -------
+    list of str
+    """
     bases = [n for n, r in RULES.items() if composite or not r.composite]
     suffixed = [f"{n}{s}" for n in bases if not RULES[n].composite for s in SUFFIXES]
     return bases + suffixed + list(META_RULES)
 
 
 def default_methods(composite: bool, extra: Sequence[str] = ()) -> list[str]:
-    """The rules every comparison fits: each rule, the default suffixed rows, and any suffixed rule in `extra`."""
+    """The rules every comparison fits: each rule, the default suffixed rows, and any suffixed rule in `extra`.
+
+    Parameters
+    ----------
+    composite : bool
+    extra : sequence of str
+
+    Returns
+    -------
+    list of str
+    """
     names = [n for n, r in RULES.items() if composite or not r.composite]
     names += [f"{n}{s}" for n, r in RULES.items() if r.f1w_default for s in SUFFIXES]
     names += [m for m in extra if m not in names and m not in META_RULES and _known(m, composite)]
@@ -243,7 +290,24 @@ class Fitter:
 
 def fit_rule(name: str, probs: np.ndarray, y: np.ndarray, names: list[str], *, seed: int = 0,
              composite: CompositeSpec | None = None, caruana: Mapping[str, Any] | None = None) -> Recipe:
-    """Fit rule `name` on probs [members, rows, classes] and labels y (any rows: a fold, a task, a subset)."""
+    """Fit rule `name` on probs [members, rows, classes] and labels y (any rows: a fold, a task, a subset).
+
+    Parameters
+    ----------
+    name : str
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+    seed, composite, caruana
+        The comparison's context.
+
+    Returns
+    -------
+    Recipe
+    """
     return Fitter(Context(list(names), composite, seed, dict(caruana or {}))).fit_of(name)(probs, y, list(names))
 
 
