@@ -42,7 +42,7 @@ from timm.data import resolve_model_data_config  # noqa: E402
 
 from predict.batches import MemmapBatches, make_batches  # noqa: E402
 from predict.inference import EnsembleRunner  # noqa: E402
-from predict.preprocess import Preprocess  # noqa: E402
+from predict.resize import Preprocess  # noqa: E402
 
 WIDTH, HEIGHT = 384, 512
 MEMBERS = ["resnet18", "mobilenetv3_small_100", "convnext_atto"]

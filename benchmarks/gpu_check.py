@@ -17,20 +17,27 @@ It writes <out>/<date>-<gpu-name>.json (device, torch, cuda, train, inference, p
 one-screen summary with the targets: training (b) >= 85% of (c), ensemble inference (b) >= 5x (a).
 
 `--dry-run` runs the same script at tiny sizes on the CPU (tiny models and images; the CUDA-only paths
-are recorded as "skipped: no CUDA"), so CI keeps it working.
+are recorded as "skipped: no CUDA"), so CI keeps it working. Its commands, the same command lines, run
+inside the check's own process (torchrun's two ranks excepted): a process per path would import torch
+again each time and cost CI most of the dry run.
 """
 from __future__ import annotations
 
 import argparse
 import colorsys
+import contextlib
+import io
 import json
+import logging
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -77,6 +84,9 @@ class Profile:
     ddp_arch: str
     ddp_size: int
     timeouts: dict = field(default_factory=dict)
+    # The dry run's commands run inside this process (same argv, same code; no interpreter importing torch
+    # again per path) except torchrun, whose two ranks are the point; the GPU run starts a process per path.
+    in_process: bool = False
 
 
 GPU = Profile(width=WIDTH, height=HEIGHT, people=400, eval_images=1000, folder_images=4096,
@@ -93,7 +103,7 @@ DRY = Profile(width=48, height=64, people=12, eval_images=24, folder_images=64,
               infer_members=["test_resnet", "test_efficientnet", "test_convnext"], infer_n=32, infer_size=32,
               infer_batch=16, infer_repeats=1, ddp_arch="test_resnet", ddp_size=16,
               timeouts={"train": 300, "compile": 300, "predict": 300, "throughput": 300, "inference": 300,
-                        "ddp": 300})
+                        "ddp": 300}, in_process=True)
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -141,8 +151,11 @@ def write_data(root: Path, p: Profile) -> dict:
         label = i % CLASSES
         jobs.append((str(root / "folder" / f"{label:02d}" / f"{i:05d}.jpg"), label, 2 * 10**6 + i,
                      p.width, p.height))
-    with ProcessPoolExecutor(max(1, min(16, os.cpu_count() or 1))) as pool:
-        list(pool.map(photo, jobs, chunksize=32))
+    if p.in_process:
+        list(map(photo, jobs))  # a few hundred tiny JPEGs: less time than starting a pool
+    else:
+        with ProcessPoolExecutor(max(1, min(16, os.cpu_count() or 1))) as pool:
+            list(pool.map(photo, jobs, chunksize=32))
     (root / "mask" / "train" / "train.csv").write_text(
         "id,gender,race,age,path\n" + "".join(f"{r['id']},{r['gender']},{r['race']},{r['age']},{r['path']}\n"
                                               for r in people))
@@ -164,6 +177,41 @@ def one_line(text: str, limit: int = 200) -> str:
     return line[:limit]
 
 
+def run_here(argv: list[str], env: dict) -> tuple[int, str, str]:
+    """`python ARGV` (`-m module ...` or `script.py ...`) inside this process, with `env` as its environment and
+    the repo as its folder: (exit code, stdout, stderr). No timeout can stop it; the dry run's paths are tiny."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, Path.cwd()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    code = 0
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(REPO)
+        sys.argv = list(argv[1:]) if argv[0] == "-m" else list(argv)  # run_module puts the module's file first
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                if argv[0] == "-m":
+                    runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (exit_.code is not None)
+                if isinstance(exit_.code, str):
+                    print(exit_.code, file=sys.stderr)  # as the interpreter does with a message
+            except Exception:  # noqa: BLE001 - what an uncaught error does to a process: a traceback, exit 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        root.handlers[:], root.level = handlers, level  # a script's logging set-up stays with its run
+    return int(code), out.getvalue(), err.getvalue()
+
+
 class Runner:
     def __init__(self, work: Path, profile: Profile, device: str, log_dir: Path, deadline: float):
         self.work, self.p, self.device, self.log_dir, self.deadline = work, profile, device, log_dir, deadline
@@ -179,15 +227,20 @@ class Runner:
         log = self.log_dir / f"{name}.log"
         # Never past --budget: the JSON must be written before an outer `timeout` ends the whole check.
         timeout = max(1, min(timeout, int(self.deadline - time.monotonic())))
-        try:
-            proc = subprocess.run(command, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as err:
-            log.write_text(f"$ {' '.join(command)}\n{err.stdout or ''}\n{err.stderr or ''}")
-            raise PathFailed(f"timed out after {timeout} s") from None
-        log.write_text(f"$ {' '.join(command)}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-        if proc.returncode != 0:
-            raise PathFailed(f"exit {proc.returncode}: {one_line(proc.stderr or proc.stdout)}")
-        return proc.stdout
+        if self.p.in_process and command[1:3] != ["-m", "torch.distributed.run"]:
+            code, stdout, stderr = run_here(command[1:], self.env)
+        else:
+            try:
+                proc = subprocess.run(command, cwd=REPO, env=self.env, capture_output=True, text=True,
+                                      timeout=timeout)
+            except subprocess.TimeoutExpired as err:
+                log.write_text(f"$ {' '.join(command)}\n{err.stdout or ''}\n{err.stderr or ''}")
+                raise PathFailed(f"timed out after {timeout} s") from None
+            code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        log.write_text(f"$ {' '.join(command)}\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+        if code != 0:
+            raise PathFailed(f"exit {code}: {one_line(stderr or stdout)}")
+        return stdout
 
     def member_config(self) -> Path:
         p = self.p

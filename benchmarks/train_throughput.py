@@ -122,12 +122,12 @@ def trainer_rates(config, model, feed, val_feed, val_labels, device) -> list[flo
     """Per-epoch training img/s from the real Trainer (validation is not part of the timing)."""
     from timm.data import resolve_model_data_config
 
-    from members.trainer import Trainer
+    from members.trainer import Network, RunContext, Trainer
     from modeling.preprocess import Normalize
 
     data_cfg = resolve_model_data_config(model)
-    trainer = Trainer(config, model, Normalize(data_cfg["mean"], data_cfg["std"]), None, device,
-                      batch_augment=feed.augment)
+    trainer = Trainer(config, Network(model, Normalize(data_cfg["mean"], data_cfg["std"]), feed.augment),
+                      RunContext(device))
     result = trainer.fit(feed.train, val_feed, val_labels)
     return [h["train_img_per_s"] for h in result.history]
 

@@ -5,19 +5,27 @@ row a Dirichlet draw concentrated on the class it "believes"; members differ in
 skill and sharpness (accuracy about 0.38-0.83) and their errors are correlated
 through shared hard rows and a shared wrong class per row.
 
-    .venv/bin/python benchmarks/vote_speed.py [--repeats 5] [--rows 12600] [--skip-naive]
+    .venv/bin/python benchmarks/vote_speed.py [--repeats 5] [--rows 12600] [--skip-naive] [--before REF]
 
 Each timing is the best of --repeats runs, both wall clock and CPU time of this
 process (on a shared machine the CPU figure is the steadier one); the naive
 versions run once because they are slow. Targets: each rule < 50 ms,
 compare (temperatures, selection, weight search, stacking, decision weights, 5-fold cross-fit,
 1000-resample bootstrap) < 1 s.
+
+`--before REF` (default: the commit before issue 24's compare speed-up) also runs the full comparison
+with that commit's `ensemble/` and `core/` (taken with `git archive`, run in a child process on the same
+data) and prints its CPU and wall time and every rule's honest macro F1 beside this checkout's.
+`--before ''` skips it.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +46,8 @@ from ensemble.selection import caruana_selection, fit_simplex_weights  # noqa: E
 from ensemble.stacking import fit_stacker, stacker_scores  # noqa: E402
 from ensemble.voting import geometric_vote, hard_vote, logit_vote, soft_vote  # noqa: E402
 
+BEFORE = "290ef13"  # main before issue 24's compare speed-up (hill climbing, decision weights, curve)
+REPO = Path(__file__).resolve().parents[1]
 MASK = {"tasks": [{"name": "mask", "size": 3}, {"name": "gender", "size": 2}, {"name": "age", "size": 3}]}
 
 
@@ -140,6 +150,43 @@ def stacker_honest(probs: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[
     return (f1_score(y, before, average="macro"), f1_score(y, after, average="macro"))
 
 
+_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import ensemble  # the old code, imported before the benchmark puts this checkout on the path
+import importlib.util
+spec = importlib.util.spec_from_file_location("vote_speed", sys.argv[2])
+bench = sys.modules["vote_speed"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+members, y = bench.make_members(*map(int, sys.argv[3:6]))
+composite = bench.MASK if int(sys.argv[5]) == 18 else None
+wall, cpu = time.perf_counter(), time.process_time()
+table = ensemble.compare(members, y, int(sys.argv[5]), composite=composite).table
+print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                  "honest": dict(zip(table["method"], table["f1_macro_honest"])), "file": ensemble.__file__}))
+"""
+
+
+def compare_before(ref: str, n_members: int, n_rows: int, n_classes: int) -> dict:
+    """The full comparison with `ref`'s ensemble/ and core/, in a child process: wall, cpu, honest F1s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "ensemble", "core"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        out = subprocess.run([sys.executable, "-c", _CHILD, tmp, str(Path(__file__).resolve()), str(n_members),
+                              str(n_rows), str(n_classes)], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def print_before_after(before: dict, after_wall: float, after_cpu: float, table, ref: str) -> None:
+    print(f"\ncompare (full), one run each: before ({ref}) {before['wall']:.2f} s wall / {before['cpu']:.2f} s CPU; "
+          f"now {after_wall / 1000:.2f} s wall / {after_cpu / 1000:.2f} s CPU (best of the runs above)")
+    print(f"{'method':<20}  {'honest before':>13}  {'honest now':>10}  {'change':>8}")
+    for method, now in zip(table["method"], table["f1_macro_honest"]):
+        old = before["honest"].get(method, float("nan"))
+        print(f"{method:<20}  {old:13.4f}  {now:10.4f}  {now - old:+8.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=10)
@@ -147,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=18)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow naive versions")
+    parser.add_argument("--before", default=BEFORE, help="git ref whose compare to time beside this one ('' skips)")
     args = parser.parse_args(argv)
 
     members, y = make_members(args.members, args.rows, args.classes)
@@ -199,9 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{'operation':<30}  {'wall ms':>8}  {'cpu ms':>8}  {'target':>7}  "
         f"{'naive wall':>10}  {'naive cpu':>10}  {'cpu speed-up':>12}  naive version"
     )
+    timings = {}
     for case in cases:
         repeats = min(args.repeats, 3) if case.name.startswith("compare") else args.repeats
         wall, cpu = best_of(case.ours, repeats)
+        timings[case.name] = (wall, cpu)
         line = f"{case.name:<30}  {wall:8.1f}  {cpu:8.1f}  {case.target:>7}"
         if case.naive is not None and not args.skip_naive:
             naive_wall, naive_cpu = best_of(case.naive, 1)
@@ -212,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         before, after = stacker_honest(probs, y, names)
         print(f"\nstacker honest macro F1 (5-fold, same folds): before issue 24 {before:.4f}, now {after:.4f}")
     table = table_holder["t"]
+    if args.before:
+        before = compare_before(args.before, args.members, args.rows, args.classes)
+        print_before_after(before, *timings["compare (full)"], table, args.before)
     print("\ncompare table:")
     print(table.drop(columns="kind").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0

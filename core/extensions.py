@@ -16,6 +16,9 @@ only way core reaches a higher layer; tests/test_architecture.py checks each pro
 sits in an allowed package, and registers into its point. A `--help` text and the config check
 read the names without that import (`listed`): the provider's register() calls, read from its
 source, since importing members.losses would load torch only to print or compare a few words.
+
+The registries above core (model families, vote rules, report sections, TTA views) live in the
+modules that use them; the README's "Extension points: where things live" lists every one.
 """
 from __future__ import annotations
 

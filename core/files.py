@@ -73,20 +73,30 @@ def read_text(path: str | os.PathLike, what: str, limit: int = MAX_TEXT_BYTES) -
     return decode(read_bytes(path, what, limit), path, what)
 
 
+class YamlAliasError(yaml.composer.ComposerError):
+    """An alias (`*name`) in YAML text: refused wherever the text came from."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
     """The safe loader (no python tags, no objects) that also refuses aliases (`*name`)."""
 
     def compose_node(self, parent, index):  # noqa: ANN001  (PyYAML's signature)
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+            raise YamlAliasError(None, None, "aliases (*name) are not allowed", mark)
         return super().compose_node(parent, index)
+
+
+def load_yaml_text(text: str) -> Any:
+    """The one YAML parser for user text: safe, and aliases refused (YamlAliasError); other
+    problems raise yaml.YAMLError, for callers that treat unparsable text as a plain string."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  (a SafeLoader subclass)
 
 
 def parse_yaml(text: str, path: str | os.PathLike, what: str) -> Any:
     """Parse YAML text; a syntax error, a tag or an alias is one line with its line number, no caret lines."""
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  (a SafeLoader subclass)
+        return load_yaml_text(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

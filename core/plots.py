@@ -1,22 +1,23 @@
-"""Figures more than one stage draws: the confusion matrix (run folders and the report) and a safe PNG save."""
+"""Figures more than one stage draws: the confusion matrix (run folders and the report) and a safe PNG save.
+
+The project's one plotting convention (report/figures.py too): a bare matplotlib Figure, drawn by the Agg
+canvas when saved, so pyplot's global backend and its figure registry are never touched (a library that
+switched the backend would change a user's notebook; a pyplot figure left open leaks memory).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-
-from core import atomic  # noqa: E402
+from core import atomic
 
 
-def save_figure(fig, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -28,7 +29,8 @@ def literal(text: str) -> str:
 def plot_confusion(labels: np.ndarray, preds: np.ndarray, classes: list[str], path: Path, title: str,
                    normalize: str | None = "true") -> Path:
     size = max(4.0, 0.45 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ConfusionMatrixDisplay.from_predictions(
         labels, preds, labels=list(range(len(classes))), display_labels=[literal(c) for c in classes],
         normalize=normalize,

@@ -24,7 +24,18 @@ MAX_MEMBERS = 12  # beyond this the frontier's K² cross-fits, and the subsets, 
 
 
 def check_costs(costs: Mapping[str, float], names: Sequence[str]) -> dict[str, float]:
-    """Every member's cost, or a one-line error naming the member whose cost was never measured."""
+    """Every member's cost, or a one-line error naming the member whose cost was never measured.
+
+    Parameters
+    ----------
+    costs : mapping of str to float
+        Milliseconds per image.
+    names : sequence of str
+
+    Returns
+    -------
+    dict of str to float
+    """
     for name in names:
         value = costs.get(name, float("nan"))
         if not (np.isfinite(value) and value > 0):
@@ -35,7 +46,17 @@ def check_costs(costs: Mapping[str, float], names: Sequence[str]) -> dict[str, f
 
 
 def check_budget(costs: Mapping[str, float], budget_ms: float) -> None:
-    """A budget below the cheapest member fits no ensemble at all: one line naming that member's cost."""
+    """A budget below the cheapest member fits no ensemble at all: one line naming that member's cost.
+
+    Parameters
+    ----------
+    costs : mapping of str to float
+    budget_ms : float
+
+    Returns
+    -------
+    None
+    """
     cheapest = min(costs, key=costs.get)
     if budget_ms < costs[cheapest]:
         raise UserError(f"--budget-ms {budget_ms:g} is below the cheapest member, '{cheapest}' at "
@@ -43,7 +64,17 @@ def check_budget(costs: Mapping[str, float], budget_ms: float) -> None:
 
 
 def subsets_within(costs: Mapping[str, float], budget_ms: float) -> list[list[str]]:
-    """The largest subsets that fit: every subset within the budget to which no further member fits."""
+    """The largest subsets that fit: every subset within the budget to which no further member fits.
+
+    Parameters
+    ----------
+    costs : mapping of str to float
+    budget_ms : float
+
+    Returns
+    -------
+    list of list of str
+    """
     names = sorted(costs)
     if len(names) > MAX_MEMBERS:
         raise UserError(f"--budget-ms chooses among subsets of at most {MAX_MEMBERS} members; got {len(names)}")
@@ -78,7 +109,22 @@ def frontier(probs_by_name: Mapping[str, np.ndarray], y: np.ndarray, costs: Mapp
     """The greedy cost-accuracy path: one row per step (the members so far, their cost, honest macro F1),
     plus the best single member if the path does not start with it. Columns: members, added, cost_ms,
     f1_macro_honest, on_frontier (no cheaper point scores as well), mark ("best single member", "full
-    ensemble" or "")."""
+    ensemble" or "").
+
+    Parameters
+    ----------
+    probs_by_name : mapping of str to ndarray, each shape (n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    costs : mapping of str to float
+    rule : str
+    seed, n_splits, groups
+        As in `make_folds`.
+
+    Returns
+    -------
+    DataFrame
+    """
     names, probs = stack_members(probs_by_name)
     if len(names) > MAX_MEMBERS:
         raise ValueError(f"the frontier is drawn for at most {MAX_MEMBERS} members")
@@ -112,7 +158,23 @@ def best_within_budget(probs_by_name: Mapping[str, np.ndarray], y: np.ndarray, n
 
     Each largest subset that fits is compared honestly (every rule, cross-fitted) and its best rule kept;
     a one-member subset scores as that member. The recipe with the best honest macro F1 wins, and its
-    note and `cost_ms` say what it costs."""
+    note and `cost_ms` say what it costs.
+
+    Parameters
+    ----------
+    probs_by_name : mapping of str to ndarray, each shape (n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    n_classes : int
+    costs : mapping of str to float
+    budget_ms : float
+    composite, groups, seed
+        As in `compare`.
+
+    Returns
+    -------
+    (Recipe, Comparison or None)
+    """
     from ensemble.compare import compare, pick_best  # compare imports the rules; this module is read by the report
     from ensemble.recipe import Recipe
 

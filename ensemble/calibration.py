@@ -52,6 +52,19 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray, xatol: float = 1e-3) -> fl
     T > 1 softens an over-confident member, T < 1 sharpens an under-confident one.
     The argmax, and hence accuracy, never changes. The search runs on log T
     within [0.05, 20] with scipy's bounded scalar minimiser.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_rows, n_classes)
+        One member.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    xatol : float
+        Tolerance on log T.
+
+    Returns
+    -------
+    float
     """
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2:
@@ -74,7 +87,17 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray, xatol: float = 1e-3) -> fl
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(log p / T) over the last axis; works for [rows, classes] or [members, rows, classes]."""
+    """softmax(log p / T) over the last axis; works for [rows, classes] or [members, rows, classes].
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_rows, n_classes) or (n_members, n_rows, n_classes)
+    temperature : float
+
+    Returns
+    -------
+    ndarray, same shape as probs
+    """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive; got {temperature}")
     z = log_probs(probs)
@@ -83,7 +106,21 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def fit_temperatures(probs: np.ndarray, y: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-    """One temperature per member of probs [members, rows, classes], keyed by member name."""
+    """One temperature per member of probs [members, rows, classes], keyed by member name.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+
+    Returns
+    -------
+    dict of str to float
+    """
     names = check_names(names, np.shape(probs)[0])
     return {name: fit_temperature(p, y) for name, p in zip(names, probs)}
 

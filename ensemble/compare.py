@@ -33,9 +33,8 @@ from ensemble.honest import (
 )
 from ensemble.metrics import macro_f1_many
 from ensemble.recipe import Recipe, apply_stacked
-from ensemble.rules import Fit, size_control
-from ensemble.selection import selection_path
-from ensemble.voting import soft_vote
+from ensemble.rules import Fit
+from ensemble.selection import selection_counts
 
 COLUMNS = [
     "method", "kind", "f1_macro_honest", "acc_honest", "f1_macro_val",
@@ -60,22 +59,29 @@ def _best_member(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
     return Recipe("soft", {choose_best_member(probs, y, names): 1.0}, method="best_member")
 
 
-def _methods(
-    names: list[str], composite: CompositeSpec | None, seed: int, caruana: Mapping[str, Any],
-    extra: Sequence[str] = (),
-) -> list[_Method]:
+def _methods(names: list[str], fitter: rules.Fitter, extra: Sequence[str] = ()) -> list[_Method]:
     """Every member, the best member, then every rule of the rules table (simplest first, so that ties in
     honest F1 favour the simpler one)."""
     methods = [_Method(f"member:{name}", "member", _single(name), False) for name in names]
     methods.append(_Method("best_member", "baseline", _best_member, True))
-    fitter = rules.Fitter(rules.Context(names, composite, seed, caruana))
+    composite = fitter.ctx.composite
     methods += [_Method(name, "ensemble", fitter.fit_of(name), rules.is_fitted(name))
                 for name in rules.default_methods(composite is not None, extra)]
     return methods
 
 
 def method_names(n_members: int = 2, composite: bool = False) -> list[str]:
-    """The ensemble methods a comparison can fit (for the CLI's --rule choices), in table order."""
+    """The ensemble methods a comparison can fit (for the CLI's --rule choices), in table order.
+
+    Parameters
+    ----------
+    n_members : int
+    composite : bool
+
+    Returns
+    -------
+    list of str
+    """
     return [n for n in rules.rule_names(composite) if n not in rules.META_RULES]
 
 
@@ -126,6 +132,19 @@ def compare(
     `no evidence`: whether the interval lies above, below or around zero)
     (all ensembles on the same bootstrap resamples). With `groups` (one label per row), folds
     keep groups together and the bootstrap resamples whole groups.
+
+    Parameters
+    ----------
+    probs_by_name : mapping of str to ndarray, each shape (n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+    n_classes, composite, seed, n_splits, n_boot, caruana, extra
+        Classes, composite labels, seed, folds, resamples, `caruana_selection` options, more suffixed rules.
+    groups : ndarray, shape (n_rows,), optional
+
+    Returns
+    -------
+    Comparison
+        table (one row per method), recipes, honest labels [n_rows] per method, curve.
     """
     names, probs = stack_members(probs_by_name)
     y = as_labels(y, probs.shape[1])
@@ -160,7 +179,8 @@ def _compare_stacked(
     groups: np.ndarray | None,
     extra: Sequence[str],
 ) -> Comparison:
-    methods = _methods(names, composite, seed, caruana, extra)
+    fitter = rules.Fitter(rules.Context(names, composite, seed, caruana))
+    methods = _methods(names, fitter, extra)
     labels = range(n_classes)
     recipes: dict[str, Recipe] = {}
     in_sample: dict[str, np.ndarray] = {}
@@ -170,8 +190,11 @@ def _compare_stacked(
 
     folds = make_folds(y, n_splits, seed, groups)
     learned = {m.name: _as_predictor_fit(m.fit) for m in methods if m.learns}
+    # The curve's folds are the rules' folds, so each fold's greedy pass is the one caruana+best was cut from.
+    learned[_CURVE] = _curve_method(fitter.selection_path)
     honest = dict(in_sample)
     honest.update(crossfit_many(learned, probs, y, names, folds))
+    curve = _curve_table(y, fitter.selection_path(probs, y, names)[1], honest.pop(_CURVE), n_classes)
 
     ensembles = [m.name for m in methods if m.kind == "ensemble"]
     boot = paired_bootstrap_gains(
@@ -195,9 +218,38 @@ def _compare_stacked(
             row.update(gain=b["gain"], ci_low=b["low"], ci_high=b["high"], verdict=b["verdict"])
         rows.append(row)
     table = pd.DataFrame(rows, columns=COLUMNS)
-    curve = selection_curve(probs, y, names, folds, size_control(len(names))["nbest"], n_classes)
     return Comparison(table, recipes, honest, resampling_scheme(groups, len(y)), n_splits, n_boot, len(y), curve,
                       groups)
+
+
+_CURVE = "(selection curve)"
+PathOf = Callable[[np.ndarray, np.ndarray, list[str]], tuple[np.ndarray, np.ndarray]]
+
+
+def _path_labels(probs: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Labels [steps, rows] of the soft vote after each greedy step, from pick counts [steps, members]:
+    each step adds one pick to a running sum, as the selection itself scores it."""
+    total = np.zeros(probs.shape[1:])
+    before = np.zeros(probs.shape[0], dtype=np.int64)
+    labels = np.empty((len(counts), probs.shape[1]), dtype=np.int64)
+    for step, now in enumerate(counts):
+        for m in np.flatnonzero(now != before):
+            total += (now[m] - before[m]) * probs[m]
+        labels[step], before = total.argmax(axis=1), now
+    return labels
+
+
+def _curve_method(path_of: PathOf) -> Callable[[np.ndarray, np.ndarray, list[str]], Predictor]:
+    """A cross-fit method whose 'labels' are the selection path's labels at every step [steps, rows]."""
+    def method(train_probs: np.ndarray, train_y: np.ndarray, names: list[str]) -> Predictor:
+        counts, _ = path_of(train_probs, train_y, names)
+        return lambda test_probs: _path_labels(test_probs, counts)
+    return method
+
+
+def _curve_table(y: np.ndarray, in_sample: np.ndarray, honest: np.ndarray, n_classes: int) -> pd.DataFrame:
+    return pd.DataFrame({"size": np.arange(1, len(in_sample) + 1), "f1_in_sample": in_sample,
+                         "f1_crossfit": macro_f1_many(y, honest, n_classes)})
 
 
 def selection_curve(probs: np.ndarray, y: np.ndarray, names: list[str], folds: Folds, nbest: int | None,
@@ -206,17 +258,28 @@ def selection_curve(probs: np.ndarray, y: np.ndarray, names: list[str], folds: F
 
     The cross-fitted curve runs the selection on each fold's training rows and scores every step's
     ensemble on the fold's own rows: where it peaks is the honest size, where the in-sample curve keeps
-    rising is overfitting.
+    rising is overfitting. (`compare` draws the same curve from the passes its caruana+best rows run.)
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+    names : list of str, length n_members
+    folds : list of (train_rows, test_rows)
+    nbest : int, optional
+        Candidates kept (see `caruana_selection`).
+    n_classes : int
+    n_iterations : int
+
+    Returns
+    -------
+    DataFrame with n_iterations rows: size, f1_in_sample, f1_crossfit.
     """
-    _, in_sample = selection_path(probs, y, names, n_iterations=n_iterations, nbest=nbest)
-    honest = np.full((n_iterations, len(y)), -1, dtype=np.int64)
-    for train, test in folds:
-        path, _ = selection_path(probs[:, train], y[train], names, n_iterations=n_iterations, nbest=nbest)
-        for step, weights in enumerate(path):
-            chosen = [names.index(n) for n in weights]
-            honest[step, test] = soft_vote(probs[chosen][:, test], [weights[names[i]] for i in chosen])[0]
-    return pd.DataFrame({"size": np.arange(1, n_iterations + 1), "f1_in_sample": in_sample,
-                         "f1_crossfit": macro_f1_many(y, honest, n_classes)})
+    def path_of(p: np.ndarray, yy: np.ndarray, nn: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return selection_counts(p, yy, nn, n_iterations=n_iterations, nbest=nbest)
+
+    honest = crossfit_many({_CURVE: _curve_method(path_of)}, probs, y, names, folds)[_CURVE]
+    return _curve_table(y, path_of(probs, y, names)[1], honest, n_classes)
 
 
 def pick_best(comparison: Comparison) -> Recipe:
@@ -225,6 +288,15 @@ def pick_best(comparison: Comparison) -> Recipe:
     Candidates are the cross-fitted best member and the ensembles (picking the best single
     member on the scored rows is exactly the peeking that cross-fitting avoids). Ties go to
     the simpler method.
+
+    Parameters
+    ----------
+    comparison : Comparison
+
+    Returns
+    -------
+    Recipe
+        With a note saying why it won.
     """
     table = comparison.table
     eligible = table[table["kind"] != "member"]

@@ -4,7 +4,7 @@ Anything fitted on validation rows (temperatures, weights, a selection, even the
 choice of the "best" member) looks better on those rows than it will on new
 data. Cross-fitting predicts every validation row with a method fitted on the
 other folds only, and the paired bootstrap puts a confidence interval on the
-macro-F1 difference between two such prediction vectors.
+macro-F1 difference between two such prediction vectors (ensemble/bootstrap.py).
 """
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from ensemble._checks import as_labels, as_probs, check_names
-from ensemble._math import one_blas_thread
-from ensemble.metrics import f1_from_counts, label_positions, macro_f1_many, resolve_labels
+from ensemble.bootstrap import (  # noqa: F401  (re-exported: the honest API and its tests read them here)
+    VERDICTS,
+    _group_codes,
+    _resample_pattern_counts,
+    paired_bootstrap_gain,
+    paired_bootstrap_gains,
+    verdict,
+)
+from ensemble.metrics import macro_f1_many
 
 # predictor(probs[members, rows, classes]) -> labels[rows]
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -35,6 +42,20 @@ def make_folds(y: np.ndarray, n_splits: int = 5, seed: int = 0, groups: np.ndarr
     near-copies. Without groups: stratified when every class has at least
     `n_splits` rows; otherwise plain shuffled KFold, because StratifiedKFold
     cannot spread a tiny class.
+
+    Parameters
+    ----------
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    n_splits : int
+    seed : int
+    groups : ndarray, shape (n_rows,), optional
+        Group label per row; a group never spans two folds.
+
+    Returns
+    -------
+    list of (train_rows, test_rows)
+        Index arrays; every row is a test row exactly once.
     """
     y = as_labels(y)
     if n_splits < 2:
@@ -60,16 +81,18 @@ def make_folds(y: np.ndarray, n_splits: int = 5, seed: int = 0, groups: np.ndarr
     return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
 
 
-def _group_codes(groups: np.ndarray | Sequence, n_rows: int) -> np.ndarray:
-    """Group labels (any hashable values) as codes 0..G-1, one per row."""
-    arr = np.asarray(groups)
-    if arr.shape != (n_rows,):
-        raise ValueError(f"groups must have one value per row ({n_rows}); got shape {arr.shape}")
-    return np.unique(arr.astype(str), return_inverse=True)[1].ravel().astype(np.int64)
-
-
 def resampling_scheme(groups: np.ndarray | None, n_rows: int) -> str:
-    """How rows are grouped for cross-fitting and the bootstrap, in words, for tables and reports."""
+    """How rows are grouped for cross-fitting and the bootstrap, in words, for tables and reports.
+
+    Parameters
+    ----------
+    groups : ndarray, shape (n_rows,), optional
+    n_rows : int
+
+    Returns
+    -------
+    str
+    """
     if groups is None:
         return "rows (no groups known)"
     n_groups = int(_group_codes(groups, n_rows).max()) + 1
@@ -85,11 +108,28 @@ def crossfit_many(
     names: Sequence[str],
     folds: Folds,
 ) -> dict[str, np.ndarray]:
-    """Cross-fitted labels of several methods on shared folds (each fold is sliced once)."""
+    """Cross-fitted labels of several methods on shared folds (each fold is sliced once).
+
+    Parameters
+    ----------
+    methods : mapping of str to Method
+        method(train_probs, train_y, names) -> predictor(test_probs) -> labels.
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+    folds : list of (train_rows, test_rows)
+
+    Returns
+    -------
+    dict of str to ndarray of int, shape (n_rows,)
+        Each method's cross-fitted labels (shape (k, n_rows) for a method whose predictor returns (k, rows)).
+    """
     probs = as_probs(probs)
     names = check_names(names, probs.shape[0])
     y = as_labels(y, probs.shape[1])
-    out = {key: np.full(len(y), -1, dtype=np.int64) for key in methods}
     folds = list(folds)
     for train, test in folds:
         if np.intersect1d(train, test).size:
@@ -104,11 +144,14 @@ def crossfit_many(
     # Folds are independent and numpy releases the GIL in the heavy loops, so threads use every core.
     with ThreadPoolExecutor(max_workers=max(1, min(len(folds), os.cpu_count() or 1))) as pool:
         fold_labels = list(pool.map(fit_fold, folds))
+    out: dict[str, np.ndarray] = {}
     for (_, test), labels_by_key in zip(folds, fold_labels):
         for key, labels in labels_by_key.items():
-            if labels.shape != (len(test),):
+            if labels.ndim not in (1, 2) or labels.shape[-1] != len(test):
                 raise ValueError(f"method {key!r} returned labels of shape {labels.shape} for {len(test)} rows")
-            out[key][test] = labels
+            if key not in out:
+                out[key] = np.full(labels.shape[:-1] + (len(y),), -1, dtype=np.int64)
+            out[key][..., test] = labels
     missing = [key for key, labels in out.items() if (labels < 0).any()]
     if missing:
         raise ValueError(f"the folds do not cover every row (methods {missing})")
@@ -128,13 +171,43 @@ def crossfit_predictions(
 
     `method(train_probs, train_y, names)` must return a predictor
     `predictor(probs) -> labels`. Folds come from `make_folds(y, n_splits, seed, groups)`.
+
+    Parameters
+    ----------
+    method : Method
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+    n_splits, seed, groups
+        As in `make_folds`.
+
+    Returns
+    -------
+    ndarray of int, shape (n_rows,)
     """
     folds = make_folds(y, n_splits, seed, groups)
     return crossfit_many({"method": method}, probs, y, names, folds)["method"]
 
 
 def choose_best_member(probs: np.ndarray, y: np.ndarray, names: Sequence[str]) -> str:
-    """Name of the member with the best macro F1 on the given rows; ties go to the first name."""
+    """Name of the member with the best macro F1 on the given rows; ties go to the first name.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+
+    Returns
+    -------
+    str
+    """
     probs = as_probs(probs)
     names = check_names(names, probs.shape[0])
     y = as_labels(y, probs.shape[1])
@@ -148,6 +221,20 @@ def best_member_method(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Pr
 
     Cross-fitted, this is the honest baseline: the best member is chosen on the
     training folds, never on the rows it is scored on.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+
+    Returns
+    -------
+    Predictor
+        test_probs (n_members, n_test, n_classes) -> labels (n_test,).
     """
     chosen = list(names).index(choose_best_member(probs, y, names))
 
@@ -155,186 +242,3 @@ def best_member_method(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Pr
         return test_probs[chosen].argmax(axis=1).astype(np.int64)
 
     return predict
-
-
-# Patterns seen at least this often are drawn with a multinomial (one binomial per
-# pattern and resample); rarer ones by drawing rows (one integer per drawn row),
-# whichever is cheaper. Both are exact; see `_resample_pattern_counts`.
-_COMMON_PATTERN = 8
-
-
-def _resample_pattern_counts(pattern: np.ndarray, n_patterns: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Counts [n_boot, n_patterns] of each row pattern in `n_boot` resamples of all rows with replacement.
-
-    Drawing n rows with replacement and counting their patterns is a
-    multinomial(n, pattern frequencies). It is sampled exactly in two parts: a
-    binomial splits each resample between common and rare patterns; common
-    patterns then get a multinomial, and the rare part draws that many rows
-    uniformly among the rows of rare patterns.
-    """
-    n_rows = len(pattern)
-    counts = np.bincount(pattern, minlength=n_patterns)
-    common = counts >= _COMMON_PATTERN
-    n_common = int(counts[common].sum())
-    draws = np.zeros((n_boot, n_patterns))
-    in_common = rng.binomial(n_rows, n_common / n_rows, size=n_boot)
-    if n_common:
-        draws[:, common] = rng.multinomial(in_common, counts[common] / n_common)
-    rare_rows = pattern[~common[pattern]]
-    if len(rare_rows):
-        in_rare = n_rows - in_common
-        picked = rare_rows[rng.integers(0, len(rare_rows), size=int(in_rare.sum()))]
-        resample = np.repeat(np.arange(n_boot), in_rare)
-        draws += np.bincount(resample * n_patterns + picked, minlength=n_boot * n_patterns).reshape(n_boot, n_patterns)
-    return draws
-
-
-def _resample_group_counts(codes: np.ndarray, pattern: np.ndarray, n_patterns: int, n_boot: int,
-                           rng: np.random.Generator) -> np.ndarray:
-    """Counts [n_boot, n_patterns] of each row pattern when whole groups are drawn with replacement.
-
-    A resample takes G groups uniformly with replacement (G = number of groups);
-    each drawn group brings all its rows, so the pattern counts are the group
-    draw counts times the groups' own pattern counts.
-    """
-    n_groups = int(codes.max()) + 1
-    per_group = np.zeros((n_groups, n_patterns))
-    np.add.at(per_group, (codes, pattern), 1.0)
-    group_draws = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot).astype(np.float64)
-    with one_blas_thread():
-        return group_draws @ per_group
-
-
-def _row_patterns(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Number each distinct row of the given label columns: (pattern per row, first row of each pattern)."""
-    pattern = np.zeros(len(columns[0]), dtype=np.int64)
-    for col in columns:
-        # Re-number after every column so the combined code never overflows.
-        _, pattern = np.unique(pattern * (int(col.max()) + 1) + col, return_inverse=True)
-        pattern = pattern.ravel()
-    _, first = np.unique(pattern, return_index=True)
-    return pattern, first
-
-
-def paired_bootstrap_gains(
-    y: np.ndarray,
-    preds: Mapping[str, np.ndarray],
-    pred_best_member: np.ndarray,
-    n_boot: int = 1000,
-    seed: int = 0,
-    labels: Sequence[int] | None = None,
-    level: float = 0.95,
-    groups: np.ndarray | None = None,
-) -> dict[str, dict[str, float | bool | str]]:
-    """`paired_bootstrap_gain` for several prediction vectors at once, on the SAME resamples.
-
-    With `groups`, it is a cluster bootstrap: each resample draws whole groups
-    with replacement (as many as there are groups), because rows of one group
-    are correlated and resampling them one by one makes the interval too narrow.
-
-    All vectors and the baseline are resampled with the same rows, so their
-    gains are directly comparable. Only the joint pattern (true label, baseline
-    prediction, each method's prediction) of a row matters to any of the F1
-    scores, so the resampling draws pattern counts (see
-    `_resample_pattern_counts`) and every F1 is computed from class counts with
-    one matrix product. Because the patterns are joint, a method's interval can
-    differ by Monte Carlo noise depending on which other methods share the call.
-    """
-    y = as_labels(y)
-    if len(y) == 0:
-        raise ValueError("no rows to bootstrap")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1; got {n_boot}")
-    base = as_labels(pred_best_member, len(y), "pred_best_member")
-    methods = {name: as_labels(pred, len(y), f"predictions of {name!r}") for name, pred in preds.items()}
-    seen = np.unique(np.concatenate([y, base, *methods.values()]))
-    lab = resolve_labels(y, seen, labels)
-    n_lab = len(lab)
-    # Positions in `lab`; values outside it get position n_lab, which no class column counts.
-    y_pos, base_pos = label_positions(y, lab), label_positions(base, lab)
-    method_pos = {name: label_positions(pred, lab) for name, pred in methods.items()}
-    pattern, first = _row_patterns([y_pos, base_pos, *method_pos.values()])
-    n_patterns = len(first)
-
-    def class_columns(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One-hot [patterns, classes] of predictions, and of correct predictions."""
-        p, t = pos[first], y_pos[first]
-        predicted = np.zeros((n_patterns, n_lab + 1), dtype=np.float32)
-        predicted[np.arange(n_patterns), p] = 1.0
-        correct = predicted * (p == t)[:, None]
-        return predicted[:, :n_lab], correct[:, :n_lab]
-
-    blocks = [class_columns(y_pos)[0], *class_columns(base_pos)]
-    for pos in method_pos.values():
-        blocks += class_columns(pos)
-    design = np.concatenate(blocks, axis=1)
-    # float32 products are exact for counts below 2**24.
-    dtype = np.float32 if len(y) < 2**24 else np.float64
-
-    def all_f1(draws: np.ndarray) -> np.ndarray:
-        """Macro F1 [1 + methods, resamples]: baseline first, then the methods in order."""
-        stats = (draws.astype(dtype) @ design.astype(dtype)).astype(np.float64)
-        n_true = stats[:, :n_lab]
-        return np.stack(
-            [
-                f1_from_counts(n_true, stats[:, s : s + n_lab], stats[:, s + n_lab : s + 2 * n_lab])
-                for s in range(n_lab, stats.shape[1], 2 * n_lab)
-            ]
-        )
-
-    rng = np.random.default_rng(seed)
-    codes = None if groups is None else _group_codes(groups, len(y))
-    if codes is None or codes.max() + 1 == len(y):
-        draws = _resample_pattern_counts(pattern, n_patterns, n_boot, rng)
-    else:
-        draws = _resample_group_counts(codes, pattern, n_patterns, n_boot, rng)
-    with one_blas_thread():
-        point = all_f1(np.bincount(pattern, minlength=n_patterns)[None].astype(np.float64))[:, 0]
-        boot = all_f1(draws)
-    alpha = (1 - level) / 2
-    out: dict[str, dict[str, float | bool | str]] = {}
-    for i, name in enumerate(methods, start=1):
-        low, high = np.quantile(boot[i] - boot[0], [alpha, 1 - alpha])
-        out[name] = {
-            "gain": float(point[i] - point[0]),
-            "low": float(low),
-            "high": float(high),
-            "excludes_zero": bool(low > 0 or high < 0),
-            "verdict": verdict(float(low), float(high)),
-        }
-    return out
-
-
-VERDICTS = ("better", "worse", "no evidence")
-
-
-def verdict(low: float, high: float) -> str:
-    """What a gain interval says: `better` (it lies above zero), `worse` (below zero) or `no evidence`."""
-    return "better" if low > 0 else "worse" if high < 0 else "no evidence"
-
-
-def paired_bootstrap_gain(
-    y: np.ndarray,
-    pred_ensemble: np.ndarray,
-    pred_best_member: np.ndarray,
-    n_boot: int = 1000,
-    seed: int = 0,
-    labels: Sequence[int] | None = None,
-    level: float = 0.95,
-    groups: np.ndarray | None = None,
-) -> dict[str, float | bool | str]:
-    """Macro-F1 gain of the ensemble over the best member, with a paired percentile bootstrap CI.
-
-    Both prediction vectors are scored on the same resampled rows (drawn with
-    replacement, `n_boot` times, seeded). `labels` are the classes averaged over
-    (default: those present, as sklearn). Returns {gain, low, high,
-    excludes_zero, verdict}: the full-sample gain, the `level` interval of the resampled
-    gains, whether that interval excludes 0, and what that means (`better`, `worse`, `no evidence`). With `groups`, whole groups
-    are resampled (cluster bootstrap).
-    """
-    return paired_bootstrap_gains(y, {"ensemble": pred_ensemble}, pred_best_member, n_boot, seed, labels, level,
-                                  groups)[
-        "ensemble"
-    ]

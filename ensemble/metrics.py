@@ -45,7 +45,18 @@ def macro_f1(
     labels: Sequence[int] | None = None,
     sample_weight: np.ndarray | None = None,
 ) -> float:
-    """Macro F1 of one prediction vector; equals sklearn's f1_score(average="macro", zero_division=0)."""
+    """Macro F1 of one prediction vector; equals sklearn's f1_score(average="macro", zero_division=0).
+
+    Parameters
+    ----------
+    y, pred : ndarray of int, shape (n_rows,)
+    labels : sequence of int, optional
+    sample_weight : ndarray, shape (n_rows,), optional
+
+    Returns
+    -------
+    float
+    """
     y = np.asarray(y, dtype=np.int64)
     pred = np.asarray(pred, dtype=np.int64)
     lab = resolve_labels(y, pred, labels)
@@ -60,7 +71,18 @@ def macro_f1(
 
 
 def macro_f1_many(y: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
-    """Macro F1 (labels 0..n_classes-1) of each row of preds [sets, rows] against y [rows]."""
+    """Macro F1 (labels 0..n_classes-1) of each row of preds [sets, rows] against y [rows].
+
+    Parameters
+    ----------
+    y : ndarray of int, shape (n_rows,)
+    preds : ndarray of int, shape (n_sets, n_rows)
+    n_classes : int
+
+    Returns
+    -------
+    ndarray, shape (n_sets,)
+    """
     preds = np.asarray(preds, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
     for arr in (y, preds):

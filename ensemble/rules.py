@@ -26,10 +26,11 @@ from ensemble.composite import CompositeSpec
 from ensemble.decision_weights import fit_decision_weights
 from ensemble.hillclimb import DEFAULT_SPACE, hill_climb
 from ensemble.recipe import Recipe, apply_stacked
-from ensemble.selection import caruana_selection, fit_simplex_weights
+from ensemble.selection import caruana_selection, counts_to_weights, fit_simplex_weights, selection_counts
 from ensemble.stacking import fit_stacker
 
 Fit = Callable[[np.ndarray, np.ndarray, list[str]], Recipe]  # (probs [members, rows, classes], y, names)
+_CACHE_LOCK = threading.Lock()  # the memos below are filled from the cross-fit's fold threads
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Context:
     composite: CompositeSpec | None = None
     seed: int = 0
     caruana: Mapping[str, Any] = field(default_factory=dict)
+    # Caruana's size-controlled selection path per training array (by identity): caruana+best and the
+    # comparison's selection curve read the same greedy pass instead of running it twice.
+    paths: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,31 @@ def size_control(n_members: int) -> dict[str, Any]:
     return {"nbest": min(n_members, max(5, math.ceil(n_members / 2))), "use_best": True}
 
 
+CURVE_ITERATIONS = 50  # caruana_selection's default number of steps
+
+
+def selection_path_of(ctx: Context, probs: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[np.ndarray,
+                                                                                                    np.ndarray]:
+    """(counts [steps, members], in-sample macro F1 [steps]) of size-controlled Caruana on these rows,
+    computed once per array: the `caruana+best` fit and the selection curve share it."""
+    with _CACHE_LOCK:
+        hit = ctx.paths.get(id(probs))
+    if hit is not None and hit[0] is probs:
+        return hit[1]
+    result = selection_counts(probs, y, names, n_iterations=CURVE_ITERATIONS, nbest=size_control(len(names))["nbest"])
+    with _CACHE_LOCK:
+        ctx.paths[id(probs)] = (probs, result)  # holding probs keeps its id from being reused
+    return result
+
+
 def _caruana(controlled: bool) -> Callable[[Context], Fit]:
     def make(ctx: Context) -> Fit:
+        if controlled and not ctx.caruana:
+            # The default options are the selection curve's path, cut at its first best point (use_best).
+            def fit(probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:
+                counts, scores = selection_path_of(ctx, probs, y, names)
+                return Recipe("soft", counts_to_weights(counts[int(np.nanargmax(scores))], names))
+            return fit
         options = {**(size_control(len(ctx.names)) if controlled else {}), **ctx.caruana}
         return lambda probs, y, names: Recipe("soft", caruana_selection(probs, y, names, seed=ctx.seed, **options))
     return make
@@ -146,14 +173,33 @@ META_RULES = {"best": "whichever rule (or the best single member) has the best h
 
 
 def register(rule: VoteRule) -> None:
-    """Add a rule to the table (its name must be new): the CLI, the comparison and the report then show it."""
+    """Add a rule to the table (its name must be new): the CLI, the comparison and the report then show it.
+
+    Parameters
+    ----------
+    rule : VoteRule
+
+    Returns
+    -------
+    None
+    """
     if rule.name in RULES or any(rule.name.endswith(s) for s in SUFFIXES) or rule.name in META_RULES:
         raise ValueError(f"vote rule name {rule.name!r} is taken or ends with a suffix")
     RULES[rule.name] = rule
 
 
 def parse(name: str) -> tuple[VoteRule, Suffix | None]:
-    """The base rule and suffix of `name` (e.g. `stack+f1w`); KeyError for an unknown name."""
+    """The base rule and suffix of `name` (e.g. `stack+f1w`); KeyError for an unknown name.
+
+    Parameters
+    ----------
+    name : str
+        A rule, maybe with a suffix.
+
+    Returns
+    -------
+    (VoteRule, Suffix or None)
+    """
     if name in RULES:
         return RULES[name], None
     for suffix in SUFFIXES.values():
@@ -164,7 +210,16 @@ def parse(name: str) -> tuple[VoteRule, Suffix | None]:
 
 
 def is_fitted(name: str) -> bool:
-    """True when `name` learns from the validation rows (and `best`, which chooses on them)."""
+    """True when `name` learns from the validation rows (and `best`, which chooses on them).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    bool
+    """
     if name in META_RULES:
         return True
     base, suffix = parse(name)
@@ -172,14 +227,33 @@ def is_fitted(name: str) -> bool:
 
 
 def rule_names(composite: bool = True) -> list[str]:
-    """Every name `--rule` accepts, in table order: the rules, each flat rule with each suffix, then `best`."""
+    """Every name `--rule` accepts, in table order: the rules, each flat rule with each suffix, then `best`.
+
+    Parameters
+    ----------
+    composite : bool
+
+    Returns
+    -------
+    list of str
+    """
     bases = [n for n, r in RULES.items() if composite or not r.composite]
     suffixed = [f"{n}{s}" for n in bases if not RULES[n].composite for s in SUFFIXES]
     return bases + suffixed + list(META_RULES)
 
 
 def default_methods(composite: bool, extra: Sequence[str] = ()) -> list[str]:
-    """The rules every comparison fits: each rule, the default suffixed rows, and any suffixed rule in `extra`."""
+    """The rules every comparison fits: each rule, the default suffixed rows, and any suffixed rule in `extra`.
+
+    Parameters
+    ----------
+    composite : bool
+    extra : sequence of str
+
+    Returns
+    -------
+    list of str
+    """
     names = [n for n, r in RULES.items() if composite or not r.composite]
     names += [f"{n}{s}" for n, r in RULES.items() if r.f1w_default for s in SUFFIXES]
     names += [m for m in extra if m not in names and m not in META_RULES and _known(m, composite)]
@@ -209,10 +283,31 @@ class Fitter:
         fit = self._bases[base.name] if suffix is None else suffix.wrap(self._bases[base.name])
         return _named(fit, name)
 
+    def selection_path(self, probs: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`selection_path_of` this comparison's context: the path `caruana+best` was (or will be) cut from."""
+        return selection_path_of(self.ctx, probs, y, names)
+
 
 def fit_rule(name: str, probs: np.ndarray, y: np.ndarray, names: list[str], *, seed: int = 0,
              composite: CompositeSpec | None = None, caruana: Mapping[str, Any] | None = None) -> Recipe:
-    """Fit rule `name` on probs [members, rows, classes] and labels y (any rows: a fold, a task, a subset)."""
+    """Fit rule `name` on probs [members, rows, classes] and labels y (any rows: a fold, a task, a subset).
+
+    Parameters
+    ----------
+    name : str
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+    seed, composite, caruana
+        The comparison's context.
+
+    Returns
+    -------
+    Recipe
+    """
     return Fitter(Context(list(names), composite, seed, dict(caruana or {}))).fit_of(name)(probs, y, list(names))
 
 
@@ -223,8 +318,6 @@ def _named(fit: Fit, name: str) -> Fit:
         return recipe
     return named
 
-
-_CACHE_LOCK = threading.Lock()
 
 
 def _cached(base: Fit, probs: np.ndarray, y: np.ndarray, names: list[str]) -> Recipe:

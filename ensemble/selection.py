@@ -1,9 +1,6 @@
-"""Member weights learned on validation rows: Caruana's greedy ensemble selection and
-NLL-optimal weights on the simplex.
-
-Both work on the members sorted by name, so the result is the same whatever
-order the members come in, and ties between equally good candidates go to the
-alphabetically first name.
+"""Caruana's greedy ensemble selection (NLL-optimal simplex weights: ensemble/simplex.py). It works on the
+members sorted by name, so the result is the same whatever order they come in, and ties between equally
+good candidates go to the alphabetically first name.
 """
 from __future__ import annotations
 
@@ -13,8 +10,8 @@ from typing import Literal
 import numpy as np
 
 from ensemble._checks import LOG_EPS, as_labels, as_probs, check_names
-from ensemble._math import one_blas_thread
 from ensemble.metrics import f1_from_counts, macro_f1_many
+from ensemble.simplex import fit_simplex_weights  # noqa: F401  (re-exported: callers read it here)
 
 Metric = Literal["f1", "nll"]
 
@@ -249,7 +246,8 @@ def caruana_selection(
     ensemble_nbest), and `use_best` stops at the first best point of the
     selection curve instead of after the last step (AutoGluon's use_best).
 
-    Returns {name: weight} for the selected members only; weights sum to 1.
+    Parameters: probs (n_members, n_rows, n_classes), y (n_rows,) int labels, names (n_members,), and the
+    options above. Returns {name: weight} for the selected members only; weights sum to 1.
     """
     probs, names, y, by_name, favourites = _selection_inputs(probs, y, names, metric, n_iterations, init_best_n)
     by_name = _prune(probs, y, by_name, nbest)
@@ -294,55 +292,43 @@ def _selection_inputs(probs, y, names, metric, n_iterations, init_best_n):
     return probs, names, y, by_name, favourites
 
 
+def selection_counts(probs: np.ndarray, y: np.ndarray, names: Sequence[str], *, n_iterations: int = 50,
+                     nbest: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Caruana's selection curve (macro F1, no bagging) as pick counts.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+    y : ndarray of int, shape (n_rows,)
+    names : sequence of str, length n_members
+    n_iterations, nbest
+        Greedy steps, and how many best single members stay candidates (see `caruana_selection`).
+
+    Returns
+    -------
+    counts : ndarray of int, shape (n_iterations, n_members)
+        Picks per member (in the order of `names`) after each step.
+    scores : ndarray, shape (n_iterations,)
+        In-sample macro F1 after each step.
+    """
+    probs, names, y, by_name, favourites = _selection_inputs(probs, y, names, "f1", n_iterations, 0)
+    path, scores = _greedy_path(probs, y, _prune(probs, y, by_name, nbest), "f1", n_iterations, 0, favourites)
+    return np.array(path), np.array(scores)
+
+
+def counts_to_weights(counts: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """{name: count / total} for the members picked at least once, in name order."""
+    return {names[i]: float(counts[i] / counts.sum()) for i in np.argsort(names) if counts[i] > 0}
+
+
 def selection_path(probs: np.ndarray, y: np.ndarray, names: Sequence[str], *, n_iterations: int = 50,
                    nbest: int | None = None) -> tuple[list[dict[str, float]], list[float]]:
     """Caruana's selection curve (macro F1, no bagging): the weights after each step and the in-sample
-    macro F1 there. The report draws it; `use_best` cuts it at its first maximum."""
-    probs, names, y, by_name, favourites = _selection_inputs(probs, y, names, "f1", n_iterations, 0)
-    path, scores = _greedy_path(probs, y, _prune(probs, y, by_name, nbest), "f1", n_iterations, 0, favourites)
-    weights = [{names[i]: float(c[i] / c.sum()) for i in by_name if c[i] > 0} for c in path]
-    return weights, scores
+    macro F1 there. The report draws it; `use_best` cuts it at its first maximum.
 
-
-def _mixture_nll_and_grad(w: np.ndarray, p_true: np.ndarray) -> tuple[float, np.ndarray]:
-    mix = np.maximum(w @ p_true, LOG_EPS)
-    return float(-np.log(mix).mean()), -(p_true / mix).mean(axis=1)
-
-
-def fit_simplex_weights(probs: np.ndarray, y: np.ndarray, names: Sequence[str]) -> dict[str, float]:
-    """Weights on the simplex (>= 0, sum 1) minimising the validation NLL of the soft vote.
-
-    Solved with SLSQP on the explicit constraints (bounds [0, 1], sum = 1) and
-    the exact gradient, so weights can reach exactly 0 (a softmax
-    parameterisation cannot). Only each member's probability of the true class
-    is needed, because a weighted mixture of distributions is already
-    normalised; the NLL is convex in the weights, so the optimum is global.
-    Returns {name: weight} for every member.
+    Parameters and the run are `selection_counts`'s. Returns (weights, scores): a list of n_iterations
+    {name: weight} dicts (the members picked so far, weights summing to 1) and a list of n_iterations F1s.
     """
-    probs = as_probs(probs)
-    names = check_names(names, probs.shape[0])
-    y = as_labels(y, probs.shape[1])
-    if y.max() >= probs.shape[2]:
-        raise ValueError(f"label {int(y.max())} is out of range for {probs.shape[2]} classes")
-    order = np.argsort(names)
-    p_true = probs[:, np.arange(len(y)), y][order]
-    n = len(names)
-    # lazy: scipy.optimize is slow to import and only a fit needs it; --help reads the rule table
-    from scipy.optimize import minimize
-
-    with one_blas_thread():
-        result = minimize(
-            _mixture_nll_and_grad,
-            np.full(n, 1.0 / n),
-            args=(p_true,),
-            jac=True,
-            method="SLSQP",
-            bounds=[(0.0, 1.0)] * n,
-            constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}],
-            options={"maxiter": 500, "ftol": 1e-12},
-        )
-    w = result.x
-    # Values within 1e-9 of the bound are solver noise on weights that are truly 0.
-    w = np.where(w > 1e-9, w, 0.0)
-    w /= w.sum()
-    return {names[i]: float(wi) for i, wi in zip(order, w)}
+    counts, scores = selection_counts(probs, y, names, n_iterations=n_iterations, nbest=nbest)
+    names = list(names)
+    return [counts_to_weights(c, names) for c in counts], [float(v) for v in scores]

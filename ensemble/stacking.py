@@ -40,7 +40,19 @@ _ABSENT = 50.0
 
 
 def features(probs: np.ndarray, floor: float = LOG_EPS) -> np.ndarray:
-    """[rows, members * classes]: member-major log-probabilities (p clipped at `floor`)."""
+    """[rows, members * classes]: member-major log-probabilities (p clipped at `floor`).
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    floor : float
+        Probabilities are clipped here before the log.
+
+    Returns
+    -------
+    ndarray, shape (n_rows, n_members * n_classes)
+    """
     probs = as_probs(probs)
     return np.log(np.maximum(probs, floor)).transpose(1, 0, 2).reshape(probs.shape[1], -1)
 
@@ -127,6 +139,24 @@ def fit_stacker(probs: np.ndarray, y: np.ndarray, names: Sequence[str], n_classe
     C is the grid value with the lowest mean held-out log loss over an inner
     stratified 3-fold split of these rows (at most INNER_ROWS of them; ties: the stronger
     regularisation); the final model is fitted on all rows with that C.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities, members in the order of `names`.
+    y : ndarray of int, shape (n_rows,)
+        True labels.
+    names : sequence of str, length n_members
+        Member names.
+    n_classes : int, optional
+        Classes (default: probs' last axis).
+    seed : int
+        Seed of the inner folds and row subset.
+
+    Returns
+    -------
+    dict
+        Plain numbers: features, floor, members (name order), C, coef [n_classes][n_members * n_classes], intercept [n_classes].
     """
     probs = as_probs(probs)
     names = check_names(names, probs.shape[0])
@@ -153,7 +183,19 @@ def fit_stacker(probs: np.ndarray, y: np.ndarray, names: Sequence[str], n_classe
 
 
 def check_stacker(params: Mapping[str, Any], n_members: int) -> None:
-    """Shapes of saved stacker parameters; raises ValueError naming the field at fault."""
+    """Shapes of saved stacker parameters; raises ValueError naming the field at fault.
+
+    Parameters
+    ----------
+    params : mapping
+        Saved stacker parameters.
+    n_members : int
+
+    Returns
+    -------
+    None
+        Raises ValueError naming the field at fault.
+    """
     coef, intercept = np.asarray(params.get("coef"), dtype=np.float64), np.asarray(params.get("intercept"),
                                                                                    dtype=np.float64)
     if coef.ndim != 2 or intercept.ndim != 1 or coef.shape[0] != intercept.shape[0]:
@@ -166,7 +208,21 @@ def check_stacker(params: Mapping[str, Any], n_members: int) -> None:
 
 
 def stacker_scores(params: Mapping[str, Any], probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) of the stacker for probs [members, rows, classes] in name order."""
+    """(labels, probabilities) of the stacker for probs [members, rows, classes] in name order.
+
+    Parameters
+    ----------
+    params : mapping
+        `fit_stacker`'s output.
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Members in name order.
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_rows,)
+        Argmax, ties to the lowest class.
+    probs : ndarray, shape (n_rows, n_classes)
+    """
     coef = np.asarray(params["coef"], dtype=np.float64)
     intercept = np.asarray(params["intercept"], dtype=np.float64)
     x = features(probs, float(params.get("floor", LOG_EPS)))  # recipes from before the floor: 1e-12

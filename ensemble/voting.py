@@ -72,6 +72,18 @@ def vote_counts(probs: np.ndarray, weights: Weights = None) -> np.ndarray:
     """Weighted number of votes per class [rows, classes]; each member votes for its argmax.
 
     A class that no member votes for keeps its column (with 0 votes).
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities.
+    weights : sequence of float, length n_members, optional
+        Non-negative member weights (default: equal).
+
+    Returns
+    -------
+    ndarray, shape (n_rows, n_classes)
+        Weighted votes per class.
     """
     probs = as_probs(probs)
     return _counts(probs, as_weights(weights, probs.shape[0]))
@@ -90,13 +102,40 @@ def _counts(probs: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def vote_shares(probs: np.ndarray, weights: Weights = None) -> np.ndarray:
-    """Vote counts divided by the total weight: a [rows, classes] table that sums to 1 per row."""
+    """Vote counts divided by the total weight: a [rows, classes] table that sums to 1 per row.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities.
+    weights : sequence of float, length n_members, optional
+        Non-negative member weights (default: equal).
+
+    Returns
+    -------
+    ndarray, shape (n_rows, n_classes)
+        Vote shares; each row sums to 1.
+    """
     return hard_vote_with_shares(probs, weights)[1]
 
 
 def hard_vote_with_shares(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarray, np.ndarray]:
     """`hard_vote` labels together with the vote shares; labels come from the raw counts, so a
-    rounding collision in the division can never break a tie differently."""
+    rounding collision in the division can never break a tie differently.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities.
+    weights : sequence of float, length n_members, optional
+        Non-negative member weights (default: equal).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_rows,)
+        Argmax, ties to the lowest class.
+    shares : ndarray, shape (n_rows, n_classes)
+    """
     probs = as_probs(probs)
     w = as_weights(weights, probs.shape[0])
     counts = _counts(probs, w)
@@ -113,6 +152,17 @@ def hard_vote(probs: np.ndarray, weights: Weights = None) -> np.ndarray:
     never the per-class maximum of probabilities.
 
     Returns int64 labels [rows].
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities.
+    weights : sequence of float, length n_members, optional
+        Non-negative member weights (default: equal).
+
+    Returns
+    -------
+    ndarray of int, shape (n_rows,)
     """
     return vote_counts(probs, weights).argmax(axis=1).astype(np.int64)
 
@@ -122,6 +172,19 @@ def soft_vote(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarray, n
 
     Returns (labels [rows] int64, mean_probs [rows, classes]); argmax ties go to
     the lowest class index.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities.
+    weights : sequence of float, length n_members, optional
+        Non-negative member weights (default: equal).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_rows,)
+        Argmax, ties to the lowest class.
+    mean_probs : ndarray, shape (n_rows, n_classes)
     """
     probs = as_probs(probs)
     w = as_weights(weights, probs.shape[0])
@@ -144,6 +207,19 @@ def geometric_vote(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarr
     A member that gives a class (near) zero probability vetoes it; probabilities
     are clipped at 1e-12 so the veto is strong but finite. Argmax ties go to the
     lowest class index. Returns (labels, pooled_probs).
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities.
+    weights : sequence of float, length n_members, optional
+        Non-negative member weights (default: equal).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_rows,)
+        Argmax, ties to the lowest class.
+    pooled_probs : ndarray, shape (n_rows, n_classes)
     """
     probs = as_probs(probs)
     w = as_weights(weights, probs.shape[0])
@@ -158,5 +234,18 @@ def logit_vote(probs: np.ndarray, weights: Weights = None) -> tuple[np.ndarray, 
     constant, so this rule gives exactly the result of `geometric_vote`; it is
     kept as its own name because the two are often assumed to differ, and a
     comparison table should show that they do not.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_members, n_rows, n_classes)
+        Member probabilities.
+    weights : sequence of float, length n_members, optional
+        Non-negative member weights (default: equal).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_rows,)
+        Argmax, ties to the lowest class.
+    pooled_probs : ndarray, shape (n_rows, n_classes)
     """
     return geometric_vote(probs, weights)

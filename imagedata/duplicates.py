@@ -26,7 +26,6 @@ from PIL import Image, UnidentifiedImageError
 
 from core.images import to_rgb
 
-SETTINGS = ("exact", "near", "off")
 HASH_BITS = 64
 MAX_DISTANCE = 16  # above this a 64-bit phash joins unrelated pictures; the chunks would also get too short
 # Why 8 (core.config's default too): in benchmarks/duplicates.py re-encoded and resized photos land

@@ -58,8 +58,11 @@ def make_folds(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
         raise UserError(f"cannot make {n_folds} folds from only {len(np.unique(groups))} groups")
     folds = np.full(len(train), -1, dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (_, val_idx) in enumerate(splitter.split(np.zeros(len(train)), train["label"].to_numpy(), groups)):
-        folds[val_idx] = fold
+    try:
+        for fold, (_, val_idx) in enumerate(splitter.split(np.zeros(len(train)), train["label"].to_numpy(), groups)):
+            folds[val_idx] = fold
+    except ValueError as err:  # scikit-learn's own check of the labels or groups: one line, not a traceback
+        raise UserError(f"cannot make {n_folds} folds of {len(train)} rows: {str(err).splitlines()[0]}") from err
     return folds
 
 

@@ -32,8 +32,8 @@ from jobs.fold_groups import Unit, check_units, expand_units, fold_members, unit
 from jobs.inputs import corrections_of
 from predict.run import predict_members
 from report.audit import SHEET, TOP_IN_REPORT, audit_sections, write_audit_page, write_review_sheet
+from report.lookups import val_image_paths
 from report.page import Section
-from report.sources import val_image_paths
 
 SUMMARY = "audit.json"
 
@@ -123,7 +123,7 @@ def audit(req: AuditRequest, settings: Settings) -> AuditResult:
         raise UserError(f"audit {folder} already exists; pass --overwrite to replace it")
     if req.top < 0:
         raise UserError(f"--top must be 0 or more, not {req.top}")
-    registry = Registry(req.registry or settings.registry)
+    registry = Registry.chosen(req.registry, settings)
     registered = {entry.name: entry for entry in registry.members()}
     units = _units(req, registered)
     members = fold_members(units)

@@ -1,10 +1,11 @@
 """The check_data job: counts, imbalance, bad files, duplicates, leaks and sizes of a data set, printed.
 
-The exit code it returns: 0 fit to train on, 1 problems found (listed). See scripts/check_data.py."""
+Its result's exit code: 0 fit to train on, 1 problems found (listed). See scripts/check_data.py; the
+duplicates section is jobs/check_duplicates.py."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,41 +13,74 @@ import pandas as pd
 
 from core.config import MemberConfig, load_config
 from core.errors import UserError
-from core.settings import load_settings
+from core.settings import Settings
 from imagedata.duplicates import describe_setting, duplicate_links, duplicate_sets, exact_sets, near_pairs, to_codes
-from imagedata.prescan import file_hashes, scan, store_hashes
+from imagedata.prescan import scan, store_hashes
 from imagedata.sources import Dataset, load_dataset
 from imagedata.splits import describe_leaks, find_leaks, group_duplicates, make_folds, read_split
 from imagedata.tasks import task_classes, task_digits, task_layout
-from report.contact_sheet import write_contact_sheet
+from jobs.check_duplicates import (
+    PREVIEWED,
+    SHOWN,
+    CheckedSplit,
+    hashed_pool,
+    leak_text,
+    print_sets,
+    report_overlap,
+    report_spanning,
+    sheet_pairs,
+)
 
-SHOWN = 5  # examples printed per finding
+
+@dataclass
+class CheckDataRequest:
+    config: str | None = None          # a member config whose data section is checked, or:
+    source: str | None = None          # a data source name with its --root
+    root: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    test: str | None = None            # a test list: an info.csv or a folder of images
+    split: str | None = None           # a split name under <output root>/splits/, or a split CSV path
+    n_folds: int | None = None         # folds for a previewed split
+    on_bad_image: str | None = None    # error | skip
+    duplicates: str | None = None      # data.duplicates for a previewed split
+    sheet: str | None = None           # a contact-sheet PNG of the near-duplicate pairs
+    allow_duplicate_leaks: bool = False
 
 
-def member_config(args) -> MemberConfig:
-    if bool(args.config) == bool(args.source):
+@dataclass
+class CheckDataResult:
+    problems: list[str]                # what makes the data unfit to train on, as printed
+
+    @property
+    def code(self) -> int:
+        """The exit code: 0 fit to train on, 1 problems found."""
+        return 1 if self.problems else 0
+
+
+def member_config(req: CheckDataRequest) -> MemberConfig:
+    if bool(req.config) == bool(req.source):
         raise UserError("give either --config FILE or --source NAME --root PATH")
-    overrides = list(args.overrides)
-    if args.source:
-        if not args.root:
+    overrides = list(req.overrides)
+    if req.source:
+        if not req.root:
             raise UserError("--source needs --root PATH")
-        overrides += [f"data.source={args.source}", f"data.root={args.root}"]
-    if args.test:
-        overrides.append(f"data.test={args.test}")
-    if args.on_bad_image:
-        overrides.append(f"data.on_bad_image={args.on_bad_image}")
-    if args.n_folds:
-        overrides += [f"data.split.n_folds={args.n_folds}", "data.split.fold=0"]
-    if getattr(args, "duplicates", None):
-        overrides.append(f"data.duplicates={args.duplicates}")
-    return load_config(args.config, overrides)
+        overrides += [f"data.source={req.source}", f"data.root={req.root}"]
+    if req.test:
+        overrides.append(f"data.test={req.test}")
+    if req.on_bad_image:
+        overrides.append(f"data.on_bad_image={req.on_bad_image}")
+    if req.n_folds:
+        overrides += [f"data.split.n_folds={req.n_folds}", "data.split.fold=0"]
+    if req.duplicates:
+        overrides.append(f"data.duplicates={req.duplicates}")
+    return load_config(req.config, overrides)
 
 
-def split_path(args, config: MemberConfig, splits_dir: Path) -> Path | None:
-    if args.split:
-        given = Path(args.split)
-        return given if given.suffix == ".csv" or len(given.parts) > 1 else splits_dir / f"{args.split}.csv"
-    if args.config:
+def split_path(req: CheckDataRequest, config: MemberConfig, splits_dir: Path) -> Path | None:
+    if req.split:
+        given = Path(req.split)
+        return given if given.suffix == ".csv" or len(given.parts) > 1 else splits_dir / f"{req.split}.csv"
+    if req.config:
         return splits_dir / f"{config.data.split.name}.csv"
     return None
 
@@ -85,20 +119,13 @@ def report_bad(train_scan, test_scan, policy: str, findings: Findings) -> None:
         findings.add(f"{len(test_scan.bad)} test file(s) cannot be decoded; a submission needs every row")
 
 
-@dataclass
-class CheckedSplit:
-    table: pd.DataFrame   # id, group, label, fold (rows of the data only)
-    name: str             # the file, or 'the previewed split'
-    duplicates: str       # the setting it was made with, e.g. 'near<=8'
-
-
-def split_table(args, config: MemberConfig, train: pd.DataFrame, splits_dir: Path, cache_dir: Path,
+def split_table(req: CheckDataRequest, config: MemberConfig, train: pd.DataFrame, splits_dir: Path, cache_dir: Path,
                 findings: Findings) -> CheckedSplit:
     """The split to check: the persisted file, or a preview of the folds training would make."""
-    path = split_path(args, config, splits_dir)
+    path = split_path(req, config, splits_dir)
     s, d = config.data.split, config.data
     if path is None or not path.exists():
-        if args.split:
+        if req.split:
             raise UserError(f"split file {path} does not exist")
         note = f"{path} does not exist yet; " if path else ""
         setting = describe_setting(d.duplicates, d.near_duplicate_distance)
@@ -108,7 +135,7 @@ def split_table(args, config: MemberConfig, train: pd.DataFrame, splits_dir: Pat
         groups = group_duplicates(train, d.duplicates, d.near_duplicate_distance, cache_dir).groups
         grouped = train.assign(group=groups.to_numpy())
         table = grouped.assign(fold=make_folds(grouped, s.n_folds, s.seed))[["id", "group", "label", "fold"]]
-        return CheckedSplit(table, "the previewed split", setting)
+        return CheckedSplit(table, PREVIEWED, setting)
     split = read_split(path)
     print(f"\nSplit: {path} (sha256 {split.sha256[:12]}…), {split.table['fold'].nunique()} folds, "
           f"made with data.duplicates {split.duplicates} ({split.merged_groups} group(s) merged with their copies)")
@@ -176,50 +203,15 @@ def report_task_counts(dataset: Dataset, table: pd.DataFrame, fold: int, member_
               f"({classes[int(totals.idxmax())]}: {totals.max()}, {classes[int(totals.idxmin())]}: {totals.min()})")
 
 
-@dataclass
-class Row:
-    role: str   # train | test
-    id: str
-    path: str
-
-
-def _fold_span(rows: list[int], pool: list[Row], folds: dict[str, int]) -> int:
-    return len({folds.get(pool[i].id) for i in rows if pool[i].role == "train"} - {None})
-
-
-def _named(rows: list[int], pool: list[Row], folds: dict[str, int], limit: int = 4) -> str:
-    def one(i: int) -> str:
-        fold = folds.get(pool[i].id) if pool[i].role == "train" else None
-        return f"{pool[i].role}:{pool[i].id}" + (f" (fold {fold})" if fold is not None else "")
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return ", ".join(one(i) for i in rows[:limit]) + more
-
-
-def _print_sets(title: str, sets: list[list[int]], pool: list[Row], folds: dict[str, int]) -> None:
-    print(f"  {title}: {len(sets)} set(s), {sum(len(s) for s in sets)} files")
-    spanning = [rows for rows in sets if _fold_span(rows, pool, folds) > 1]
-    shown = spanning[:SHOWN] + [rows for rows in sets if rows not in spanning][: max(0, SHOWN - len(spanning))]
-    for rows in shown:
-        print("    = " + _named(rows, pool, folds))
-
-
-def report_duplicates(args, config: MemberConfig, train: pd.DataFrame, test: pd.DataFrame | None,
+def report_duplicates(req: CheckDataRequest, config: MemberConfig, train: pd.DataFrame, test: pd.DataFrame | None,
                       checked: CheckedSplit, cache_dir: Path, findings: Findings) -> None:
     """Exact and near-duplicate sets, the ones the split lets span folds, and train-test overlap."""
-    d = config.data
-    distance = d.near_duplicate_distance
-    pool = [Row("train", i, p) for i, p in zip(train["id"], train["path"])]
-    if test is not None:
-        pool += [Row("test", i, p) for i, p in zip(test["id"], test["path"])]
-    sha, phash = file_hashes(train["path"].tolist(), cache_dir, desc="hash training images")
-    if test is not None:
-        test_sha, test_phash = file_hashes(test["path"].tolist(), cache_dir, desc="hash test images")
-        sha, phash = sha + test_sha, phash + test_phash
-    folds = dict(zip(checked.table["id"], checked.table["fold"]))
-    exact = exact_sets(sha)
-    codes, valid = to_codes(phash)
+    distance = config.data.near_duplicate_distance
+    pool = hashed_pool(train, test, checked, cache_dir)
+    exact = exact_sets(pool.sha)
+    codes, valid = to_codes(pool.phash)
     pairs = near_pairs(codes, distance, valid)
-    everything = duplicate_sets(len(pool), duplicate_links(sha, phash, "near", distance))
+    everything = duplicate_sets(len(pool.rows), duplicate_links(pool.sha, pool.phash, "near", distance))
     exact_keys = {tuple(rows) for rows in exact}
     near = [rows for rows in everything if tuple(rows) not in exact_keys]  # joined through a perceptual match
 
@@ -227,66 +219,18 @@ def report_duplicates(args, config: MemberConfig, train: pd.DataFrame, test: pd.
           f"data.near_duplicate_distance):")
     if not everything:
         print("  none")
-        if args.sheet:  # asked for: an empty sheet says so, rather than leaving an older file in place
-            sheet_pairs(pairs, sha, pool, folds, Path(args.sheet), distance)
-        return
-    _print_sets("exact (byte-identical)", exact, pool, folds)
-    _print_sets(f"near (re-encoded, resized, cropped; within {distance} bits)", near, pool, folds)
-
-    n_train = len(train)
-    # Leaks are judged on links between training images only, as training groups them: a test image close
-    # to two training images (A~T~B, A not~B) must not chain them into one "leaking" set that no split fixes.
-    train_sets = duplicate_sets(n_train, duplicate_links(sha[:n_train], phash[:n_train], "near", distance))
-    spanning = [rows for rows in train_sets if _fold_span(rows, pool, folds) > 1]
-    exact_spanning = [rows for rows in exact if _fold_span(rows, pool, folds) > 1]
-    # What a split made now would do: groups absorb copies (near unless the config asks for exact only).
-    setting = "exact" if d.duplicates == "exact" else "near"
-    after = group_duplicates(train, setting, distance, cache_dir)
-    print(f"  spanning folds under {checked.name} (data.duplicates {checked.duplicates}): {len(spanning)} set(s) "
-          f"({len(exact_spanning)} of them byte-identical)")
-    try:
-        grouped = train.assign(group=after.groups.to_numpy())
-        preview = dict(zip(train["id"], make_folds(grouped, d.split.n_folds, d.split.seed)))
-        after_text = f"{sum(_fold_span(rows, pool, preview) > 1 for rows in train_sets)} set(s)"
-    except UserError as err:
-        after_text = f"no split possible ({err})"
-    print(f"  spanning folds after grouping (data.duplicates {describe_setting(setting, distance)}): "
-          f"{after_text}; {after.merged} group(s) would merge with their copies")
-
-    overlap = [rows for rows in everything if {pool[i].role for i in rows} == {"train", "test"}]
-    if test is not None:
-        print(f"  train-test overlap: {len(overlap)} set(s) join training and test images "
-              f"(shown only; the test list is never altered)")
-        for rows in overlap[:SHOWN]:
-            print("    = " + _named(rows, pool, folds))
-    if spanning:
-        text = (f"{checked.name} (made with data.duplicates {checked.duplicates}) leaks through duplicates: "
-                f"{len(spanning)} set(s) of copies span folds, e.g. {_named(spanning[0], pool, folds, 2)}; "
-                + ("set data.duplicates near before the split file is made" if checked.name == "the previewed split"
-                   else "make a new split (a new split name) with data.duplicates near"))
-        if args.allow_duplicate_leaks:
-            print(f"  allowed by --allow-duplicate-leaks: {text}")
-        else:
-            findings.add(text)
-    if args.sheet:
-        sheet_pairs(pairs, sha, pool, folds, Path(args.sheet), distance)
-
-
-def sheet_pairs(pairs: np.ndarray, sha: list[str | None], pool: list[Row], folds: dict[str, int], out: Path,
-                distance: int, limit: int = 24) -> None:
-    """The near (not byte-identical) pairs, the weakest matches first: if those are true copies, so are the rest."""
-    near = [(int(i), int(j), int(dist)) for i, j, dist in pairs if sha[i] != sha[j]]
-    near.sort(key=lambda p: (-p[2], p[0], p[1]))
-
-    def label(i: int) -> str:
-        fold = folds.get(pool[i].id) if pool[i].role == "train" else None
-        short = "/".join(Path(pool[i].id).parts[-2:])  # the sheet is narrow: the last two parts name the file
-        return f"{pool[i].role}:{short}" + (f" f{fold}" if fold is not None else "")
-
-    rows = [(pool[i].path, pool[j].path, f"{dist} bits  {label(i)} | {label(j)}") for i, j, dist in near[:limit]]
-    write_contact_sheet(rows, out, f"{len(near)} near-duplicate pair(s) within {distance} bits; "
-                                   f"{len(rows)} shown, weakest first")
-    print(f"  contact sheet: {out} ({len(rows)} of {len(near)} near pair(s), weakest match first)")
+    else:
+        print_sets("exact (byte-identical)", exact, pool.rows, pool.folds)
+        print_sets(f"near (re-encoded, resized, cropped; within {distance} bits)", near, pool.rows, pool.folds)
+        spanning = report_spanning(config, train, pool, exact, checked, cache_dir)
+        if test is not None:
+            report_overlap(everything, pool)
+        if spanning and req.allow_duplicate_leaks:
+            print(f"  allowed by --allow-duplicate-leaks: {leak_text(spanning, pool, checked)}")
+        elif spanning:
+            findings.add(leak_text(spanning, pool, checked))
+    if req.sheet:  # asked for: even an empty sheet is written, rather than leaving an older file in place
+        sheet_pairs(pairs, pool, Path(req.sheet), distance)
 
 
 def report_sizes(train_scan, test_scan) -> None:
@@ -301,10 +245,9 @@ def report_sizes(train_scan, test_scan) -> None:
           + f"; {len(frame.value_counts())} distinct size(s)")
 
 
-def check_data(args) -> int:
-    """Print what is wrong with the data `args` names (the parsed check_data arguments); 1 if anything is."""
-    config = member_config(args)
-    settings = load_settings()
+def check_data(req: CheckDataRequest, settings: Settings) -> CheckDataResult:
+    """Print what is wrong with the data the request names; the result lists the problems (exit code 1 if any)."""
+    config = member_config(req)
     # The whole composite label even for a task member (data.task): its split is made on the full classes.
     dataset = load_dataset(dataclasses.replace(config.data, task=None), settings.data_root)
     train, test = dataset.train, dataset.test
@@ -325,7 +268,7 @@ def check_data(args) -> int:
                  settings.image_cache)
     if test_scan is not None:
         store_hashes(test_scan.paths, test_scan.sha256, test_scan.phash, settings.image_cache)
-    checked = split_table(args, config, kept, settings.splits, settings.image_cache, findings)
+    checked = split_table(req, config, kept, settings.splits, settings.image_cache, findings)
     table = checked.table
     fold = config.data.split.fold
     report_counts(dataset, table, fold if fold in set(table["fold"]) else int(table["fold"].min()))
@@ -333,13 +276,13 @@ def check_data(args) -> int:
         report_task_counts(dataset, table, fold if fold in set(table["fold"]) else int(table["fold"].min()),
                            config.data.task)
     report_leaks(table, kept, findings)
-    report_duplicates(args, config, kept, test, checked, settings.image_cache, findings)
+    report_duplicates(req, config, kept, test, checked, settings.image_cache, findings)
     report_sizes(train_scan, test_scan)
     if findings.problems:
         print(f"\n{len(findings.problems)} problem(s) found:")
         for text in findings.problems:
             print(f"  - {text}")
-        return 1
-    print("\nOK: no leaks (by group or through duplicates) and no blocking bad files")
-    return 0
+    else:
+        print("\nOK: no leaks (by group or through duplicates) and no blocking bad files")
+    return CheckDataResult(findings.problems)
 

@@ -29,11 +29,12 @@ from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
 from jobs.fold_groups import check_units, fold_members, unit_inputs, units_of_recipe
 from jobs.inputs import check_compatible
-from jobs.train import TeacherTargets, TrainOutcome, train_member
+from jobs.train import TrainOutcome, train_member
 from members.interrupts import TrainingStopped
 from members.resume import resume_config
+from members.teacher import TeacherTargets
 from predict.loading import LoadedMember, load_member
-from predict.preprocess import resize_batch
+from predict.resize import resize_batch
 from predict.run import predict_members
 
 log = logging.getLogger("members")

@@ -29,6 +29,18 @@ PASSED_ON = ("VOTE_LOCAL_CONFIG", "WANDB_MODE", "WANDB_DIR", "HF_HUB_OFFLINE", "
 
 
 @dataclass
+class PlanRequest:
+    plan: str                        # the plan YAML file
+    address: str | None = None       # run: join a Ray cluster (auto or HOST:PORT); default a local session
+    overwrite: bool = False          # vote: replace an existing submission
+
+
+@dataclass
+class PlanStatus:
+    text: str                        # the plan's table, read from its state files
+
+
+@dataclass
 class PlanRunResult:
     plan: Plan
     skipped: list[str]                       # registered before this run with the same derived config
@@ -96,8 +108,8 @@ def _live(folder: PlanFolder, names: list[str]):
     return tick
 
 
-def run_plan(plan_file: str, settings: Settings, address: str | None = None) -> PlanRunResult:
-    plan = load_plan(plan_file)
+def run_plan(req: PlanRequest, settings: Settings) -> PlanRunResult:
+    plan = load_plan(req.plan)
     registry = Registry(settings.registry)
     skipped = _registered(plan, registry)
     todo = [m for m in plan.members if m.name not in skipped]
@@ -119,8 +131,8 @@ def run_plan(plan_file: str, settings: Settings, address: str | None = None) -> 
     )
 
     r = plan.spec.resources
-    with connected(address):
-        if address:
+    with connected(req.address):
+        if req.address:
             check_shared_storage(folder.nodes())
         try:
             result.launched = launch(jobs, Slots(r.cpus, r.gpus, plan.spec.retries),
@@ -132,20 +144,20 @@ def run_plan(plan_file: str, settings: Settings, address: str | None = None) -> 
     return result
 
 
-def plan_status(plan_file: str, settings: Settings) -> str:
-    plan = load_plan(plan_file)
-    return render(table(PlanFolder.of(settings.output_root, plan.name), [m.name for m in plan.members]))
+def plan_status(req: PlanRequest, settings: Settings) -> PlanStatus:
+    plan = load_plan(req.plan)
+    return PlanStatus(render(table(PlanFolder.of(settings.output_root, plan.name), [m.name for m in plan.members])))
 
 
-def vote_plan(plan_file: str, settings: Settings, overwrite: bool = False) -> VoteResult:
+def vote_plan(req: PlanRequest, settings: Settings) -> VoteResult:
     """The plan's units as fold groups (one unit per prefix), with the plan's rule."""
-    plan = load_plan(plan_file)
+    plan = load_plan(req.plan)
     missing = [m.name for m in plan.members if not Registry(settings.registry).exists(m.name)]
     if missing:
         raise UserError(f"plan {plan.path}: {len(missing)} member(s) not registered yet ({', '.join(missing)}); "
                         f"run python -m scripts.plan run {plan.path} first")
     request = VoteRequest(groups=[u.prefix for u in plan.spec.units], rule=plan.spec.vote.rule,
-                          compare=plan.spec.vote.compare, name=plan.name, overwrite=overwrite)
+                          compare=plan.spec.vote.compare, name=plan.name, overwrite=req.overwrite)
     return vote(request, settings)
 
 
@@ -166,4 +178,4 @@ def summary_lines(result: PlanRunResult) -> list[str]:
     return lines
 
 
-__all__ = ["PlanRunResult", "plan_status", "run_plan", "summary_lines", "vote_plan"]
+__all__ = ["PlanRequest", "PlanRunResult", "PlanStatus", "plan_status", "run_plan", "summary_lines", "vote_plan"]

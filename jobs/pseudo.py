@@ -95,7 +95,7 @@ def _fold_probs(recipe: Recipe, served: dict[int, dict[str, str]], predictions: 
 def pseudo_command(req: PseudoRequest, settings: Settings) -> PseudoResult:
     folder = check_request(req, settings)
     recipe = read_recipe(req.recipe)
-    registry = Registry(req.registry or settings.registry)
+    registry = Registry.chosen(req.registry, settings)
     entries = {e.name: e for e in recipe_entries(recipe, req.recipe, registry)}
     units = units_of_recipe(list(recipe.members), recipe.groups)
     served = _teachers(units, entries, req.recipe)

@@ -1,7 +1,10 @@
-"""The registry jobs: list, show, remove and verify members (see scripts/registry.py)."""
+"""The registry jobs: list, show, remove and verify members (see scripts/registry.py).
+
+Each prints as it goes (verify names every entry before it fails; remove may ask first)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,26 +17,55 @@ from core.registry import Registry
 from core.settings import Settings
 
 
-def list_members(registry: Registry) -> None:
+@dataclass
+class RegistryRequest:
+    command: str                 # list | show | remove | verify
+    name: str | None = None      # the member (show and remove need one; verify checks all without)
+    yes: bool = False            # remove without asking
+    registry: str | None = None
+
+
+@dataclass
+class RegistryResult:
+    names: list[str]             # the members listed, shown, removed or verified
+
+
+def registry_command(req: RegistryRequest, settings: Settings) -> RegistryResult:
+    registry = Registry.chosen(req.registry, settings)
+    if req.command in ("show", "remove") and not req.name:
+        raise UserError(f"'{req.command}' needs a member name")
+    if req.command == "list":
+        return RegistryResult(list_members(registry))
+    if req.command == "show":
+        show_member(registry, req.name)
+        return RegistryResult([req.name])
+    if req.command == "verify":
+        return RegistryResult(verify_members(registry, settings, req.name))
+    return RegistryResult([req.name] if remove_member(registry, req.name, req.yes) else [])
+
+
+def list_members(registry: Registry) -> list[str]:
     rows = [{"name": e.name, "arch": e.arch, "val_f1_macro": e.metrics.get("val_f1_macro"),
              "val_acc": e.metrics.get("val_acc"), "split": f"{e.split.name}#{e.split.fold}",
              "created": e.created} for e in registry.members()]
     if not rows:
         print(f"{registry.path}: no members")
-        return
+        return []
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return [row["name"] for row in rows]
 
 
-def remove_member(registry: Registry, name: str, yes: bool) -> None:
+def remove_member(registry: Registry, name: str, yes: bool) -> bool:
     registry.get(name)
     if not yes:
         if not sys.stdin.isatty():
             raise UserError(f"removing '{name}' needs confirmation; pass --yes")
         if input(f"remove '{name}' from {registry.path}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing removed")
-            return
+            return False
     registry.remove(name)
     print(f"removed {name} (its run folder is kept)")
+    return True
 
 
 def _missing(path: Path, kind: str = "file") -> None:
@@ -95,7 +127,7 @@ def entry_problems(registry: Registry, entry: RegistryEntry, settings: Settings)
     return found
 
 
-def verify_members(registry: Registry, settings: Settings, name: str | None) -> None:
+def verify_members(registry: Registry, settings: Settings, name: str | None) -> list[str]:
     entries = [registry.get(name)] if name else registry.members()
     broken = {}
     for entry in entries:
@@ -111,6 +143,7 @@ def verify_members(registry: Registry, settings: Settings, name: str | None) -> 
         raise ProblemsFound(f"{len(broken)} of {len(entries)} member(s) in {registry.path} are broken: "
                         f"{', '.join(broken)} (details above)")
     print(f"{len(entries)} member(s) verified: weights hashes, configs, run folders and split files match")
+    return [entry.name for entry in entries]
 
 
 def show_member(registry: Registry, name: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.config import load_config
+from core.config import MemberConfig, load_config
 from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
@@ -21,20 +21,21 @@ from core.wandb_mode import MODES
 from ensemble.budget import best_within_budget, check_budget, check_costs
 from ensemble.choose import ALL_RULES, all_rules, choose_recipe, needs_comparison
 from ensemble.compare import compare
+from ensemble.composite import CompositeSpec
 from ensemble.recipe import Recipe, apply
 from ensemble.task_vote import TaskRecipe
-from imagedata.sources import DatasetListing
+from imagedata.sources import Dataset, DatasetListing
 from jobs import outputs
 from jobs.audit import audit_report_sections
-from jobs.fold_groups import check_units, expand_units, fold_members, unit_inputs, units_of_recipe
-from jobs.inputs import parse_weights
-from jobs.pseudo_set import pseudo_notes
+from jobs.fold_groups import Unit, check_units, expand_units, fold_members, unit_inputs, units_of_recipe
+from jobs.inputs import VoteInputs, parse_weights
+from jobs.report_inputs import report_inputs
 from jobs.task_vote import load_recipe, task_vote, uses_tasks
 from predict.imports import member_entry
 from predict.run import predict_members
 from report import submission
-from report.builder import LabelledTest, ReportInputs, ReportResult, Vote, build_report, print_table
-from report.sources import composite_of, ensemble_log, log_to_wandb, run_folder, val_image_paths
+from report.builder import LabelledTest, ReportResult, build_report, print_table
+from report.lookups import composite_of, ensemble_log, log_to_wandb
 
 __all__ = ["ALL_RULES", "MODES", "all_rules", "VoteRequest", "VoteResult", "print_vote", "vote"]
 
@@ -78,6 +79,9 @@ def test_labels(labels_csv: Path | None, ids: np.ndarray) -> np.ndarray | None:
 
 def members_and_recipe(req: VoteRequest) -> tuple[list[str], Recipe | TaskRecipe | None]:
     if req.recipe:
+        if req.budget_ms is not None:  # a saved recipe is already chosen: a budget would be silently ignored
+            raise UserError(f"--budget-ms chooses an ensemble, and recipe {req.recipe} is one already; "
+                            "give one or the other")
         recipe = load_recipe(req.recipe)  # a flat recipe, or a task vote's (jobs/task_vote.py)
         names = recipe.member_names if isinstance(recipe, TaskRecipe) else list(recipe.members)
         if req.members and sorted(req.members) != sorted(names):
@@ -161,76 +165,107 @@ def _comparison_and_recipe(req: VoteRequest, given: Recipe | None, inputs, compo
     return choose_recipe(req.rule, weights, composite.to_dict() if composite else None, comparison), comparison, costs
 
 
-def vote(req: VoteRequest, settings: Settings) -> VoteResult:
-    names, recipe = members_and_recipe(req)
-    out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
-    outputs.check_targets(out, report_dir)  # before any prediction work
-    registry = Registry.chosen(req.registry, settings)
+def voting_units(req: VoteRequest, registry: Registry, settings: Settings, names: list[str],
+                 recipe: Recipe | TaskRecipe | None) -> tuple[list[Unit], dict[str, RegistryEntry]]:
+    """The voting units (a recipe's, or those --members/--groups name) and every fold member's entry."""
     registered = {entry.name: entry for entry in registry.members()}  # the one registry read
     if recipe is not None:
         units = units_of_recipe(names, recipe.groups)
     else:
         units = expand_units(names, req.groups, list(registered))
-    names = [u.name for u in units]
+    return units, resolve_members(registry, settings, fold_members(units), registered)
+
+
+@dataclass
+class Gathered:
+    """What a flat vote reads before it chooses: the units' probabilities on shared rows, and their data."""
+    inputs: VoteInputs
+    groups: np.ndarray | None       # the split's group of each validation row
+    config: MemberConfig            # the first member's, for the data and the wandb record
+    dataset: Dataset
+    composite: CompositeSpec | None
+    costs: dict[str, float]         # measured ms per image of each unit
+
+
+def gather_units(req: VoteRequest, settings: Settings, registry: Registry, units: list[Unit],
+                 entries: dict[str, RegistryEntry]) -> Gathered:
+    """Predict (or read the cache), stack the units' predictions, and load the data they were made on."""
     members = fold_members(units)
-    entries = resolve_members(registry, settings, members, registered)
-    if uses_tasks(entries, recipe):  # task members take part: voted task by task
-        recipe_path, task_recipe, result = task_vote(req, settings, registry, units, entries, recipe, out, report_dir)
-        return VoteResult(out, recipe_path, task_recipe, result, None, req.compare)
-    ordered = [entries[n] for n in members]
-    check_units(units, entries)  # before any prediction work
-    weights = dict(zip(names, parse_weights(req.weights, names).tolist()))
     listing = DatasetListing()
     predictions = predict_members(members, registry, settings, tta=req.tta, entries=entries, listing=listing)
     inputs, groups = unit_inputs(units, entries, predictions, settings)
+    ordered = [entries[n] for n in members]
     config = load_config(registry.resolve(ordered[0].config))
     dataset = listing.load(config.data, settings.data_root)
     composite = composite_of(ordered, config)
     if inputs.test_probs is None:
         raise UserError("no test predictions: the members' data config names no test list")
+    return Gathered(inputs, groups, config, dataset, composite, unit_costs(units, predictions))
 
-    recipe, comparison, costs = _comparison_and_recipe(req, recipe, inputs, composite, groups,
-                                                        unit_costs(units, predictions), weights)
-    group_units = {u.name: u.members for u in units if u.group and u.name in recipe.members}
-    if group_units:
-        recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
-    primary = primary_name(req, recipe)
-    votes = ensemble_recipes(primary, recipe, weights)
+
+def apply_votes(votes: dict[str, Recipe], inputs: VoteInputs) -> tuple[dict[str, tuple], dict[str, np.ndarray]]:
+    """Every vote on the validation rows (labels, table) and on the test rows (labels), by name."""
     try:
         val = {name: apply(r, inputs.by_name("val")) for name, r in votes.items()}
         test = {name: apply(r, inputs.by_name("test"))[0] for name, r in votes.items()}
     except ValueError as err:  # e.g. a saved recipe's stacker or decision weights made for other classes
         raise UserError(f"the recipe cannot be applied to these members: {err}") from err
+    return val, test
 
-    frame = submission.build(inputs.test_ids, test[primary], dataset.test_info)
-    recipe_path = outputs.recipe_path_of(out)
 
+def labelled_test(dataset: Dataset, inputs: VoteInputs, test: dict[str, np.ndarray]) -> LabelledTest | None:
+    """Each unit's and each vote's test predictions beside the true labels, when the data has them."""
     truth = test_labels(dataset.test_labels, inputs.test_ids)
-    test_rows = None
-    if truth is not None:
-        test_preds = {name: inputs.test_probs[i].argmax(1) for i, name in enumerate(names)} | test
-        test_rows = LabelledTest(truth, test_preds)
-    ensembles = {name: Vote(labels) for name, (labels, _) in val.items()}
-    ensembles[primary].probs = val[primary][1]  # ranks the gallery's mistakes
+    if truth is None:
+        return None
+    return LabelledTest(truth, {name: inputs.test_probs[i].argmax(1) for i, name in enumerate(inputs.names)} | test)
+
+
+def summary_lines(out: Path, recipe: Recipe, recipe_path: Path) -> list[str]:
     weights_text = ", ".join(f"{n}={w:.3g}" for n, w in recipe.members.items())
     summary = [f"Submission: `{out}` (rule `{recipe.rule}`, weights {weights_text}); recipe: `{recipe_path}`"]
-    if recipe.note:
-        summary.append(f"Why this recipe: {recipe.note}")
-    summary += pseudo_notes({u.name: [entries[m] for m in u.members] for u in units})
-    report_inputs = ReportInputs(
-        title=f"Ensemble report: {req.name}", classes=inputs.classes, y_val=inputs.val_labels,
-        members=inputs.by_name("val"), ensembles=ensembles, primary=primary, recipe=recipe,
-        val_paths=val_image_paths(dataset.train, inputs.val_ids),
-        run_dirs={u.name: run_folder(registry, entries[u.name]) for u in units if not u.group},
-        composite=composite, test=test_rows, summary=summary, compare=comparison, groups=groups, costs=costs,
-        member_splits={m: entries[m].split.to_dict() for u in units for m in u.members},
-        extra_sections=audit_report_sections(members, settings.output_root))  # when its units have an audit
+    return summary + ([f"Why this recipe: {recipe.note}"] if recipe.note else [])
+
+
+def vote(req: VoteRequest, settings: Settings) -> VoteResult:
+    names, recipe = members_and_recipe(req)
+    out, report_dir = outputs.default_paths(settings.output_root, req.name, req.out, req.report)
+    outputs.check_targets(out, report_dir)  # before any prediction work
+    registry = Registry.chosen(req.registry, settings)
+    units, entries = voting_units(req, registry, settings, names, recipe)
+    if uses_tasks(entries, recipe):  # task members take part: voted task by task
+        recipe_path, task_recipe, result = task_vote(req, settings, registry, units, entries, recipe, out, report_dir)
+        return VoteResult(out, recipe_path, task_recipe, result, None, req.compare)
+    return flat_vote(req, settings, registry, units, entries, recipe, out, report_dir)
+
+
+def flat_vote(req: VoteRequest, settings: Settings, registry: Registry, units: list[Unit],
+              entries: dict[str, RegistryEntry], given: Recipe | None, out: Path, report_dir: Path) -> VoteResult:
+    """Units voted as one label set: choose (or take) the recipe, apply it, commit the outputs with the report."""
+    check_units(units, entries)  # before any prediction work
+    names = [u.name for u in units]
+    weights = dict(zip(names, parse_weights(req.weights, names).tolist()))
+    got = gather_units(req, settings, registry, units, entries)
+    recipe, comparison, costs = _comparison_and_recipe(req, given, got.inputs, got.composite, got.groups, got.costs,
+                                                        weights)
+    group_units = {u.name: u.members for u in units if u.group and u.name in recipe.members}
+    if group_units:
+        recipe = replace(recipe, groups=group_units)  # a new Recipe: checks the groups, records the fold-group rule
+    primary = primary_name(req, recipe)
+    val, test = apply_votes(ensemble_recipes(primary, recipe, weights), got.inputs)
+    frame = submission.build(got.inputs.test_ids, test[primary], got.dataset.test_info)
+    recipe_path = outputs.recipe_path_of(out)
+    report = report_inputs(
+        req.name, got.inputs, units, entries, val, primary, recipe, registry, got.dataset, got.composite,
+        summary_lines(out, recipe, recipe_path), got.groups, test=labelled_test(got.dataset, got.inputs, test),
+        compare=comparison, costs=costs,
+        extra_sections=audit_report_sections(fold_members(units), settings.output_root))  # when its units have one
     # Submission, recipe and report are committed together, once the report is built (jobs/outputs.py).
-    _, result = outputs.commit_vote(out, frame, len(inputs.classes), dataset.test_info, recipe, req.overwrite,
-                                    lambda: build_report(report_inputs, report_dir), report_dir)
+    _, result = outputs.commit_vote(out, frame, len(got.inputs.classes), got.dataset.test_info, recipe, req.overwrite,
+                                    lambda: build_report(report, report_dir), report_dir)
     wandb_run = log_to_wandb(req.wandb, settings.output_root, ensemble_log(
-        req.name, ordered, config, settings.wandb_entity, result, inputs.val_labels, val[primary][0],
-        inputs.classes, out))
+        req.name, [entries[m] for m in fold_members(units)], got.config, settings.wandb_entity, result,
+        got.inputs.val_labels, val[primary][0], got.inputs.classes, out))
     return VoteResult(out, recipe_path, recipe, result, wandb_run, req.compare)
 
 

@@ -21,10 +21,12 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from core.errors import UserError
 from launch.member_task import LaunchResult, MemberJob, run_member
-from launch.state import update_state
+from launch.state import read_state, update_state
 
 WAIT_S = 2.0        # how often the live table is refreshed
 MARKER_WAIT_S = 120  # a node that cannot run a one-line task in this time is reported
+STOP_WAIT_S = 180    # a stopped member saves `last` (its grace is member_task.STOP_GRACE_S) and records its state
+ACTIVE = ("running", "predicting")  # a member in one of these states has a live worker
 
 
 @dataclass
@@ -108,7 +110,22 @@ def _stop(running: dict) -> None:
     for ref in running:
         ray.cancel(ref)
     if running:
-        ray.wait(list(running), num_returns=len(running), timeout=180)
+        ray.wait(list(running), num_returns=len(running), timeout=STOP_WAIT_S)
+        _await_stopped(list(running.values()))
+
+
+def _await_stopped(jobs: list[MemberJob]) -> None:
+    """Wait until each started member's worker has recorded how it ended.
+
+    A cancelled task's ref can resolve while its worker is still stopping the member and writing its state;
+    a driver that left now would end the Ray job, and Ray would kill that worker mid-write, leaving the
+    member shown `running`. The state files are on storage every node sees, so this works on a cluster too.
+    """
+    deadline = time.monotonic() + STOP_WAIT_S
+    busy = [job for job in jobs if read_state(job.folder, job.name).get("state") in ACTIVE]
+    while busy and time.monotonic() < deadline:
+        time.sleep(0.5)  # polling a file another process writes; no event to wait on across nodes
+        busy = [job for job in busy if read_state(job.folder, job.name).get("state") in ACTIVE]
 
 
 def launch(jobs: list[MemberJob], slots: Slots, on_tick: Callable[[], None]) -> LaunchResult:

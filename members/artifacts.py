@@ -3,19 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from core import atomic  # noqa: E402
-from core.plots import plot_confusion, save_figure  # noqa: E402,F401  (plot_confusion: run folders use it)
+from core import atomic
+from core.plots import plot_confusion, save_figure  # noqa: F401  (plot_confusion: run folders use it)
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> Path:
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))  # core/plots.py: a bare Figure, pyplot's backend left alone
+    ax_loss, ax_score = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="val loss")
     ax_loss.set_xlabel("epoch")

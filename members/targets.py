@@ -5,12 +5,14 @@ indices; a distillation student carries `[label, teacher probabilities...]` rows
 (members.losses.pack_targets), read by the distillation loss. A `Targets` strategy says which
 of these the trainer trains on and may rewrite a batch's targets once it is augmented (the
 online teacher predicts the very crops the student sees). A new source of targets (pseudo-labels,
-say) is one more subclass here, handed to `Trainer(targets=...)`.
+say) is one more subclass here, handed to `Trainer(targets=...)`. Each also carries the class
+weights (train.class_balance=weights) its loss applies.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from members.losses import build_loss, split_targets
@@ -21,13 +23,16 @@ class Targets:
     """Class labels only: the batch's targets go to the member's loss unchanged."""
     soft = False  # True: targets carry teacher probabilities, so the loss is wrapped in distillation
 
+    def __init__(self, class_weights: np.ndarray | None = None):
+        self.class_weights = class_weights
+
     def for_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The targets the loss sees for these (already augmented, on-device) images."""
         return targets
 
-    def criterion(self, config, class_weights) -> torch.nn.Module:
+    def criterion(self, config) -> torch.nn.Module:
         """The member's loss for these targets (wrapped in distillation when they carry teacher probabilities)."""
-        return build_loss(config.train, class_weights, config.distill if self.soft else None)
+        return build_loss(config.train, self.class_weights, config.distill if self.soft else None)
 
 
 class CachedTeacherTargets(Targets):
@@ -39,7 +44,8 @@ class OnlineTeacherTargets(Targets):
     """distill.online: the teacher predicts each augmented batch; its probabilities replace the cached ones."""
     soft = True
 
-    def __init__(self, teacher: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, teacher: Callable[[torch.Tensor], torch.Tensor], class_weights: np.ndarray | None = None):
+        super().__init__(class_weights)
         self.teacher = teacher
 
     def for_batch(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -54,9 +60,10 @@ class PseudoTargets(Targets):
     probabilities] (members/pseudo_loss.py); pseudo rows learn the teacher's class (mode `hard`) or its
     probabilities through the distillation loss (mode `soft`), weighted by pseudo.weight."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, class_weights: np.ndarray | None = None):
+        super().__init__(class_weights)
         self.mode = mode
 
-    def criterion(self, config, class_weights) -> torch.nn.Module:
-        return PseudoLabelLoss(build_loss(config.train, class_weights), config.pseudo.weight,
+    def criterion(self, config) -> torch.nn.Module:
+        return PseudoLabelLoss(build_loss(config.train, self.class_weights), config.pseudo.weight,
                                config.distill if self.mode == "soft" else None)

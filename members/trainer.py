@@ -1,4 +1,5 @@
-"""The training loop: epochs of training and validation, early stopping, checkpoints, resumable state.
+"""The training loop: epochs of training and validation, early stopping; at each epoch's end and on a stop
+request it hands the run to its checkpoint policy (members/checkpoints.py), which saves and resumes it.
 
 Speed on a GPU comes from: bf16 autocast (fp16 + GradScaler on older GPUs), channels_last,
 cudnn.benchmark, batches that are already uint8 on the device (see members/feeding.py)
@@ -15,8 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -28,18 +28,19 @@ from tqdm.auto import tqdm
 from core.config import MemberConfig
 from core.distributed import DistContext
 from core.errors import UserError
+from members.checkpoints import Checkpoints
 from members.early_stopping import EarlyStopping
 from members.interrupts import StopRequest, TrainingStopped
 from members.losses import split_targets
 from members.optim import describe_groups, head_params, lr_factor, make_optimizer, parameter_groups
-from members.resume import TrainingState, restore_rng, save_state
+from members.resume import TrainingState
+from members.run_state import EpochOutputs, RunState, TrainResult
 from members.targets import Targets
-from modeling.checkpoint import save_weights
 from modeling.models import head_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
 
 log = logging.getLogger("members")
-__all__ = ["Trainer", "TrainResult", "EpochOutputs",
+__all__ = ["Trainer", "Network", "RunContext", "Hooks", "TrainResult", "EpochOutputs",
            "classification_metrics", "lr_factor", "make_optimizer", "parameter_groups"]
 
 
@@ -57,47 +58,44 @@ def ema_key(monitor: str) -> str:
     return "val_ema_" + monitor.removeprefix("val_")
 
 
-@dataclass
-class EpochOutputs:
-    logits: np.ndarray
-    probs: np.ndarray
-    loss: float
+def _ignore(metrics: dict) -> None:
+    pass
 
 
 @dataclass
-class TrainResult:
-    history: list[dict] = field(default_factory=list)
-    best: dict = field(default_factory=dict)
-    best_epoch: int | None = None
-    best_outputs: EpochOutputs | None = None
-    stopped_early: bool = False
-    ema_best: dict = field(default_factory=dict)
-    ema_best_epoch: int | None = None
+class Network:
+    """The model and what every batch passes through on its way in."""
+    model: nn.Module
+    normalize: Normalize
+    augment: nn.Module | None = None  # on-device batch augmentation (members/augment.py); training batches only
 
 
 @dataclass
-class _Run:
-    """What changes while training; together with the weights it is the resumable state."""
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    stopper: EarlyStopping
-    ema_stopper: EarlyStopping
-    result: TrainResult
-    global_step: int = 0
+class RunContext:
+    """Where the run trains: the device, the DDP process group, and (smoke runs) how many batches an epoch has."""
+    device: torch.device
+    dist: DistContext | None = None   # None: one process
+    max_batches: int | None = None
+
+
+@dataclass
+class Hooks:
+    """What the trainer tells the outside world (metrics per epoch, per logged batch) and how it is asked to stop."""
+    on_epoch: Callable[[dict], None] = _ignore
+    on_batch: Callable[[dict], None] = _ignore
+    stop: StopRequest = field(default_factory=StopRequest)
 
 
 class Trainer:
-    def __init__(self, config: MemberConfig, model: nn.Module, normalize: Normalize, run_dir: Path | None,
-                 device: torch.device, max_batches: int | None = None,
-                 on_epoch: Callable[[dict], None] | None = None, on_batch: Callable[[dict], None] | None = None,
-                 dist: DistContext | None = None, stop: StopRequest | None = None,
-                 class_weights: np.ndarray | None = None, batch_augment: nn.Module | None = None,
-                 wandb_run: str | None = None, targets: Targets | None = None):
+    def __init__(self, config: MemberConfig, network: Network, context: RunContext, targets: Targets | None = None,
+                 checkpoints: Checkpoints | None = None, hooks: Hooks | None = None):
+        """Without `targets` the loss sees labels (members/targets.py); without `checkpoints` nothing is saved."""
         self.cfg = config
-        self.device = device
-        self.dist = dist or DistContext(device)
-        self.run_dir = run_dir if self.dist.is_main else None  # only rank 0 writes files
-        self.net = model.to(device)
+        self.device = device = context.device
+        self.dist = context.dist or DistContext(device)
+        checkpoints = checkpoints or Checkpoints.of(config)
+        self.checkpoints = checkpoints if self.dist.is_main else replace(checkpoints, run_dir=None)  # rank 0 writes
+        self.net = network.model.to(device)
         self.channels_last = use_channels_last(device, config.train.channels_last)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -107,21 +105,17 @@ class Trainer:
         self.train_module = self.dist.wrap(self.net)
         if config.train.compile:
             self.train_module = torch.compile(self.train_module)
-        self.normalize = normalize.to(device)
-        self.batch_augment = batch_augment.to(device) if batch_augment is not None else None
-        self.max_batches = max_batches
-        self.on_epoch = on_epoch or (lambda metrics: None)
-        self.on_batch = on_batch or (lambda metrics: None)
-        self.stop = stop if stop is not None else StopRequest()
-        self.wandb_run = wandb_run
+        self.normalize = network.normalize.to(device)
+        self.batch_augment = network.augment.to(device) if network.augment is not None else None
+        self.max_batches = context.max_batches
+        self.hooks = hooks or Hooks()
         self.amp_dtype = autocast_dtype(device, config.train.amp)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.micro_batch: int | None = None  # rows per forward pass once memory ran out; None = whole batches
         # Validation's own size: rank 0 alone validates, so its halving must not change how rank 0 trains.
         self.eval_micro_batch: int | None = None
-        # What the loss compares with (members/targets.py): labels, teacher probabilities, or pseudo-labelled rows.
         self.targets = targets or Targets()
-        self.criterion = self.targets.criterion(config, class_weights).to(device)
+        self.criterion = self.targets.criterion(config).to(device)
         self.log_every = max(1, config.tracking.wandb.log_every)
         head = head_params(self.net, needed=config.train.freeze_backbone_epochs > 0)
         self.backbone_params = [p for n, p in self.net.named_parameters() if n not in head]
@@ -139,7 +133,7 @@ class Trainer:
     def _limit(self, feed) -> int:
         return len(feed) if self.max_batches is None else min(len(feed), self.max_batches)
 
-    def _step(self, run: _Run, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _step(self, run: RunState, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         targets = targets.to(self.device, non_blocking=True)
         if self.batch_augment is not None:
@@ -169,7 +163,7 @@ class Trainer:
             self.ema.update(self.net, step=run.global_step)
         return loss.detach()
 
-    def _gradients(self, run: _Run, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _gradients(self, run: RunState, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Forward and backward of one batch, whole or (after an out-of-memory error) in micro-batches."""
         run.optimizer.zero_grad(set_to_none=True)
         if self.micro_batch is None or self.micro_batch >= len(targets):
@@ -227,7 +221,7 @@ class Trainer:
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and not f"{name}.".startswith(head):
                 module.eval()
 
-    def train_epoch(self, run: _Run, feed, epoch: int, skip: int = 0,
+    def train_epoch(self, run: RunState, feed, epoch: int, skip: int = 0,
                     carried: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
         """Train from batch `skip` to the end of the epoch; return (mean train loss, images per second)."""
         self.train_module.train()
@@ -242,10 +236,10 @@ class Trainer:
         started, images_done = time.perf_counter(), 0
         for step in range(skip, steps):
             # Checked before the batch is drawn, so a resumed run draws exactly what this one would have.
-            if self.dist.any(bool(self.stop)):
+            if self.dist.any(bool(self.hooks.stop)):
                 bar.close()
-                self._save_last(run, epochs_done=epoch - 1, step_in_epoch=step, partial=(float(total), seen))
-                raise self.stop.stopped(self.run_dir)
+                self.checkpoints.save_last(run, epochs_done=epoch - 1, step_in_epoch=step, partial=(float(total), seen))
+                raise self.hooks.stop.stopped(self.checkpoints.run_dir)
             images, labels = next(batches)
             loss = self._step(run, images, labels)
             total += loss * len(labels)
@@ -253,7 +247,7 @@ class Trainer:
             images_done += len(labels)
             if self.dist.is_main and run.global_step % self.log_every == 0:
                 value = float(loss)  # the only per-batch read-back: a GPU sync every log_every batches
-                self.on_batch({"batch/step": run.global_step, "batch/loss": value,
+                self.hooks.on_batch({"batch/step": run.global_step, "batch/loss": value,
                                "batch/lr": run.optimizer.param_groups[0]["lr"]})
                 bar.set_postfix(loss=f"{value:.4f}")
             bar.update()
@@ -296,51 +290,9 @@ class Trainer:
         sizes = [s for s in (self.micro_batch, self.eval_micro_batch) if s is not None]
         return min(sizes) if sizes else None
 
-    # --- checkpoints and resumable state -----------------------------------------------------
+    # --- the end of an epoch and the whole run ---------------------------------------------
 
-    def _save_last(self, run: _Run, epochs_done: int, step_in_epoch: int, partial: tuple[float, float]) -> None:
-        if self.run_dir is None:
-            return
-        meta = {"epoch": epochs_done, "step_in_epoch": step_in_epoch, "arch": self.cfg.model.arch}
-        weights = {"last.safetensors": save_weights(self.net, self.run_dir / "last.safetensors", meta)}
-        if self.ema is not None:
-            weights["last_ema.safetensors"] = save_weights(self.ema.module, self.run_dir / "last_ema.safetensors",
-                                                           meta | {"ema_decay": self.cfg.train.ema})
-        res = run.result
-        best_logits = torch.from_numpy(res.best_outputs.logits) if res.best_outputs is not None else None
-        save_state(self.run_dir, TrainingState(
-            epochs_done=epochs_done, step_in_epoch=step_in_epoch, global_step=run.global_step,
-            partial_loss=[float(partial[0]), float(partial[1])], optimizer=run.optimizer.state_dict(),
-            scheduler=_plain(run.scheduler.state_dict()), scaler=self.scaler.state_dict(),
-            stopper=run.stopper.state(), ema_stopper=run.ema_stopper.state(), history=res.history,
-            best=res.best, best_epoch=res.best_epoch,
-            best_loss=res.best_outputs.loss if res.best_outputs is not None else None, best_logits=best_logits,
-            ema_best=res.ema_best, ema_best_epoch=res.ema_best_epoch, wandb_run=self.wandb_run, weights=weights))
-
-    def _restore(self, run: _Run, state: TrainingState) -> None:
-        self.net.load_state_dict(state.model_state, strict=True)
-        if self.ema is not None and state.ema_state is not None:
-            self.ema.module.load_state_dict(state.ema_state, strict=True)
-        run.optimizer.load_state_dict(state.optimizer)
-        run.scheduler.load_state_dict(state.scheduler)
-        if state.scaler:  # empty when saved without fp16 (a CPU, or bf16): a resumed fp16 run starts a fresh scale
-            self.scaler.load_state_dict(state.scaler)
-        run.stopper.load(state.stopper)
-        if state.ema_stopper:
-            run.ema_stopper.load(state.ema_stopper)
-        run.global_step = state.global_step
-        res = run.result
-        res.history, res.best, res.best_epoch = list(state.history), dict(state.best), state.best_epoch
-        res.ema_best, res.ema_best_epoch = dict(state.ema_best), state.ema_best_epoch
-        if state.best_logits is not None:
-            logits = state.best_logits.float()
-            res.best_outputs = EpochOutputs(logits.numpy(), torch.softmax(logits, 1).numpy(), state.best_loss)
-        # Last, so nothing above draws from the generators the interrupted run had reached.
-        restore_rng(state.rng["tensors"], state.rng["plain"])
-        log.info("resumed after epoch %d, batch %d (step %d)", state.epochs_done, state.step_in_epoch,
-                 state.global_step)
-
-    def _epoch_end(self, run: _Run, epoch: int, train_loss: float, rate: float, val_feed,
+    def _epoch_end(self, run: RunState, epoch: int, train_loss: float, rate: float, val_feed,
                    val_labels: np.ndarray) -> bool:
         """Rank 0: validate, checkpoint, log. Returns whether early stopping says stop."""
         es = self.cfg.early_stopping
@@ -353,29 +305,16 @@ class Trainer:
             metrics |= classification_metrics(labels, ema_out.probs, ema_out.loss, prefix="val_ema_")
         if es.monitor not in metrics:
             raise UserError(f"early_stopping.monitor '{es.monitor}' is not a metric ({', '.join(metrics)})")
-        res = run.result
-        res.history.append(metrics)
+        run.result.history.append(metrics)
         is_best = run.stopper.step(metrics[es.monitor], epoch)
         ema_best = self.ema is not None and run.ema_stopper.step(metrics.get(ema_key(es.monitor)), epoch)
-        meta = {"epoch": epoch, "arch": self.cfg.model.arch, "metrics": metrics}
-        if is_best:
-            res.best, res.best_epoch, res.best_outputs = metrics, epoch, outputs
-            if self.run_dir is not None:
-                save_weights(self.net, self.run_dir / "best.safetensors", meta)
-        if ema_best:
-            res.ema_best, res.ema_best_epoch = metrics, epoch
-            if self.run_dir is not None:
-                save_weights(self.ema.module, self.run_dir / "best_ema.safetensors",
-                             meta | {"ema_decay": self.cfg.train.ema})
-        self._save_last(run, epochs_done=epoch, step_in_epoch=0, partial=(0.0, 0.0))
+        self.checkpoints.epoch_end(run, epoch, metrics, outputs, improved=is_best, ema_improved=ema_best)
         ema_note = f"  val_ema_f1_macro {metrics['val_ema_f1_macro']:.4f}" if self.ema is not None else ""
         log.info("epoch %d  train_loss %.4f  val_loss %.4f  val_f1_macro %.4f  val_acc %.4f%s  %.0f img/s%s", epoch,
                  train_loss, metrics["val_loss"], metrics["val_f1_macro"], metrics["val_acc"], ema_note, rate,
                  "  *best*" if is_best else "")
-        self.on_epoch(metrics)
+        self.hooks.on_epoch(metrics)
         return run.stopper.should_stop
-
-    # --- the whole run -----------------------------------------------------------------------
 
     def fit(self, train_feed, val_feed, val_labels: np.ndarray, resume: TrainingState | None = None,
             stop_after_epoch: int | None = None) -> TrainResult:
@@ -384,11 +323,11 @@ class Trainer:
         if self.dist.is_main:
             log.info(describe_groups(optimizer))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, self._limit(train_feed)))
-        run = _Run(optimizer, scheduler, EarlyStopping(es.mode, es.patience, es.min_delta),
-                   EarlyStopping(es.mode, es.patience, es.min_delta), TrainResult())
+        stoppers = [EarlyStopping(es.mode, es.patience, es.min_delta) for _ in ("weights", "ema weights")]
+        run = RunState(self.net, self.ema, self.scaler, optimizer, scheduler, *stoppers, TrainResult())
         first_epoch, skip, carried = 1, 0, (0.0, 0.0)
         if resume is not None:
-            self._restore(run, resume)
+            self.checkpoints.restore(run, resume)
             first_epoch, skip, carried = resume.epochs_done + 1, resume.step_in_epoch, tuple(resume.partial_loss)
             if run.stopper.should_stop:  # early stopping had said stop when the run was interrupted: finish it
                 first_epoch, run.result.stopped_early = cfg.epochs + 1, True
@@ -396,20 +335,15 @@ class Trainer:
             self.set_frozen(epoch <= cfg.freeze_backbone_epochs)
             train_loss, rate = self.train_epoch(run, train_feed, epoch, skip, carried)
             skip, carried = 0, (0.0, 0.0)
-            should_stop = self._epoch_end(run, epoch, train_loss, rate, val_feed, val_labels) \
-                if self.dist.is_main else False
+            should_stop = self.dist.is_main and self._epoch_end(run, epoch, train_loss, rate, val_feed, val_labels)
             if self.dist.from_main(should_stop):
                 run.result.stopped_early = True
                 log.info("early stop: no improvement of %s for %d epochs", es.monitor, run.stopper.bad_epochs)
                 break
             if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < cfg.epochs:
-                raise TrainingStopped(f"stopped after epoch {epoch} as asked", 0, self.run_dir)
+                raise TrainingStopped(f"stopped after epoch {epoch} as asked", 0, self.checkpoints.run_dir)
         if self.dist.is_main and run.result.best_outputs is None:
             raise UserError(f"member '{self.cfg.name}': {es.monitor} was NaN or inf in every epoch "
                             "(training diverged); lower train.lr and try again")
         return run.result
 
-
-def _plain(state: dict) -> dict:
-    """A scheduler's state minus what JSON cannot hold (LambdaLR keeps None for plain functions)."""
-    return {k: v for k, v in state.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))}

@@ -16,7 +16,7 @@ from core.errors import UserError
 from core.images import load_resized
 from imagedata.image_cache import decoded_images
 from predict.cache import DECODERS
-from predict.preprocess import resize_batch
+from predict.resize import resize_batch
 
 log = logging.getLogger("predict")
 JPEG_MAGIC = b"\xff\xd8\xff"

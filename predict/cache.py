@@ -1,13 +1,13 @@
-"""The prediction cache: <root>/<member>/<split>.npz, one file per member and split.
+"""The prediction cache: <root>/<member>/<part>.npz, one file per member and part (val, test, train).
 
 Format (the README's "Prediction cache format" is the reference, so predictions made
 elsewhere can be imported and voted too):
-  ids        str   [N]     row ids (val: split ids in split order; test: ImageID in info.csv order)
+  ids        str   [N]     row ids (val: the split file's ids in its order; test: ImageID in info.csv order)
   probs      f32   [N, C]  class probabilities, rows sum to 1
   logits     f32   [N, C]  log-probabilities (after TTA merging)
   labels     i64   [N]     true labels, -1 where unknown (test)
   classes    str   [C]     class names, in column order
-  key        str   []      sha256 of (weights sha256, data fingerprint, TTA, decoder, split); "imported:<sha256>"
+  key        str   []      sha256 of (weights sha256, data fingerprint, TTA, decoder, part); "imported:<sha256>"
   tta        str   []      TTA views merged: "none", "flip", "flip,shift"
   origin     str   []      "predicted" (by this tool) or "imported"
   reference  str   []      imported only: the registered member whose rows and classes it was checked against
@@ -50,13 +50,13 @@ class Prediction:
     cost_batch: int = 0
 
 
-def cache_key(weights_sha256: str, data_fingerprint: str, tta: TTA | str | bool | None, split: str,
+def cache_key(weights_sha256: str, data_fingerprint: str, tta: TTA | str | bool | None, part: str,
               decoder: str = "pil") -> str:
-    return sha256_text(f"{weights_sha256}|{data_fingerprint}|tta={parse_tta(tta).spec}|decoder={decoder}|{split}")
+    return sha256_text(f"{weights_sha256}|{data_fingerprint}|tta={parse_tta(tta).spec}|decoder={decoder}|{part}")
 
 
-def cache_path(root: Path, member: str, split: str) -> Path:
-    return Path(root) / member / f"{split}.npz"
+def cache_path(root: Path, member: str, part: str) -> Path:
+    return Path(root) / member / f"{part}.npz"
 
 
 def save(path: Path, pred: Prediction) -> Path:

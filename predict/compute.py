@@ -16,7 +16,7 @@ from core.settings import Settings
 from predict.batches import make_batches
 from predict.inference import EnsembleRunner
 from predict.loading import load_member
-from predict.preprocess import Preprocess, decode_size
+from predict.resize import Preprocess, decode_size
 from predict.shards import World
 from predict.tta import TTA
 
@@ -31,20 +31,20 @@ class Cost:
     batch_size: int
 
 
-def run_uncached(entries: list[RegistryEntry], registry: Registry, paths: list[str], split: str, settings: Settings,
+def run_uncached(entries: list[RegistryEntry], registry: Registry, paths: list[str], part: str, settings: Settings,
                  world: World, device, tta: TTA, batch_size: int, decoder: str,
-                 part: str = "") -> tuple[list[np.ndarray], list[Cost]]:
+                 shard: str = "") -> tuple[list[np.ndarray], list[Cost]]:
     """Log-probabilities [len(paths), C] per member, every member on each decoded batch, and each member's
-    measured cost; `part` names a shard."""
+    measured cost; `part` is val, test or train, `shard` names this process's block of rows."""
     dev = world.device(device) if isinstance(device, str) else device
     members = [load_member(registry, entry) for entry in entries]
     preps = [Preprocess.from_entry(m.entry) for m in members]
     names = ", ".join(m.name for m in members)
-    source = make_batches(paths, decode_size(preps), settings.image_cache, dev, decoder, desc=f"decode {split}{part}")
+    source = make_batches(paths, decode_size(preps), settings.image_cache, dev, decoder, desc=f"decode {part}{shard}")
     runner = EnsembleRunner([m.model for m in members], preps, dev, tta)
-    logits = runner.run(source, batch_size, desc=f"{split}: {names}{part}")
+    logits = runner.run(source, batch_size, desc=f"{part}: {names}{shard}")
     if runner.batch_size != batch_size:
-        log.warning("%s: finished with batch size %d after running out of memory", split, runner.batch_size)
+        log.warning("%s: finished with batch size %d after running out of memory", part, runner.batch_size)
     used = int(runner.batch_size or batch_size)
     costs = [Cost(runner.ms_per_image(i), str(dev), used) for i in range(len(members))]
     return [lg if lg.size else np.zeros((len(paths), len(m.classes)), np.float32)

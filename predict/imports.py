@@ -1,6 +1,6 @@
 """Predictions made elsewhere, checked and stored in the prediction cache so they can be voted.
 
-    python -m scripts.predict import --member kaggle-vit --split val --npz vit_val.npz --like digits-resnet18
+    python -m scripts.predict import --member kaggle-vit --part val --npz vit_val.npz --like digits-resnet18
 
 A foreign file needs `ids`, `probs` and `classes` (see the README's "Prediction cache
 format"); `logits`, `labels` and `tta` are optional. It is checked against a registered
@@ -23,7 +23,7 @@ from core.registry import Registry
 from core.settings import Settings
 from predict import cache
 from predict.loading import member_info
-from predict.rows import split_rows
+from predict.rows import part_rows
 
 SUM_TOLERANCE = 1e-3
 
@@ -106,7 +106,7 @@ def _order(ids: np.ndarray, expected: list[str], path: Path, where: str) -> np.n
     return np.array([position[i] for i in expected], dtype=np.int64)
 
 
-def import_predictions(registry: Registry, settings: Settings, member: str, split: str, npz: Path, like: str,
+def import_predictions(registry: Registry, settings: Settings, member: str, part: str, npz: Path, like: str,
                        overwrite: bool = False) -> Path:
     """Check a foreign prediction file against the reference member `like` and store it in the cache."""
     npz = Path(npz)
@@ -114,12 +114,12 @@ def import_predictions(registry: Registry, settings: Settings, member: str, spli
     if registry.exists(member):
         raise UserError(f"'{member}' is a registered member; its predictions come from its weights. "
                         f"Import under another name")
-    target = cache.cache_path(settings.predictions, member, split)
+    target = cache.cache_path(settings.predictions, member, part)
     if target.exists() and not overwrite:
-        raise UserError(f"{target} already holds '{member}' {split} predictions; pass --overwrite to replace them")
+        raise UserError(f"{target} already holds '{member}' {part} predictions; pass --overwrite to replace them")
     reference = member_info(registry, registry.get(like))
-    rows = split_rows(registry, reference, settings, split)
-    where = f"'{like}' {split} rows"
+    rows = part_rows(registry, reference, settings, part)
+    where = f"'{like}' {part} rows"
     data = _read(npz, len(rows.ids), len(reference.classes))
     if np.asarray(data["classes"]).ndim != 1:
         raise UserError(f"{npz}: classes must be a one-dimensional list of names, not shape "
@@ -157,15 +157,15 @@ def import_predictions(registry: Registry, settings: Settings, member: str, spli
     return cache.save(target, pred)
 
 
-def imported(settings: Settings, name: str, splits) -> dict[str, cache.Prediction]:
-    """The imported predictions of `name` for the requested splits; {} if it was never imported."""
+def imported(settings: Settings, name: str, parts) -> dict[str, cache.Prediction]:
+    """The imported predictions of `name` for the requested parts (val, test); {} if it was never imported."""
     found = {}
-    for split in splits:
-        path = cache.cache_path(settings.predictions, name, split)
+    for part in parts:
+        path = cache.cache_path(settings.predictions, name, part)
         if path.exists():
             pred = cache.load(path)
             if pred.origin == "imported":
-                found[split] = pred
+                found[part] = pred
     return found
 
 

@@ -22,7 +22,7 @@ from core.errors import UserError
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory
 from predict.batches import make_batches
 from predict.cache import softmax
-from predict.preprocess import Preprocess, resize_batch
+from predict.resize import Preprocess, resize_batch
 from predict.tta import TTA, parse_tta
 
 log = logging.getLogger("predict")

@@ -22,7 +22,7 @@ from core import atomic, files
 from ensemble.recipe import Recipe
 from report.folder import MARKER, check_report_target, is_report_folder, staged_folder, sweep_stale_stages
 from report.html import to_html
-from report.inputs import LabelledTest, ReportInputs, ReportResult, Vote
+from report.inputs import LabelledTest, ReportInputs, ReportResult, VoteOutcome
 from report.page import Page, to_markdown
 from report.runs import split_line, student_of
 from report.sections import SECTIONS, Context, safe_name
@@ -36,7 +36,7 @@ from report.statistics import (
 )
 
 __all__ = [
-    "COMPARE_COLUMNS", "MARKER", "LabelledTest", "ReportInputs", "ReportResult", "Vote", "build_report",
+    "COMPARE_COLUMNS", "MARKER", "LabelledTest", "ReportInputs", "ReportResult", "VoteOutcome", "build_report",
     "check_report_target", "comparison_of", "compare_table", "is_report_folder", "print_table", "safe_name",
     "score", "score_table", "split_line", "staged_folder", "sweep_stale_stages",
 ]  # fmt: skip

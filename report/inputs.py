@@ -15,7 +15,8 @@ from report.page import Section
 
 
 @dataclass
-class Vote:
+class VoteOutcome:
+    """What one ensemble (a vote, a recipe) predicted on the validation rows."""
     labels: np.ndarray                  # the ensemble's validation predictions
     probs: np.ndarray | None = None     # its probability (or vote-share) table; ranks the gallery
 
@@ -33,7 +34,7 @@ class ReportInputs:
     classes: list[str]
     y_val: np.ndarray
     members: dict[str, np.ndarray]      # validation probs [rows, classes] by member, in the user's order
-    ensembles: dict[str, Vote]          # validation votes by name
+    ensembles: dict[str, VoteOutcome]          # validation votes by name
     primary: str                        # the ensemble the submission (or the user's recipe) uses
     recipe: Recipe
     val_paths: list[str | None]         # validation image files, row-aligned, for the gallery

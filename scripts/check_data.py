@@ -19,6 +19,7 @@ import argparse
 from core.console import console_logging
 from core.errors import cli_entry
 from core.extensions import DATA_SOURCES
+from core.settings import load_settings
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -40,14 +41,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the job imports pandas, scikit-learn and PIL; --help must not wait for them
-    from jobs.check_data import check_data
+    from jobs.check_data import CheckDataRequest, check_data
     console_logging()
-    return check_data(args)
+    request = CheckDataRequest(
+        config=args.config, source=args.source, root=args.root, overrides=args.overrides, test=args.test,
+        split=args.split, n_folds=args.n_folds, on_bad_image=args.on_bad_image, duplicates=args.duplicates,
+        sheet=args.sheet, allow_duplicate_leaks=args.allow_duplicate_leaks)
+    return check_data(request, load_settings()).code
 
 
 if __name__ == "__main__":

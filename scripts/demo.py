@@ -10,6 +10,7 @@ import argparse
 
 from core.console import console_logging
 from core.errors import cli_entry
+from core.settings import load_settings
 
 
 @cli_entry
@@ -18,9 +19,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="overrides applied to every member, e.g. train.epochs=2")
     args = parser.parse_args(argv)
     # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
-    from jobs.demo import demo
+    from jobs.demo import DemoRequest, demo
     console_logging()
-    return demo(args.overrides)
+    for line in demo(DemoRequest(args.overrides), load_settings()).lines:
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,13 +26,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the job imports torch and timm; --help must not wait for them
-    from jobs.fetch_weights import fetch_weights
-    folder, fetched = fetch_weights(args.archs, args.cache)
-    for arch, origin in fetched:
-        print(f"{arch}: {origin.source} -> {origin.path} (sha256 {origin.sha256})")
-    home = f"HF_HOME={folder.parent}" if folder.name == "hub" else f"HF_HUB_CACHE={folder}"
-    print(f"cache: {folder}. On the server: copy {folder.parent if folder.name == 'hub' else folder} there, "
-          f"then train with {home} HF_HUB_OFFLINE=1 and model.pretrained=true")
+    from jobs.fetch_weights import FetchRequest, fetch_weights
+    for line in fetch_weights(FetchRequest(args.archs, args.cache)).lines:
+        print(line)
     return 0
 
 

@@ -29,8 +29,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the job imports scikit-learn and pandas; --help must not wait for them
-    from jobs.oof import oof_command
-    for line in oof_command(args.prefix, args.split, args.out, args.overwrite, args.registry, load_settings()):
+    from jobs.oof import OofRequest, oof_command
+    result = oof_command(OofRequest(args.prefix, args.split, args.out, args.overwrite, args.registry), load_settings())
+    for line in result.lines:
         print(line)
     return 0
 

@@ -38,22 +38,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the jobs import torch, timm, scikit-learn and pandas; --help must not wait for them
-    from jobs.plan import plan_status, run_plan, summary_lines, vote_plan
+    from jobs.plan import PlanRequest, plan_status, run_plan, summary_lines, vote_plan
     from jobs.vote import print_vote
-
     settings = load_settings()
     if args.command == "status":
-        print(plan_status(args.plan, settings))
+        print(plan_status(PlanRequest(args.plan), settings).text)
         return EXIT_OK
     if args.command == "vote":
-        print_vote(vote_plan(args.plan, settings, args.overwrite))
+        print_vote(vote_plan(PlanRequest(args.plan, overwrite=args.overwrite), settings))
         return EXIT_OK
-    result = run_plan(args.plan, settings, args.address)
+    result = run_plan(PlanRequest(args.plan, address=args.address), settings)
     print("\n".join(summary_lines(result)))
     if result.missing:
         return EXIT_PROBLEMS
     if args.vote:
-        print_vote(vote_plan(args.plan, settings, overwrite=True))
+        print_vote(vote_plan(PlanRequest(args.plan, overwrite=True), settings))
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.cli import add_members, add_overwrite, add_registry
 from core.console import console_logging
-from core.errors import UserError, cli_entry
+from core.errors import cli_entry
 from core.settings import load_settings
 from jobs.choices import DECODERS, SPLITS, VIEW_HELP
 
@@ -65,17 +65,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the job imports pandas, scikit-learn and (to predict) torch; --help must not wait for them
-    from jobs.predict import import_command, predict_command
+    from jobs.predict import ImportRequest, PredictRequest, import_command, predict_command
     settings = load_settings()
     if args.command == "import":
-        print(import_command(args.member, args.part, args.npz, args.like, args.overwrite, args.registry, settings))
+        print(import_command(ImportRequest(args.member, args.part, args.npz, args.like, args.overwrite, args.registry),
+                             settings).line)
         return 0
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     console_logging()
-    lines = predict_command(args.members, settings, args.registry, args.parts, args.tta, args.force,
-                            args.device, args.batch_size, args.decoder)
-    for line in lines:
+    result = predict_command(PredictRequest(args.members, args.parts, args.tta, args.force, args.device,
+                                            args.batch_size, args.decoder, args.registry), settings)
+    for line in result.lines:
         print(line)
     sys.stdout.flush()
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli import add_registry
-from core.errors import UserError, cli_entry
+from core.errors import cli_entry
 from core.settings import load_settings
 
 
@@ -23,21 +23,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--yes", action="store_true", help="remove without asking")
     add_registry(parser)
     args = parser.parse_args(argv)
-    # lazy: the job imports pandas and the registry filelock (asyncio); --help must not wait for them
-    from core.registry import Registry
-    from jobs.registry import list_members, remove_member, show_member, verify_members
-    settings = load_settings()
-    registry = Registry.chosen(args.registry, settings)
-    if args.command in ("show", "remove") and not args.name:
-        raise UserError(f"'{args.command}' needs a member name")
-    if args.command == "list":
-        list_members(registry)
-    elif args.command == "show":
-        show_member(registry, args.name)
-    elif args.command == "verify":
-        verify_members(registry, settings, args.name)
-    else:
-        remove_member(registry, args.name, args.yes)
+    # lazy: the job imports pandas; --help must not wait for it
+    from jobs.registry import RegistryRequest, registry_command
+    registry_command(RegistryRequest(args.command, args.name, args.yes, args.registry), load_settings())
     return 0
 
 

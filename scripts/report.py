@@ -48,13 +48,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the job imports scikit-learn, pandas and matplotlib; --help must not wait for them
-    from jobs.report import print_tables, report_command
+    from jobs.report import ReportRequest, print_tables, report_command
     console_logging()
-    result, wandb_folder = report_command(args, load_settings())
-    print_tables(result)
-    if wandb_folder is not None:
-        print(f"wandb:  {wandb_folder}")
-    print(f"report: {result.html}")
+    request = ReportRequest(
+        members=args.members, recipe=args.recipe, rule=args.rule, weights=args.weights, name=args.name,
+        report=args.report, overwrite=args.overwrite, wandb=args.wandb, submission=args.submission,
+        gallery=args.gallery, n_boot=args.n_boot, seed=args.seed, tta=args.tta, registry=args.registry)
+    result = report_command(request, load_settings())
+    print_tables(result.report)
+    if result.wandb_run is not None:
+        print(f"wandb:  {result.wandb_run}")
+    print(f"report: {result.report.html}")
     return 0
 
 

@@ -42,11 +42,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
-    from jobs.train import train_command
+    from jobs.train import TrainRequest, train_command
     console_logging()
-    outcome = train_command(args.config, args.overrides, load_settings(), smoke=args.smoke,
-                            registry_path=args.registry, resume=args.resume,
-                            stop_after_epoch=args.stop_after_epoch)
+    request = TrainRequest(args.config, args.overrides, smoke=args.smoke, registry_path=args.registry,
+                           resume=args.resume, stop_after_epoch=args.stop_after_epoch)
+    outcome = train_command(request, load_settings())
     if outcome.message:
         print(outcome.message, file=sys.stderr if outcome.to_stderr else sys.stdout)
     return outcome.code

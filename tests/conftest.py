@@ -43,7 +43,7 @@ def digits_root(tmp_path_factory) -> Path:
 # name in tests/) contains one of these, so a new test that trains or runs a script is marked without
 # anyone remembering to; `@pytest.mark.slow` marks by hand what this cannot see.
 SLOW_CALLS = ("run_script(", "subprocess.", "train_member(", "train_command(", "Trainer(", "torchrun",
-              "scripts.train.main(", "scripts.distill.main(", "train_main(")
+              "scripts.train.main(", "scripts.distill.main(", "train_main(", "train_in_process(")
 TESTS = Path(__file__).resolve().parent
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ensemble.recipe import Recipe, apply
-from report.builder import ReportInputs, Vote
+from report.builder import ReportInputs, VoteOutcome
 
 MEMBERS = {"alpha": 0.7, "beta": 0.6, "gamma": 0.5}   # name -> share of rows it gets right
 
@@ -54,7 +54,7 @@ def synthetic_inputs(digits_root: Path, work: Path, per_class: int = 6, seed: in
     labels, table = apply(recipe, members)
     return ReportInputs(
         title="Ensemble report: synthetic", classes=classes, y_val=y, members=members,
-        ensembles={"ensemble:soft": Vote(labels, table)}, primary="ensemble:soft", recipe=recipe,
+        ensembles={"ensemble:soft": VoteOutcome(labels, table)}, primary="ensemble:soft", recipe=recipe,
         val_paths=paths, run_dirs={name: write_history(work / "runs" / name, 4, rng) for name in members},
         summary=["synthetic members drawn around the true labels"], n_boot=200,
         costs={"alpha": 4.0, "beta": 1.5, "gamma": 1.0})  # ms per image, as measured members carry

@@ -150,5 +150,5 @@ def test_the_cycle_check_catches_a_lazy_cycle(tmp_path):
 
 def test_imports_inside_functions_are_seen(tmp_path):
     path = tmp_path / "m.py"
-    path.write_text("def f():\n    from predict.run import split_rows\n")
+    path.write_text("def f():\n    from predict.run import part_rows\n")
     assert ("predict.run", 2) in imports_of(path, "predict.imports")

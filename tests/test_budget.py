@@ -87,3 +87,13 @@ def test_subsets_within_a_budget_are_the_largest_that_fit():
     probs = {n: member_probs(y, 4, 0.6, rng) for n in costs}
     recipe, _ = best_within_budget(probs, y, 4, costs, 3.5)
     assert set(recipe.members) <= {"a", "b"} and recipe.cost_ms <= 3.5
+
+
+def test_a_budget_beside_a_saved_recipe_is_refused_in_one_line_before_any_work(tmp_path):
+    from core.settings import load_settings
+
+    recipe = tmp_path / "saved.recipe.yaml"  # never read: the refusal comes first
+    with pytest.raises(UserError) as err:
+        vote(VoteRequest(recipe=str(recipe), budget_ms=5.0, name="b"), load_settings())
+    assert "--budget-ms" in str(err.value) and str(recipe) in str(err.value) and "\n" not in str(err.value)
+    assert not (load_settings().output_root / "submissions").exists()

@@ -69,3 +69,22 @@ def test_override_values_are_typed():
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("override", [
+    "data.image_size=&x [*x, *x]",                           # a self-reference
+    "a=[&x [1, 1], &y [*x, *x, *x, *x], [*y, *y, *y, *y]]",  # the start of a "billion laughs"
+])
+def test_override_aliases_are_refused_not_expanded(override):
+    """Override values go through the project's one YAML reader: aliases are refused, as in a config file."""
+    key = override.split("=", 1)[0]
+    with pytest.raises(UserError, match=rf"override '{key}=…': YAML aliases \(\*name\) are not allowed"):
+        parse_overrides([override])
+    with pytest.raises(UserError, match="aliases"):
+        load_config(None, [override])
+
+
+def test_override_anchor_without_alias_and_unparsable_text_still_read():
+    """Only aliases are refused: an anchor alone is a plain value, and text YAML cannot parse stays text."""
+    tree = parse_overrides(["a=&x 3", "b=x: y: z", "c="])
+    assert tree == {"a": 3, "b": "x: y: z", "c": None}

@@ -57,3 +57,44 @@ def test_decision_weights_round_trip_in_a_recipe(tmp_path) -> None:
     assert again.decision_weights == recipe.decision_weights
     for got, want in zip(apply_recipe(again, members), apply_recipe(recipe, members)):
         assert np.array_equal(got, want)
+
+
+def plain_decision_weights(scores, y, n_classes, n_passes=3):
+    """The coordinate ascent scoring every row for every candidate (the code before issue 24's speed-up)."""
+    from ensemble.decision_weights import GRID
+    from ensemble.metrics import macro_f1_many
+
+    n_rows, n_cls = scores.shape
+    w = np.ones(n_cls)
+    current = float(macro_f1_many(y, (scores * w).argmax(axis=1)[None], n_classes)[0])
+    for _ in range(n_passes):
+        moved = False
+        for k in range(n_cls):
+            weighted = scores * w
+            weighted[:, k] = -np.inf
+            other = weighted.argmax(axis=1)
+            other_val = weighted[np.arange(n_rows), other]
+            cand = w[k] * GRID
+            mine = cand[:, None] * scores[None, :, k]
+            wins = (mine > other_val[None]) | ((mine == other_val[None]) & (k < other)[None])
+            f1 = macro_f1_many(y, np.where(wins, k, other[None]), n_classes)
+            best = int(np.argmax(f1))
+            if f1[best] > current + 1e-12:
+                w[k], current, moved = cand[best], float(f1[best]), True
+        if not moved:
+            break
+    return [float(v) for v in w / w.max()]
+
+
+def test_the_fit_equals_scoring_every_row_for_every_candidate() -> None:
+    rng = np.random.default_rng(3)
+    for n_rows, decimals in [(3000, None), (500, 1), (800, 2)]:
+        y, p = imbalanced(rng, n_rows)
+        if decimals is not None:  # coarse tables: exact ties between classes, which go to the lower index
+            p = np.round(p, decimals)
+        w = fit_decision_weights(p, y, 5)
+        assert w == plain_decision_weights(p, y, 5)
+        assert w != [1.0] * 5  # the ascent moved, so the candidates' scores were compared
+    hard_shares = np.eye(4)[rng.integers(0, 4, 200)] * 0.5 + np.eye(4)[rng.integers(0, 4, 200)] * 0.5
+    y = rng.integers(0, 4, 200)
+    assert fit_decision_weights(hard_shares, y, 4) == plain_decision_weights(hard_shares, y, 4)

@@ -18,10 +18,11 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import load_settings
 from jobs.train import train_member
+from members.checkpoints import Checkpoints
 from members.feeding import EpochOrder, Pool, build_feeds, choose_placement
 from members.interrupts import TrainingStopped
 from members.resume import resume_config
-from members.trainer import Trainer
+from members.trainer import Network, RunContext, Trainer
 from modeling.preprocess import Normalize, autocast_dtype, use_channels_last
 from training_fixture import member_config, one_thread, write_shapes
 
@@ -129,8 +130,8 @@ def small_feeds(config, n=24):
 
 
 def make_trainer(config, model, feeds, **kwargs) -> Trainer:
-    return Trainer(config, model, Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), None, CPU,
-                   batch_augment=feeds.augment, **kwargs)
+    return Trainer(config, Network(model, Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), feeds.augment),
+                   RunContext(CPU), **kwargs)
 
 
 @pytest.mark.parametrize("amp, channels_last, dtype", [("auto", "auto", torch.float32),
@@ -282,14 +283,14 @@ def test_a_run_saved_without_fp16_resumes_with_fp16(tmp_path):
 
     base = ["train.batch_size=8", "train.epochs=2", "train.augment.mode=batched", "train.feed=resident"]
     feeds, val_labels = small_feeds(load_config(None, base))
-    paused = make_trainer(load_config(None, [*base, "train.amp=off"]), layer_norm_net(), feeds)
-    paused.run_dir = tmp_path
+    config = load_config(None, [*base, "train.amp=off"])
+    paused = make_trainer(config, layer_norm_net(), feeds, checkpoints=Checkpoints.of(config, tmp_path))
     with pytest.raises(TrainingStopped):
         paused.fit(feeds.train, feeds.val, val_labels, stop_after_epoch=1)
     state = load_state(tmp_path)
     assert state.scaler == {}
-    resumed = make_trainer(load_config(None, [*base, "train.amp=fp16"]), layer_norm_net(), feeds)
-    resumed.run_dir = tmp_path
+    config = load_config(None, [*base, "train.amp=fp16"])
+    resumed = make_trainer(config, layer_norm_net(), feeds, checkpoints=Checkpoints.of(config, tmp_path))
     result = resumed.fit(feeds.train, feeds.val, val_labels, resume=state)
     assert [h["epoch"] for h in result.history] == [1, 2] and resumed.scaler.is_enabled()
 

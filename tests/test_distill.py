@@ -189,7 +189,7 @@ def test_an_online_teacher_scores_the_augmented_batch_the_student_sees(teacher, 
     import scripts.distill
     from jobs.distill import recipe_entries
     from predict.loading import load_member
-    from predict.preprocess import resize_batch
+    from predict.resize import resize_batch
 
     out, env, recipe = teacher
     seen = []

@@ -277,7 +277,7 @@ def test_training_records_the_setting_and_the_merged_groups(tmp_path, isolated_e
     import logging
 
     from core.settings import load_settings
-    from jobs.train import train_command
+    from jobs.train import TrainRequest, train_command
     from tests.training_fixture import member_config, one_thread, write_shapes
 
     one_thread(monkeypatch)
@@ -287,7 +287,7 @@ def test_training_records_the_setting_and_the_merged_groups(tmp_path, isolated_e
     (data / "bar" / "15.png").write_bytes((data / "circle" / "03.png").read_bytes())
     (data / "cross" / "15.png").write_bytes((data / "circle" / "03.png").read_bytes())
     cfg = member_config(tmp_path / "member.yaml", data, name="dedup", epochs=1)
-    outcome = train_command(str(cfg), ["data.duplicates=exact"], load_settings())
+    outcome = train_command(TrainRequest(str(cfg), ["data.duplicates=exact"]), load_settings())
     assert outcome.code == 0, outcome.message
     entry = Registry(isolated_env / "registry.yaml").get("dedup")
     assert entry.split.duplicates == "exact" and entry.split.merged_groups == 2

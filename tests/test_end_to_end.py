@@ -6,20 +6,21 @@ import pytest
 import yaml
 
 from core.registry import Registry
-from helpers import REPO, run_script
+from helpers import REPO, run_script, train_in_process
 
 TINY = ["data.image_size=[16,16]", "train.epochs=2", "train.batch_size=128"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits_root):
-    """Two small members trained once for the module, in their own output root, on the session's digits data."""
+    """Two small members trained once for the module, in their own output root, on the session's digits data
+    (in this process: what they write is checked below; the other commands run as a user runs them)."""
     out = tmp_path_factory.mktemp("e2e")
     env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(digits_root.parent), "TQDM_DISABLE": "1",
            "WANDB_MODE": "disabled", "VOTE_LOCAL_CONFIG": str(out / "none.yaml")}
     cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
-    run_script("train", "--config", cfg, "name=a", "model.arch=resnet10t", *TINY, env=env)
-    run_script("train", "--config", cfg, "name=b", "model.arch=resnet10t", "train.seed=3", *TINY, env=env)
+    train_in_process("--config", cfg, "name=a", "model.arch=resnet10t", *TINY, env=env)
+    train_in_process("--config", cfg, "name=b", "model.arch=resnet10t", "train.seed=3", *TINY, env=env)
     return out, env
 
 

@@ -10,7 +10,7 @@ from ensemble.choose import all_rules, choose_recipe
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from report import sections
-from report.builder import ReportInputs, Vote, build_report
+from report.builder import ReportInputs, VoteOutcome, build_report
 from report.page import Section, Text
 from report_fixture import member_probs
 
@@ -53,7 +53,7 @@ def test_a_rule_and_a_section_added_through_registries_appear_everywhere(throwaw
     labels, table = apply(recipe, members)
     result = build_report(ReportInputs(
         title="registries", classes=[str(c) for c in range(5)], y_val=y, members=members,
-        ensembles={"recipe:first_member": Vote(labels, table)}, primary="recipe:first_member", recipe=recipe,
+        ensembles={"recipe:first_member": VoteOutcome(labels, table)}, primary="recipe:first_member", recipe=recipe,
         val_paths=[None] * len(y), n_boot=100, compare=comparison), tmp_path / "reg")
     page = result.html.read_text()
     assert 'id="throwaway"' in page and "150 rows seen by the throw-away" in page

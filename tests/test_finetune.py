@@ -16,7 +16,7 @@ from core.config import load_config
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import load_settings
-from jobs.train import train_command
+from jobs.train import TrainRequest, train_command
 from members.trainer import describe_groups, make_optimizer, parameter_groups
 from modeling.models import build_model, find_head, head_parameter_names
 from scripts.fetch_weights import main as fetch_main
@@ -161,21 +161,21 @@ def test_fine_tune_again_from_a_registered_member_freezing_then_unfreezing(tmp_p
     caplog.set_level(logging.INFO)
     settings = load_settings()
     first = digits_config(tmp_path, digits_root, "digits-a", epochs=1, batch_size=64)
-    assert train_command(str(first), [], settings).code == 0
+    assert train_command(TrainRequest(str(first), []), settings).code == 0
     registry = Registry(settings.registry)
     a = registry.get("digits-a")
     a_weights = load_file(str(registry.resolve(a.weights)))
 
     second = digits_config(tmp_path, digits_root, "digits-b", epochs=2, batch_size=64, freeze_backbone_epochs=1,
                            lr_head_multiplier=5.0)
-    stopped = train_command(str(second), ["model.init_from=digits-a"], settings, stop_after_epoch=1)
+    stopped = train_command(TrainRequest(str(second), ["model.init_from=digits-a"], stop_after_epoch=1), settings)
     run = stopped.message.split("--resume ")[-1].strip()
     after_frozen = load_file(f"{run}/last.safetensors")
     backbone = [k for k in a_weights if not k.startswith("fc.")]
     assert all(torch.equal(after_frozen[k], a_weights[k]) for k in backbone)  # norms' statistics included
     assert not torch.equal(after_frozen["fc.weight"], a_weights["fc.weight"])  # the fresh head learned
 
-    assert train_command(None, [], settings, resume=run).code == 0
+    assert train_command(TrainRequest(None, [], resume=run), settings).code == 0
     b = registry.get("digits-b")
     assert b.weights_origin.to_dict() == {"kind": "member", "source": "digits-a", "file": str(registry.resolve(a.weights)),
                                    "sha256": a.sha256}
@@ -186,10 +186,10 @@ def test_fine_tune_again_from_a_registered_member_freezing_then_unfreezing(tmp_p
     assert "backbone:" in log and "head: " in log
 
     with pytest.raises(UserError, match="'digits-a' is a test_resnet and model.arch is resnet18"):
-        train_command(str(second), ["model.init_from=digits-a", "model.arch=resnet18", "name=c"], settings)
+        train_command(TrainRequest(str(second), ["model.init_from=digits-a", "model.arch=resnet18", "name=c"]), settings)
     with pytest.raises(UserError, match="model.pretrained_file and model.init_from are both set"):
-        train_command(str(second), ["model.init_from=digits-a", f"model.pretrained_file={first}", "name=c"],
-                      settings)
+        train_command(TrainRequest(str(second), ["model.init_from=digits-a", f"model.pretrained_file={first}",
+                                                 "name=c"]), settings)
 
 
 def test_a_malformed_weights_origin_is_refused_on_read(tmp_path):

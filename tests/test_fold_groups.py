@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import REPO, run_script
+from helpers import REPO, run_script, train_in_process
 
 TINY = ["data.image_size=[16,16]", "train.epochs=1", "train.batch_size=128",
         "data.split.name=digits-k3", "data.split.n_folds=3"]
@@ -15,16 +15,17 @@ ARCHS = {"a": "resnet10t", "b": "test_resnet"}
 
 
 @pytest.fixture(scope="module")
-def folds(tmp_path_factory):
-    """a-f0..a-f2 and b-f0..b-f2: two architectures, each trained once on every fold of one split."""
+def folds(tmp_path_factory, digits_root):
+    """a-f0..a-f2 and b-f0..b-f2: two architectures, each trained once on every fold of one split (in this
+    process: the checks read what training wrote; the votes below run as the user's commands)."""
     out = tmp_path_factory.mktemp("folds")
-    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(out / "data"), "TQDM_DISABLE": "1",
+    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(digits_root.parent), "TQDM_DISABLE": "1",
            "WANDB_MODE": "disabled", "VOTE_LOCAL_CONFIG": str(out / "none.yaml"), "OMP_NUM_THREADS": "1"}
     cfg = str(REPO / "configs" / "digits" / "resnet18.yaml")
     for prefix, arch in ARCHS.items():
         for k in range(3):
-            run_script("train", "--config", cfg, f"name={prefix}-f{k}", f"model.arch={arch}",
-                       f"data.split.fold={k}", *TINY, env=env)
+            train_in_process("--config", cfg, f"name={prefix}-f{k}", f"model.arch={arch}", f"data.split.fold={k}",
+                             *TINY, env=env)
     return out, env
 
 

@@ -14,7 +14,7 @@ from core.errors import UserError
 from core.images import load_resized
 from predict.batches import MemmapBatches, NvjpegBatches, make_batches
 from predict.inference import EnsembleRunner
-from predict.preprocess import Preprocess, decode_size, resize_batch
+from predict.resize import Preprocess, decode_size, resize_batch
 from predict.tta import parse_tta
 
 CPU = torch.device("cpu")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import run_script
+from helpers import run_script, train_in_process
 
 FLIP_SHARE = 0.03
 TINY = ["data.image_size=[16,16]", "train.epochs=2", "train.batch_size=64", "data.split.n_folds=3",
@@ -31,6 +31,7 @@ def plant_flips(digits_root, out, share: float, seed: int = 0) -> tuple[pd.DataF
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory, digits_root):
+    """Six fold members trained in this process on a pool with planted flips; the audit as the user runs it."""
     out = tmp_path_factory.mktemp("audit")
     env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(out / "data"), "TQDM_DISABLE": "1",
            "WANDB_MODE": "disabled", "VOTE_LOCAL_CONFIG": str(out / "none.yaml"), "OMP_NUM_THREADS": "1"}
@@ -39,8 +40,8 @@ def audited(tmp_path_factory, digits_root):
     cfg = str(__import__("helpers").REPO / "configs" / "digits" / "resnet18.yaml")
     for prefix, arch in ARCHS.items():
         for k in range(3):
-            run_script("train", "--config", cfg, f"name={prefix}-f{k}", f"model.arch={arch}", f"data.split.fold={k}",
-                       "data.split.name=noisy-k3", *TINY, *data, env=env)
+            train_in_process("--config", cfg, f"name={prefix}-f{k}", f"model.arch={arch}", f"data.split.fold={k}",
+                             "data.split.name=noisy-k3", *TINY, *data, env=env)
     proc = run_script("audit", "--groups", "a-f", "b-f", "--name", "audit-1", "--top", "20", env=env)
     return out, env, flipped, proc, cfg, data
 
@@ -98,9 +99,9 @@ def test_retraining_on_the_corrections_and_voting_it_against_the_noisy_group_is_
     fixes.loc[fixes.index[-1], "action"] = "drop"     # a person's edit: one suggestion dropped instead
     fixes.to_csv(folder / "corrections.csv", index=False)
     for k in range(3):
-        run_script("train", "--config", cfg, f"name=c-f{k}", "model.arch=test_resnet", f"data.split.fold={k}",
-                   "data.split.name=fixed-k3", "data.corrections=audits/audit-1/corrections.csv", *TINY, *data,
-                   env=env)
+        train_in_process("--config", cfg, f"name=c-f{k}", "model.arch=test_resnet", f"data.split.fold={k}",
+                         "data.split.name=fixed-k3", "data.corrections=audits/audit-1/corrections.csv", *TINY, *data,
+                         env=env)
     entry = next(e for e in yaml.safe_load((out / "registry.yaml").read_text())["members"] if e["name"] == "c-f0")
     assert entry["corrections"]["relabel"] == len(fixes) - 1 and entry["corrections"]["drop"] == 1
     split = pd.read_csv(out / "splits" / "fixed-k3.csv")

@@ -11,7 +11,7 @@ import yaml
 from core.config import load_config
 from core.errors import UserError
 from core.settings import load_settings
-from tests.helpers import REPO, run_script
+from tests.helpers import REPO, run_script, train_in_process
 from tests.mask_fixture import plant_bad_files, write_mask_layout
 
 pytestmark = pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
@@ -20,10 +20,11 @@ SPLIT = "mask-k3"
 
 
 def train(root, name: str, arch: str, *extra: str):
-    return run_script("train", "--config", CONFIG, f"name={name}", f"model.arch={arch}", "model.pretrained=false", f"data.root={root}",
-                      "data.image_size=[32, 24]", "train.epochs=1", "train.batch_size=16", "train.num_workers=0",
-                      "train.augment.color_jitter=0", "data.on_bad_image=skip", f"data.split.name={SPLIT}",
-                      "data.split.n_folds=3", *extra)
+    """scripts.train in this process (what it writes is checked, not the process), in the test's environment."""
+    return train_in_process("--config", CONFIG, f"name={name}", f"model.arch={arch}", "model.pretrained=false",
+                            f"data.root={root}", "data.image_size=[32, 24]", "train.epochs=1", "train.batch_size=16",
+                            "train.num_workers=0", "train.augment.color_jitter=0", "data.on_bad_image=skip",
+                            f"data.split.name={SPLIT}", "data.split.n_folds=3", *extra, env={})
 
 
 def test_mask_layout_trains_and_votes_a_valid_submission(tmp_path, isolated_env):

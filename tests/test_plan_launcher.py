@@ -17,7 +17,7 @@ import yaml
 
 from core.registry import Registry
 from core.settings import load_settings
-from jobs.plan import plan_status, run_plan, vote_plan
+from jobs.plan import PlanRequest, plan_status, run_plan, vote_plan
 from launch.state import PlanFolder, read_state
 
 ray = pytest.importorskip("ray")
@@ -60,7 +60,7 @@ def overlap(a: dict, b: dict) -> bool:
 def test_a_plan_trains_its_members_two_at_a_time_votes_them_and_a_rerun_trains_nothing(ray_session, digits, tmp_path):
     plan = write_plan(tmp_path, "cv", TWO_UNITS)
     settings = load_settings()
-    result = run_plan(str(plan), settings)
+    result = run_plan(PlanRequest(str(plan)), settings)
     assert result.missing == [] and sorted(result.launched.finished) == sorted(MEMBERS)
     assert sorted(e.name for e in Registry(settings.registry).members()) == sorted(MEMBERS)
 
@@ -70,14 +70,14 @@ def test_a_plan_trains_its_members_two_at_a_time_votes_them_and_a_rerun_trains_n
     assert pairs, "two slots, four members: some ran at the same time"
     assert all(a["device"] != b["device"] for a, b in pairs)  # members running together never share a GPU
 
-    status = plan_status(str(plan), settings)
+    status = plan_status(PlanRequest(str(plan)), settings).text
     assert all(m in status for m in MEMBERS) and status.count("done") == 4
 
-    voted = vote_plan(str(plan), settings)
+    voted = vote_plan(PlanRequest(str(plan)), settings)
     assert voted.recipe.groups == {"t-res-f*": ["t-res-f0", "t-res-f1"], "t-eff-f*": ["t-eff-f0", "t-eff-f1"]}
     assert voted.submission.is_file()
 
-    again = run_plan(str(plan), settings)
+    again = run_plan(PlanRequest(str(plan)), settings)
     assert sorted(again.skipped) == sorted(MEMBERS) and again.launched.finished == {}
 
 
@@ -134,11 +134,11 @@ def test_a_driver_killed_after_its_first_member_reruns_only_the_missing_ones(ray
     before = {e.name for e in registry.members()}
     assert 0 < len(before) < 4
 
-    result = run_plan(str(plan), settings)
+    result = run_plan(PlanRequest(str(plan)), settings)
     assert set(result.skipped) == before
     assert set(result.launched.finished) == set(MEMBERS) - before
     assert sorted(e.name for e in registry.members()) == sorted(MEMBERS)
-    assert plan_status(str(plan), settings).count("running") == 0  # a member the dead driver left 'running' is not
+    assert plan_status(PlanRequest(str(plan)), settings).text.count("running") == 0  # a member the dead driver left 'running' is not
 
 
 def test_sigterm_stops_the_members_cleanly_and_the_next_run_resumes_them(ray_session, digits, tmp_path):
@@ -160,9 +160,10 @@ def test_sigterm_stops_the_members_cleanly_and_the_next_run_resumes_them(ray_ses
     assert driver.returncode == 130 and "stopped: each running member was sent SIGTERM" in err
     folder = PlanFolder.of(settings.output_root, "stopped")
     stopped = [m for m in ("t-res-f0", "t-res-f1") if read_state(folder, m)["state"] == "stopped"]
-    assert stopped  # the member in epoch 2 saved `last` and registered nothing
+    states = {m: read_state(folder, m) for m in ("t-res-f0", "t-res-f1")}
+    assert stopped, (states, [p.read_text()[-2000:] for p in folder.root.glob("*.log")])  # the member in epoch 2 saved `last` and registered nothing
     assert not any(Registry(settings.registry).exists(m) for m in stopped)
 
-    result = run_plan(str(plan), settings)
+    result = run_plan(PlanRequest(str(plan)), settings)
     assert result.missing == []
     assert any(result.launched.finished[m]["action"] == "resumed" for m in stopped)

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from ensemble import pseudo
 from ensemble.recipe import Recipe, apply
-from helpers import REPO, run_script
+from helpers import REPO, run_script, train_in_process
 from members.losses import build_loss
 from members.pseudo_loss import PseudoLabelLoss, pack_pseudo_targets
 
@@ -84,15 +84,17 @@ def test_the_pseudo_loss_is_the_usual_loss_at_weight_one_and_scales_pseudo_rows(
 # --- end to end through the scripts ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def folds(tmp_path_factory):
+def folds(tmp_path_factory, digits_root):
+    """The fold teachers trained in this process (the checks read what they wrote), then the vote and the
+    pseudo-label set through the user's commands."""
     out = tmp_path_factory.mktemp("pseudo")
-    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(out / "data"), "TQDM_DISABLE": "1",
+    env = {"VOTE_OUTPUT_ROOT": str(out), "VOTE_DATA_ROOT": str(digits_root.parent), "TQDM_DISABLE": "1",
            "WANDB_MODE": "disabled", "VOTE_LOCAL_CONFIG": str(out / "none.yaml"), "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1"}
     for prefix, arch in ARCHS.items():
         for k in range(2):
-            run_script("train", "--config", CFG, f"name={prefix}-f{k}", f"model.arch={arch}", f"data.split.fold={k}",
-                       *TINY, env=env)
+            train_in_process("--config", CFG, f"name={prefix}-f{k}", f"model.arch={arch}", f"data.split.fold={k}",
+                             *TINY, env=env)
     run_script("vote", "--groups", "a-f", "b-f", "--rule", "soft", "--name", "teach", env=env)
     # a threshold the 1-epoch teachers reach on some test images: the rule, not the accuracy, is under test
     proc = run_script("pseudo", "--recipe", str(out / "submissions" / "teach.recipe.yaml"), "--name", "pl",
@@ -159,11 +161,11 @@ def test_a_resumed_pseudo_labelled_run_is_bit_identical(folds):
     out, env, _ = folds
     args = ["--config", CFG, "model.arch=resnet10t", "data.split.fold=0", "data.pseudo=pl", *TINY,
             "train.epochs=2", "train.deterministic=true", "train.augment.mode=batched"]
-    run_script("train", *args, "name=straight", env=env)
-    run_script("train", *args, "name=paused", "--stop-after-epoch", "1", env=env)
+    train_in_process(*args, "name=straight", env=env)
+    train_in_process(*args, "name=paused", "--stop-after-epoch", "1", env=env)
     paused = next((out / "runs").glob("*/*_paused_*_incomplete"))
     assert yaml.safe_load((paused / "pseudo.yaml").read_text())["name"] == "pl"
-    run_script("train", "--resume", str(paused), env=env)
+    train_in_process("--resume", str(paused), env=env)
     entries = _registry(out)
     for name in ("best.safetensors", "last.safetensors"):
         a, b = (load_file(str(out / entries[n]["run"] / name)) for n in ("straight", "paused"))
@@ -178,7 +180,7 @@ def _one_line(proc) -> str:
 
 
 @pytest.mark.slow
-def test_bad_inputs_are_one_line_each(folds, tmp_path):
+def test_bad_inputs_are_one_line_each(folds, tmp_path, digits_root):
     out, env, _ = folds
     recipe = str(out / "submissions" / "teach.recipe.yaml")
     for bad in ("0", "1.5", "-1"):
@@ -208,10 +210,10 @@ def test_bad_inputs_are_one_line_each(folds, tmp_path):
     folder = tmp_path / "three"
     for c in ("0", "1", "2"):
         (folder / c).mkdir(parents=True)
-        for png in sorted((out / "data" / "digits" / "train" / c).glob("*.png"))[:12]:
+        for png in sorted((digits_root / "train" / c).glob("*.png"))[:12]:
             shutil.copy(png, folder / c / png.name)
     line = _one_line(run_script("train", "--config", CFG, "name=w", "data.source=folder", f"data.root={folder}",
-                                f"data.test={out / 'data' / 'digits' / 'test' / 'info.csv'}", "data.pseudo=pl",
+                                f"data.test={digits_root / 'test' / 'info.csv'}", "data.pseudo=pl",
                                 "data.duplicates=off", *TINY, "data.split.name=three-k2", env=env, check=False))
     assert "'pl'" in line and "classes" in line and "'w'" in line
     assert not {"t", "u", "v", "w"} & set(_registry(out))

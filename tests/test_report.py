@@ -195,12 +195,12 @@ def test_composite_labels_get_per_task_scores_and_reports(tmp_path):
     members = {"m1": member_probs(y, 18, 0.6, rng), "m2": member_probs(y, 18, 0.5, rng)}
     recipe = Recipe("per_task_soft", {"m1": 1.0, "m2": 1.0}, composite=spec.to_dict())
     from ensemble.recipe import apply
-    from report.builder import ReportInputs, Vote
+    from report.builder import ReportInputs, VoteOutcome
 
     labels, table = apply(recipe, members)
     result = build_report(ReportInputs(
         title="mask", classes=[str(c) for c in range(18)], y_val=y, members=members,
-        ensembles={"ensemble:per_task_soft": Vote(labels, table)}, primary="ensemble:per_task_soft",
+        ensembles={"ensemble:per_task_soft": VoteOutcome(labels, table)}, primary="ensemble:per_task_soft",
         recipe=recipe, val_paths=[None] * len(y), composite=spec, n_boot=50), tmp_path / "mask")
 
     # class = mask * 6 + gender * 3 + age, decoded here from the competition's formula

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from helpers import run_script
+from jobs.screenshot import dump_dom, find_chromium, screenshot_png
 from report.builder import build_report
 from report_fixture import synthetic_inputs
-from scripts.screenshot_report import dump_dom, find_chromium, screenshot_png
 
 SECTIONS = ["scores", "compare", "frontier", "diversity", "confusion", "learning-curves", "gallery", "classification-reports"]
 
@@ -78,4 +78,13 @@ def test_screenshot_of_a_missing_page_is_one_line(tmp_path):
     proc = run_script("screenshot_report", str(tmp_path / "nope.html"), "--out", str(tmp_path / "x.png"), check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: report page {tmp_path / 'nope.html'} does not exist"]
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_window_under_200_pixels_is_refused_before_any_browser_starts(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text("<html></html>")
+    proc = run_script("screenshot_report", str(page), "--out", str(tmp_path / "x.png"), "--width", "100", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: --width and --height must be at least 200 pixels"]
     assert not (tmp_path / "x.png").exists()

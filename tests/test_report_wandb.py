@@ -17,7 +17,7 @@ from core.config import MemberConfig
 from core.entry import RegistryEntry
 from registry_fixtures import entry as registry_entry
 from report.builder import build_report
-from report.sources import ensemble_log, log_to_wandb
+from report.lookups import ensemble_log, log_to_wandb
 from report_fixture import synthetic_inputs
 
 BLOCK = 32768

@@ -191,3 +191,12 @@ def test_oof_command_writes_the_assembled_file(fold_group_registry, isolated_env
         assert saved["members"].tolist() == ["mask-r10t-f0", "mask-r10t-f1", "mask-r10t-f2"]
     again = run_script("oof", "--prefix", "mask-r10t-f", check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_a_split_scikit_learn_refuses_is_one_line_naming_the_folds():
+    from imagedata.splits import make_folds
+
+    table = pd.DataFrame({"group": [str(i) for i in range(6)], "label": [0, 1, 2, np.nan, 1, 0]})
+    with pytest.raises(UserError, match=r"^cannot make 2 folds of 6 rows: ") as err:
+        make_folds(table, 2, 0)
+    assert "\n" not in str(err.value)

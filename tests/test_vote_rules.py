@@ -16,7 +16,7 @@ from ensemble.choose import all_rules, choose_recipe
 from ensemble.compare import compare
 from ensemble.recipe import Recipe, apply
 from ensemble.submitted import submitted_row
-from report.builder import ReportInputs, Vote, build_report
+from report.builder import ReportInputs, VoteOutcome, build_report
 from report_fixture import member_probs
 
 HONEST = ["f1_macro_honest", "acc_honest", "gain", "ci_low", "ci_high", "verdict"]
@@ -93,7 +93,7 @@ def report_of(rows, recipe, tmp_path):
     primary = f"recipe:{recipe.method}"
     return build_report(ReportInputs(
         title="rules", classes=[str(c) for c in range(6)], y_val=y, members=members,
-        ensembles={primary: Vote(labels, table)}, primary=primary, recipe=recipe, val_paths=[None] * len(y),
+        ensembles={primary: VoteOutcome(labels, table)}, primary=primary, recipe=recipe, val_paths=[None] * len(y),
         n_boot=200, gallery_limit=0), tmp_path / recipe.method)
 
 

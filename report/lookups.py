@@ -1,4 +1,4 @@
-"""What the report needs from the project beyond predictions: run folders, the composite label
+"""What the report looks up in the project beyond predictions: run folders, the composite label
 layout, validation image files, and the wandb record of an ensemble.
 """
 from __future__ import annotations
