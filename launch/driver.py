@@ -23,7 +23,8 @@ from core.errors import UserError
 from launch.member_task import LaunchResult, MemberJob, run_member
 from launch.state import read_state, update_state
 
-WAIT_S = 2.0        # how often the live table is refreshed
+WAIT_S = 0.5        # how often the live table is refreshed, and how soon Ctrl-C/SIGTERM is acted on (the
+                    # signal's handler runs when ray.wait returns to Python)
 MARKER_WAIT_S = 120  # a node that cannot run a one-line task in this time is reported
 STOP_WAIT_S = 180    # a stopped member saves `last` (its grace is member_task.STOP_GRACE_S) and records its state
 ACTIVE = ("running", "predicting")  # a member in one of these states has a live worker

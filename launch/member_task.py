@@ -111,6 +111,16 @@ def _train_command(job: MemberJob, registry: Registry) -> tuple[list[str], str]:
     return [sys.executable, "-m", "scripts.train", "--config", str(job.folder.config(job.name))], "trained"
 
 
+def _stoppable_child(cmd: list[str], job: MemberJob, lock_fd: int) -> int:
+    """`_child`, and a cancel (Ctrl-C/SIGTERM to the driver) recorded as `stopped` whichever child it stopped:
+    the driver waits for that record before it leaves (launch/driver._await_stopped)."""
+    try:
+        return _child(cmd, job, lock_fd)
+    except BaseException:
+        update_state(job.folder, job.name, state="stopped", finished=time.time())
+        raise
+
+
 def run_member(job: MemberJob) -> dict:
     """Train and predict one member; returns its final state (never raises for a member's own failure)."""
     registry = Registry(job.output_root / "registry.yaml")
@@ -125,18 +135,14 @@ def run_member(job: MemberJob) -> dict:
         else:
             cmd, action = _train_command(job, registry)
             update_state(job.folder, job.name, state="running", action=action, run=None, **base)
-            try:
-                code = _child(cmd, job, lock.fileno())
-            except BaseException:
-                update_state(job.folder, job.name, state="stopped", finished=time.time())
-                raise
+            code = _stoppable_child(cmd, job, lock.fileno())
             _note_run(job, None)
             if code != 0:
                 return update_state(job.folder, job.name, state="failed", finished=time.time(), exit_code=code,
                                     error=last_error_line(job.folder.log(job.name)))
         update_state(job.folder, job.name, state="predicting", action=action, **base)
         predict = [sys.executable, "-m", "scripts.predict", "--members", job.name]
-        code = _child(predict, job, lock.fileno())
+        code = _stoppable_child(predict, job, lock.fileno())
         if code != 0:
             return update_state(job.folder, job.name, state="failed", finished=time.time(), exit_code=code,
                                 error="predict: " + last_error_line(job.folder.log(job.name)))

@@ -144,7 +144,10 @@ def test_a_driver_killed_after_its_first_member_reruns_only_the_missing_ones(ray
 def test_sigterm_stops_the_members_cleanly_and_the_next_run_resumes_them(ray_session, digits, tmp_path):
     plan = write_plan(tmp_path, "stopped", TWO_UNITS[:1])
     text = yaml.safe_load(plan.read_text())
-    text["overrides"][1] = "train.epochs=6"  # enough epochs left that SIGTERM lands mid-training on a quiet box
+    # Enough epochs (and no early stop) that SIGTERM lands mid-training even on a quiet box, where one epoch
+    # of this tiny member takes about half a second: CI once saw both members finish 6 epochs first.
+    text["overrides"][1] = "train.epochs=30"
+    text["overrides"].append("early_stopping.patience=30")
     plan.write_text(yaml.safe_dump(text))
     settings = load_settings()
     runs = settings.output_root / "runs"
@@ -152,7 +155,7 @@ def test_sigterm_stops_the_members_cleanly_and_the_next_run_resumes_them(ray_ses
                               cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
-    while not list(runs.glob("*/*_incomplete/last_state.json")):  # a member finished epoch 1 of 2
+    while not list(runs.glob("*/*_incomplete/last_state.json")):  # a member finished its first epoch
         assert driver.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     driver.send_signal(signal.SIGTERM)
