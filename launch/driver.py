@@ -19,6 +19,7 @@ from pathlib import Path
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from core import atomic
 from core.errors import UserError
 from launch.member_task import LaunchResult, MemberJob, run_member
 from launch.state import read_state, update_state
@@ -107,7 +108,12 @@ def _submit(job: MemberJob, slots: Slots):
 
 
 def _stop(running: dict) -> None:
-    """Ray cancels each task (KeyboardInterrupt in its worker); each sends SIGTERM to its member, which saves `last`."""
+    """Ask every task to stop: each sends SIGTERM to its member, which saves `last`.
+
+    Two channels: the stop-request file every task polls, and Ray's cancel (KeyboardInterrupt in the worker;
+    it also drops tasks not started yet)."""
+    for folder in {job.folder for job in running.values()}:
+        atomic.write_text(folder.stop_request(), f"{time.time()}\n")
     for ref in running:
         ray.cancel(ref)
     if running:
@@ -132,6 +138,8 @@ def _await_stopped(jobs: list[MemberJob]) -> None:
 def launch(jobs: list[MemberJob], slots: Slots, on_tick: Callable[[], None]) -> LaunchResult:
     """Run every job; return what finished and what failed after its retries. Ctrl-C/SIGTERM stops all cleanly."""
     result = LaunchResult()
+    for folder in {job.folder for job in jobs}:
+        folder.stop_request().unlink(missing_ok=True)  # a previous run's stop must not stop this one
     for job in jobs:
         update_state(job.folder, job.name, state="queued", attempt=job.attempt, error=None, started=None,
                      finished=None, device="", run=None)

@@ -78,13 +78,24 @@ def _child(cmd: list[str], job: MemberJob, lock_fd: int) -> int:
                     return proc.wait(timeout=POLL_S)
                 except subprocess.TimeoutExpired:
                     _note_run(job, proc)
-        except BaseException:  # ray.cancel (KeyboardInterrupt) or anything else: stop the child cleanly
+                    if job.folder.stop_request().exists():
+                        raise StopRequested(job.name) from None
+        except BaseException:  # a stop request, ray.cancel (KeyboardInterrupt) or anything else: stop the child
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+
+
+class StopRequested(Exception):
+    """The driver asked every member to stop (its stop-request file).
+
+    Ray's own cancel raises KeyboardInterrupt in the worker, which Python cannot deliver where SIGINT is
+    ignored (a process started in the background by a non-interactive shell, as CI and nohup do, passes
+    that on to Ray's workers): the file on the plan's shared folder reaches the task on any node.
+    """
 
 
 _started: dict[str, float] = {}

@@ -44,6 +44,10 @@ class PlanFolder:
     def nodes(self) -> Path:
         return self.root / "nodes"
 
+    def stop_request(self) -> Path:
+        """Written by a driver told to stop; every member task polls it (launch/member_task._child)."""
+        return self.root / "stop-requested"
+
 
 def read_state(folder: PlanFolder, member: str) -> dict:
     path = folder.state(member)

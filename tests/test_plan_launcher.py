@@ -158,13 +158,15 @@ def test_sigterm_stops_the_members_cleanly_and_the_next_run_resumes_them(ray_ses
     while not list(runs.glob("*/*_incomplete/last_state.json")):  # a member finished its first epoch
         assert driver.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
+    signalled = time.time()
     driver.send_signal(signal.SIGTERM)
     _, err = driver.communicate(timeout=300)
     assert driver.returncode == 130 and "stopped: each running member was sent SIGTERM" in err
     folder = PlanFolder.of(settings.output_root, "stopped")
     stopped = [m for m in ("t-res-f0", "t-res-f1") if read_state(folder, m)["state"] == "stopped"]
     states = {m: read_state(folder, m) for m in ("t-res-f0", "t-res-f1")}
-    assert stopped, (states, [p.read_text()[-2000:] for p in folder.root.glob("*.log")])  # the member in epoch 2 saved `last` and registered nothing
+    assert stopped, ({m: (s["state"], s["started"] - signalled, s["finished"] - signalled) for m, s in states.items()},
+                     err[-3000:])  # the member in epoch 2 saved `last` and registered nothing
     assert not any(Registry(settings.registry).exists(m) for m in stopped)
 
     result = run_plan(PlanRequest(str(plan)), settings)
