@@ -69,6 +69,16 @@ def check_names(names: Sequence[str], n_members: int) -> list[str]:
     return names
 
 
+def fit_inputs(probs: np.ndarray, names: Sequence[str], y) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The checked (probs, names, labels) of a rule fitted on validation rows; labels must index a class."""
+    probs = as_probs(probs)
+    names = check_names(names, probs.shape[0])
+    y = as_labels(y, probs.shape[1])
+    if y.max() >= probs.shape[2]:
+        raise ValueError(f"label {int(y.max())} is out of range for {probs.shape[2]} classes")
+    return probs, names, y
+
+
 def stack_members(probs_by_name: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
     """Stack a name->[rows, classes] mapping into (sorted names, probs[members, rows, classes]).
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from ensemble._checks import LOG_EPS, as_labels, as_probs, check_names
+from ensemble._checks import LOG_EPS, fit_inputs
 from ensemble.metrics import f1_from_counts, macro_f1_many
 from ensemble.simplex import fit_simplex_weights  # noqa: F401  (re-exported: callers read it here)
 
@@ -277,11 +277,7 @@ def _selection_inputs(probs, y, names, metric, n_iterations, init_best_n):
         raise ValueError(f"metric must be 'f1' or 'nll'; got {metric!r}")
     if n_iterations < 0 or init_best_n < 0 or n_iterations + init_best_n == 0:
         raise ValueError("need n_iterations + init_best_n >= 1 (both non-negative)")
-    probs = as_probs(probs)
-    names = check_names(names, probs.shape[0])
-    y = as_labels(y, probs.shape[1])
-    if y.max() >= probs.shape[2]:
-        raise ValueError(f"label {int(y.max())} is out of range for {probs.shape[2]} classes")
+    probs, names, y = fit_inputs(probs, names, y)
     # Candidates are visited in name order so argmax ties go to the first name.
     by_name = np.argsort(names)
     favourites = None

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ensemble._checks import LOG_EPS, as_labels, as_probs, check_names
+from ensemble._checks import LOG_EPS, fit_inputs
 from ensemble._math import one_blas_thread
 
 
@@ -38,11 +38,7 @@ def fit_simplex_weights(probs: np.ndarray, y: np.ndarray, names: Sequence[str]) 
     dict of str to float
         Every member's weight, summing to 1.
     """
-    probs = as_probs(probs)
-    names = check_names(names, probs.shape[0])
-    y = as_labels(y, probs.shape[1])
-    if y.max() >= probs.shape[2]:
-        raise ValueError(f"label {int(y.max())} is out of range for {probs.shape[2]} classes")
+    probs, names, y = fit_inputs(probs, names, y)
     order = np.argsort(names)
     p_true = probs[:, np.arange(len(y)), y][order]
     n = len(names)
