@@ -25,10 +25,9 @@ from core.errors import UserError
 from core.hashing import sha256_file
 from core.registry import Registry
 from core.settings import Settings
-from ensemble.recipe import Recipe, apply
+from ensemble.recipe import Recipe, apply, read_recipe
 from imagedata.sources import DatasetListing
-from jobs.fold_groups import check_units, fold_members, unit_inputs, units_of_recipe
-from jobs.inputs import check_compatible
+from jobs.fold_groups import fold_members, recipe_entries, unit_inputs, units_of_recipe
 from jobs.train import TrainOutcome, train_member
 from members.interrupts import TrainingStopped
 from members.resume import resume_config
@@ -52,35 +51,6 @@ class DistillRequest:
     tta: str = "none"          # the teacher members' prediction views; part of the cache key
     device: str = "auto"       # where the teacher members predict (the student follows train.device)
     batch_size: int = 256      # prediction batch size for the teacher
-
-
-def read_recipe(path: str) -> Recipe:
-    return Recipe.from_yaml(path)
-
-
-def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[RegistryEntry]:
-    """The registry entries of the recipe's members (one read), refusing missing or imported ones.
-
-    For a recipe of fold groups these are the fold members of every group, in unit order."""
-    registered = {e.name: e for e in registry.members()}
-    units = units_of_recipe(list(recipe.members), recipe.groups)
-    if recipe.groups and not all(u.group for u in units):
-        raise UserError(f"recipe {path} mixes fold groups and holdout members; a vote refuses that mix, so a "
-                        f"student cannot learn from it either")
-    for name in fold_members(units):
-        if name not in registered:
-            known = ", ".join(registered) or "none"
-            raise UserError(f"recipe {path} names member '{name}', which is not in {registry.path} "
-                            f"(registered: {known})")
-        if registered[name].is_imported:
-            raise UserError(f"recipe {path}: member '{name}' is imported (predictions only), so it cannot predict "
-                            f"the training rows a student needs; distil a recipe of trained members")
-    entries = [registered[n] for n in fold_members(units)]
-    if recipe.groups:
-        check_units(units, {e.name: e for e in entries})
-    else:
-        check_compatible(entries)
-    return entries
 
 
 def check_student(config: MemberConfig, entries: list[RegistryEntry], settings: Settings, origin: str) -> None:

@@ -20,7 +20,9 @@ import pandas as pd
 
 from core.entry import RegistryEntry
 from core.errors import UserError
+from core.registry import Registry
 from core.settings import Settings
+from ensemble.recipe import Recipe
 from jobs.inputs import VoteInputs, check_compatible, check_same_corrections, class_difference
 from predict.cache import Prediction
 from predict.oof import check_fold_group, stitch_oof
@@ -199,3 +201,29 @@ def row_groups(entry: RegistryEntry, ids: np.ndarray, splits_dir: Path) -> np.nd
         return None
     groups = table.set_index("id")["group"].reindex(pd.Index(np.asarray(ids).astype(str)))
     return None if groups.isna().any() else groups.to_numpy(dtype=str)
+
+
+def recipe_entries(recipe: Recipe, path: str, registry: Registry) -> list[RegistryEntry]:
+    """The registry entries of the recipe's members (one read), refusing missing or imported ones.
+
+    For a recipe of fold groups these are the fold members of every group, in unit order. (Here, beside
+    the units, so that jobs that only read predictions, like pseudo-labelling, need no training stack.)"""
+    registered = {e.name: e for e in registry.members()}
+    units = units_of_recipe(list(recipe.members), recipe.groups)
+    if recipe.groups and not all(u.group for u in units):
+        raise UserError(f"recipe {path} mixes fold groups and holdout members; a vote refuses that mix, so a "
+                        f"student cannot learn from it either")
+    for name in fold_members(units):
+        if name not in registered:
+            known = ", ".join(registered) or "none"
+            raise UserError(f"recipe {path} names member '{name}', which is not in {registry.path} "
+                            f"(registered: {known})")
+        if registered[name].is_imported:
+            raise UserError(f"recipe {path}: member '{name}' is imported (predictions only), so it cannot predict "
+                            f"the training rows a student needs; distil a recipe of trained members")
+    entries = [registered[n] for n in fold_members(units)]
+    if recipe.groups:
+        check_units(units, {e.name: e for e in entries})
+    else:
+        check_compatible(entries)
+    return entries

@@ -22,9 +22,8 @@ from core.names import check_name
 from core.registry import Registry
 from core.settings import Settings
 from ensemble import pseudo
-from ensemble.recipe import Recipe, apply
-from jobs.distill import read_recipe, recipe_entries
-from jobs.fold_groups import Unit, fold_members, unit_inputs, units_of_recipe
+from ensemble.recipe import Recipe, apply, read_recipe
+from jobs.fold_groups import Unit, fold_members, recipe_entries, unit_inputs, units_of_recipe
 from jobs.pseudo_set import PseudoSet, pseudo_dir, write_set
 from predict.run import predict_members
 

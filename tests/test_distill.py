@@ -104,7 +104,8 @@ def test_distill_trains_registers_and_votes(teacher, capsys):
     import scripts.train
     import scripts.vote
     from core.settings import load_settings
-    from jobs.distill import DistillRequest, recipe_entries, teacher_targets
+    from jobs.distill import DistillRequest, teacher_targets
+    from jobs.fold_groups import recipe_entries
 
     out, env, recipe = teacher
     # The real command, the way a user runs it.
@@ -187,7 +188,7 @@ def test_an_online_teacher_scores_the_augmented_batch_the_student_sees(teacher, 
     """distill.online: the recipe's members run on each augmented batch, and that is what the loss gets."""
     import members.trainer as trainer_module
     import scripts.distill
-    from jobs.distill import recipe_entries
+    from jobs.fold_groups import recipe_entries
     from predict.loading import load_member
     from predict.resize import resize_batch
 

@@ -1,4 +1,4 @@
-"""A vote, a report and --compare over cached members run with torch, timm and torchvision unimportable;
+"""A vote, a report, --compare and pseudo-labels over cached members run with torch, timm and torchvision unimportable;
 every script's --help imports none of the heavy stacks."""
 from __future__ import annotations
 
@@ -38,6 +38,16 @@ def test_vote_with_compare_over_cached_members_needs_no_torch(cached_project):
     assert "honest" in proc.stdout.lower()
     assert (settings.output_root / "submissions" / "nogpu.csv").is_file()
     assert (settings.output_root / "reports" / "nogpu" / "report.html").is_file()
+
+
+def test_pseudo_labels_from_cached_members_need_no_torch(cached_project):
+    """Pseudo-labelling reads the prediction cache only, so it starts in a second, not after torch and timm."""
+    settings, env = cached_project
+    run_script("vote", "--members", *NAMES, "--rule", "soft", "--name", "teach", env=env)
+    recipe = settings.output_root / "submissions" / "teach.recipe.yaml"
+    proc = run_script("pseudo", "--recipe", str(recipe), "--name", "nogpu", "--threshold", "0.05", env=env)
+    assert "learns from" in proc.stdout
+    assert (settings.output_root / "pseudo" / "nogpu" / "labels.csv").is_file()
 
 
 def test_report_over_cached_members_needs_no_torch(cached_project):
