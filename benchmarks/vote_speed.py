@@ -153,7 +153,7 @@ def stacker_honest(probs: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[
 _CHILD = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-import ensemble  # the old code, imported before the benchmark puts this checkout on the path
+from ensemble.compare import compare  # the old code, imported before the benchmark puts this checkout on the path
 import importlib.util
 spec = importlib.util.spec_from_file_location("vote_speed", sys.argv[2])
 bench = sys.modules["vote_speed"] = importlib.util.module_from_spec(spec)
@@ -161,9 +161,9 @@ spec.loader.exec_module(bench)
 members, y = bench.make_members(*map(int, sys.argv[3:6]))
 composite = bench.MASK if int(sys.argv[5]) == 18 else None
 wall, cpu = time.perf_counter(), time.process_time()
-table = ensemble.compare(members, y, int(sys.argv[5]), composite=composite).table
+table = compare(members, y, int(sys.argv[5]), composite=composite).table
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-                  "honest": dict(zip(table["method"], table["f1_macro_honest"])), "file": ensemble.__file__}))
+                  "honest": dict(zip(table["method"], table["f1_macro_honest"])), "file": sys.modules["ensemble.compare"].__file__}))
 """
 
 

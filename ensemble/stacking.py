@@ -65,18 +65,23 @@ def _class_major(probs: np.ndarray, floor: float) -> np.ndarray:
 def _fit_diagonal(logp: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     """(w [classes, members], b [classes]) minimising mean log loss + |w|^2 / (2 C rows), as scikit-learn's C."""
     n_classes, n_rows, n_members = logp.shape
-    onehot = np.zeros((n_rows, n_classes))
-    onehot[np.arange(n_rows), y] = 1.0
+    # Everything stays class-major ([classes, rows]), as logp is: no transposed copies in the inner loop.
+    true_at = y * n_rows + np.arange(n_rows)  # flat index of each row's true class in a [classes, rows] table
+    logp_t = np.ascontiguousarray(logp.transpose(0, 2, 1))  # [classes, members, rows] for the gradient
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[:-n_classes].reshape(n_classes, n_members), theta[-n_classes:]
-        z = np.matmul(logp, w[:, :, None])[:, :, 0].T + b           # [rows, classes]
-        z -= z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(z).sum(axis=1))
-        loss = np.mean(log_norm - z[np.arange(n_rows), y]) + (w * w).sum() / (2 * c * n_rows)
-        g = (np.exp(z - log_norm[:, None]) - onehot) / n_rows          # d loss / d z
-        gw = np.matmul(logp.transpose(0, 2, 1), g.T[:, :, None])[:, :, 0] + w / (c * n_rows)
-        return loss, np.concatenate([gw.ravel(), g.sum(axis=0)])
+        z = np.matmul(logp, w[:, :, None])[:, :, 0]                 # [classes, rows]
+        z += b[:, None]
+        z -= z.max(axis=0)
+        e = np.exp(z)
+        norm = e.sum(axis=0)
+        loss = np.mean(np.log(norm)) - z.take(true_at).mean() + (w * w).sum() / (2 * c * n_rows)
+        e /= norm                                                    # softmax; d loss / d z = (softmax - onehot) / rows
+        e.ravel()[true_at] -= 1.0
+        e /= n_rows
+        gw = np.matmul(logp_t, e[:, :, None])[:, :, 0] + w / (c * n_rows)
+        return loss, np.concatenate([gw.ravel(), e.sum(axis=1)])
 
     # lazy: scipy.optimize is slow to import and only a fit needs it; --help reads the rule table
     from scipy.optimize import minimize
