@@ -3,7 +3,9 @@
 CPU row: 4 members (2 timm test_resnet + 2 test_efficientnet models × 2 folds) on the digits PNGs at
 16 px, 1 epoch. The sequential loop runs, per member, `python -m scripts.train` then
 `python -m scripts.predict` (the plan does both for every member, so both sides do the same work),
-each with 1 thread; the plan runs them as Ray tasks with 2 slots, each task 1 thread. Both sides start
+each with 1 thread; a second sequential loop runs `scripts.train --predict` (one process per member,
+as the plan's tasks do), so the plan's gain from scheduling shows apart from its gain from one
+interpreter per member; the plan runs its members as Ray tasks with 2 slots, each task 1 thread. Both sides start
 from the same prepared data (split file, scan and decode cache made first), so what differs is the
 schedule. The plan's time includes starting Ray.
 
@@ -57,16 +59,21 @@ def prepare(plan: Path, env: dict) -> None:
     run([sys.executable, "-c", code, str(plan)], env)
 
 
-def sequential(plan: Path, out: Path, data: Path, threads: int) -> float:
+def sequential(plan: Path, out: Path, data: Path, threads: int, one_process: bool = False) -> float:
+    """The README's manual loop, member by member: `scripts.train` then `scripts.predict` (two interpreters
+    per member), or with `one_process` `scripts.train --predict` (one, as a plan's member task runs)."""
     from launch.plan_file import load_plan
 
     env = env_for(out, data, threads)
     out.mkdir(parents=True, exist_ok=True)
     prepare(plan, env)
     start = time.perf_counter()
-    for member in load_plan(plan).members:  # the README's manual loop, member by member
+    for member in load_plan(plan).members:
         config = out / f"{member.name}.yaml"
         config.write_text(yaml.safe_dump(member.config), encoding="utf-8")
+        if one_process:
+            run([sys.executable, "-m", "scripts.train", "--config", str(config), "--predict"], env)
+            continue
         run([sys.executable, "-m", "scripts.train", "--config", str(config)], env)
         run([sys.executable, "-m", "scripts.predict", "--members", member.name], env)
     return time.perf_counter() - start
@@ -83,8 +90,11 @@ def planned(plan: Path, out: Path, data: Path) -> float:
 def row(label: str, folder: Path, data: Path, units: list[dict], size: int, epochs: int, resources: dict,
         threads: int) -> None:
     seq = sequential(plan_file(folder, "seq", units, size, epochs, resources), folder / "seq-out", data, threads)
+    one = sequential(plan_file(folder, "one", units, size, epochs, resources), folder / "one-out", data, threads,
+                     one_process=True)
     par = planned(plan_file(folder, "plan", units, size, epochs, resources), folder / "plan-out", data)
-    print(f"{label:<44} sequential {seq:7.1f} s   plan {par:7.1f} s   speed-up {seq / par:4.2f}x", flush=True)
+    print(f"{label:<44} sequential {seq:7.1f} s   sequential --predict {one:7.1f} s   plan {par:7.1f} s   "
+          f"speed-up {seq / par:4.2f}x ({one / par:4.2f}x over sequential --predict)", flush=True)
 
 
 def main() -> None:

@@ -315,6 +315,7 @@ class TrainOutcome:
     code: int
     message: str | None = None
     to_stderr: bool = False
+    member: str | None = None  # the member registered, if any
 
 
 def _requested_config(req: TrainRequest) -> tuple[Path | None, MemberConfig]:
@@ -346,4 +347,4 @@ def train_command(req: TrainRequest, settings: Settings) -> TrainOutcome:
         return TrainOutcome(0, f"smoke run OK: {run_dir} (nothing registered)")
     m = entry.metrics
     return TrainOutcome(0, f"registered {entry.name}: val_f1_macro {m['val_f1_macro']:.4f}, "
-                           f"val_acc {m['val_acc']:.4f} (best epoch {m['best_epoch']}) → {run_dir}")
+                           f"val_acc {m['val_acc']:.4f} (best epoch {m['best_epoch']}) → {run_dir}", member=entry.name)

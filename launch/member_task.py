@@ -1,10 +1,12 @@
-"""One member, start to finish, inside a Ray worker: train (or resume) and predict, each as its own process.
+"""One member, start to finish, inside a Ray worker: train (or resume) and predict, in a process of its own.
 
-The member runs `python -m scripts.train` exactly as a person would, so it goes through the normal
+The member runs `python -m scripts.train --predict` as a person could, so it goes through the normal
 training path (run folder, checkpoints, early stopping, wandb, registry entry) in its own process: a
 crash or an out-of-memory error cannot take the other members down, and the device's memory is freed
-when the process exits. Then `python -m scripts.predict --members NAME` fills its val and test
-predictions on the same device, so the plan's vote is instant once the last member finishes.
+when the process exits. `--predict` then fills its val and test predictions on the same device in that
+process (the predict command's job: one interpreter importing torch and timm instead of two), so the
+plan's vote is instant once the last member finishes. A member found already registered only predicts
+(`python -m scripts.predict --members NAME`).
 
 The task holds `<member>.lock` (an OS lock) and hands the locked file to its children: if the driver is
 SIGKILLed, Ray kills this worker, the child gets SIGTERM from the kernel (PR_SET_PDEATHSIG), saves `last`
@@ -78,6 +80,7 @@ def _child(cmd: list[str], job: MemberJob, lock_fd: int) -> int:
                     return proc.wait(timeout=POLL_S)
                 except subprocess.TimeoutExpired:
                     _note_run(job, proc)
+                    _note_registered(job)
                     if job.folder.stop_request().exists():
                         raise StopRequested(job.name) from None
         except BaseException:  # a stop request, ray.cancel (KeyboardInterrupt) or anything else: stop the child
@@ -110,6 +113,14 @@ def _note_run(job: MemberJob, proc) -> None:
         update_state(job.folder, job.name, run=str(run))
 
 
+def _note_registered(job: MemberJob) -> None:
+    """Once the training process has registered the member, it is predicting: say so in the table."""
+    if read_state(job.folder, job.name).get("state") != "running":
+        return
+    if Registry(job.output_root / "registry.yaml").exists(job.name):
+        update_state(job.folder, job.name, state="predicting")
+
+
 def _device() -> str:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return f"gpu {visible}" if visible else "cpu"
@@ -118,8 +129,8 @@ def _device() -> str:
 def _train_command(job: MemberJob, registry: Registry) -> tuple[list[str], str]:
     resume = incomplete_run(job.output_root / "runs", job.name, job.config_hash)
     if resume is not None:
-        return [sys.executable, "-m", "scripts.train", "--resume", str(resume)], "resumed"
-    return [sys.executable, "-m", "scripts.train", "--config", str(job.folder.config(job.name))], "trained"
+        return [sys.executable, "-m", "scripts.train", "--resume", str(resume), "--predict"], "resumed"
+    return [sys.executable, "-m", "scripts.train", "--config", str(job.folder.config(job.name)), "--predict"], "trained"
 
 
 def _stoppable_child(cmd: list[str], job: MemberJob, lock_fd: int) -> int:
@@ -142,19 +153,17 @@ def run_member(job: MemberJob) -> dict:
         base = {"attempt": job.attempt, "device": _device(), "node": socket.gethostname(), "started": started,
                 "finished": None, "error": None, "log": str(job.folder.log(job.name))}
         if registry.exists(job.name) and registered_hash(registry, registry.get(job.name)) == job.config_hash:
-            action = "found registered"  # a previous run's orphan finished it
+            # a previous run's orphan finished training it: only the predictions may be missing
+            update_state(job.folder, job.name, state="predicting", action="found registered", **base)
+            cmd = [sys.executable, "-m", "scripts.predict", "--members", job.name]
         else:
             cmd, action = _train_command(job, registry)
             update_state(job.folder, job.name, state="running", action=action, run=None, **base)
-            code = _stoppable_child(cmd, job, lock.fileno())
-            _note_run(job, None)
-            if code != 0:
-                return update_state(job.folder, job.name, state="failed", finished=time.time(), exit_code=code,
-                                    error=last_error_line(job.folder.log(job.name)))
-        update_state(job.folder, job.name, state="predicting", action=action, **base)
-        predict = [sys.executable, "-m", "scripts.predict", "--members", job.name]
-        code = _stoppable_child(predict, job, lock.fileno())
+        code = _stoppable_child(cmd, job, lock.fileno())
+        _note_run(job, None)
         if code != 0:
+            # a member that registered and then failed failed while predicting
+            step = "predict: " if registry.exists(job.name) else ""
             return update_state(job.folder, job.name, state="failed", finished=time.time(), exit_code=code,
-                                error="predict: " + last_error_line(job.folder.log(job.name)))
+                                error=step + last_error_line(job.folder.log(job.name)))
         return update_state(job.folder, job.name, state="done", finished=time.time(), exit_code=0)

@@ -2,6 +2,7 @@
 
     python -m scripts.train --config configs/digits/resnet18.yaml [key=value ...] [--smoke]
     python -m scripts.train --resume runs/<date>/<run>_incomplete [train.epochs=N ...]
+    python -m scripts.train --config ... --predict     (then fill its val and test predictions, same process)
     torchrun --nproc_per_node=N -m scripts.train --config ...      (one member on N GPUs/processes)
 
 SIGINT/SIGTERM saves `last` (weights and the full training state) and exits with
@@ -31,6 +32,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "overrides are allowed)")
     parser.add_argument("--stop-after-epoch", type=int, metavar="N",
                         help="pause after epoch N: save last and exit 0; continue later with --resume")
+    parser.add_argument("--predict", action="store_true",
+                        help="once registered, predict its val and test rows in this process (as scripts.predict "
+                             "--members NAME does; what a plan runs)")
     args = parser.parse_args(argv)
     check_new_or_resumed(args, "run")
     if args.resume and args.smoke:
@@ -43,12 +47,20 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
     from jobs.train import TrainRequest, train_command
+    from jobs.train_predict import check_request, predict_trained
     console_logging()
     request = TrainRequest(args.config, args.overrides, smoke=args.smoke, registry_path=args.registry,
                            resume=args.resume, stop_after_epoch=args.stop_after_epoch)
-    outcome = train_command(request, load_settings())
+    if args.predict:
+        check_request(request)
+    settings = load_settings()
+    outcome = train_command(request, settings)
     if outcome.message:
         print(outcome.message, file=sys.stderr if outcome.to_stderr else sys.stdout)
+    if args.predict and outcome.code == 0 and outcome.member is not None:
+        sys.stdout.flush()  # the registration line comes before predict's, in a log file too
+        for line in predict_trained(outcome.member, request, settings):
+            print(line)
     return outcome.code
 
 
