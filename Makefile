@@ -17,16 +17,20 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(PY) -m scripts.demo
 
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, so its module fixtures (trained
+# projects, a Ray session) are built once. `make test PARALLEL=` runs everything in one process.
+PARALLEL ?= -n auto --dist loadfile
+
 # ruff (settings in pyproject.toml) runs first: a lint error fails the target before the slow suite starts.
 # pytest exits 5 when it collects no tests: that is a broken suite, so it fails with a plain message.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -m pytest -q $(PARALLEL); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): the suite is broken"; exit 1; fi; exit $$rc
 
 # The inner loop: every test that trains no model and starts no Python process (tests/conftest.py marks the rest slow).
 test-fast: $(STAMP)
-	@$(PY) -m pytest -q -m "not slow"; rc=$$?; \
+	@$(PY) -m pytest -q -m "not slow" $(PARALLEL); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): the suite is broken"; exit 1; fi; exit $$rc
 
 clean-outputs:

@@ -7,7 +7,8 @@ Odd but valid images (CMYK, RGBA, 16-bit, EXIF-rotated) must be accepted and con
 
 One tiny member is trained once (in-process) on a few generated images; each case
 gets its own copy of that project, breaks one thing, and runs one command. The
-commands run two at a time: pytest itself keeps only one core busy.
+commands run two at a time (most of each is a new interpreter importing its stack,
+which leaves a core idle while files are read).
 """
 from __future__ import annotations
 
