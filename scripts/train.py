@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from core.cli import add_registry, check_new_or_resumed, extension_help
+from core.config import load_config
 from core.console import console_logging
 from core.errors import UserError, cli_entry
 from core.settings import load_settings
@@ -45,6 +46,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.config:
+        # A typo in the config file or an override is refused in a second, not after the training stack loads.
+        load_config(args.config, args.overrides)
     # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
     from jobs.train import TrainRequest, train_command
     from jobs.train_predict import check_request, predict_trained

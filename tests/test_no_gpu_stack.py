@@ -50,6 +50,14 @@ def test_pseudo_labels_from_cached_members_need_no_torch(cached_project):
     assert (settings.output_root / "pseudo" / "nogpu" / "labels.csv").is_file()
 
 
+def test_a_config_typo_is_refused_before_the_training_stack_loads():
+    """The most common mistake, a misspelt key, is one line in about a second: torch is never imported."""
+    proc = run_script("train", "--config", str(REPO / "configs" / "digits" / "resnet18.yaml"), "train.lrr=0.1",
+                      env={"PYTHONPATH": f"{BLOCKERS}:{REPO}"}, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "'train.lrr'" in proc.stderr and "blocked" not in proc.stderr
+
+
 def test_report_over_cached_members_needs_no_torch(cached_project):
     settings, env = cached_project
     run_script("report", "--members", *NAMES, "--rule", "soft", "--name", "nogpu-report", env=env)
