@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.perf_counter() - started
 
     everyone = names + ["student-plain", distilled]
-    preds = predict_members(everyone, registry, settings, splits=("val", "test"))
+    preds = predict_members(everyone, registry, settings, parts=("val", "test"))
     config = load_config(REPO_ROOT / "configs" / "digits" / best_file, common)
     dataset = DatasetListing().load(config.data, settings.data_root)
     truth = pd.read_csv(dataset.test_labels, dtype={"ImageID": str}).set_index("ImageID")["label"]
@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def rate(members: list[str]) -> float:
         n = len(preds[members[0]]["test"].ids)
-        predict_members(members, registry, settings, splits=("test",), force=True)  # warm: decode cache, threads
+        predict_members(members, registry, settings, parts=("test",), force=True)  # warm: decode cache, threads
         t0 = time.perf_counter()
-        predict_members(members, registry, settings, splits=("test",), force=True)
+        predict_members(members, registry, settings, parts=("test",), force=True)
         return n / (time.perf_counter() - t0)
 
     rows = []

@@ -130,7 +130,7 @@ def audit(req: AuditRequest, settings: Settings) -> AuditResult:
     entries = {m: registered[m] for m in members}
     check_units(units, entries)
     listing = DatasetListing()
-    predictions = predict_members(members, registry, settings, splits=("val",), tta=req.tta, entries=entries,
+    predictions = predict_members(members, registry, settings, parts=("val",), tta=req.tta, entries=entries,
                                   listing=listing)
     inputs, groups = unit_inputs(units, entries, predictions, settings, with_test=False)
     by_unit = inputs.by_name("val")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ensemble import rules
 from ensemble.rules import rule_names
-from predict.cache import DECODERS, SPLITS
+from predict.cache import DECODERS, PARTS
 from predict.tta import VIEW_HELP
 
-__all__ = ["AUDIT_RULES", "DECODERS", "REPORT_RULES", "SPLITS", "VIEW_HELP", "rule_names"]
+__all__ = ["AUDIT_RULES", "DECODERS", "PARTS", "REPORT_RULES", "VIEW_HELP", "rule_names"]
 
 # A report without a recipe applies a rule that fits nothing (a fitted rule comes as a vote's recipe file).
 REPORT_RULES = tuple(name for name, rule in rules.RULES.items() if not rule.fitted)

@@ -37,7 +37,7 @@ from predict.resize import resize_batch
 from predict.run import predict_members
 
 log = logging.getLogger("members")
-TEACHER_SPLITS = ("train", "val")
+TEACHER_PARTS = ("train", "val")
 
 
 @dataclass
@@ -74,7 +74,7 @@ def oof_teacher_targets(recipe: Recipe, recipe_path: str, entries: list[Registry
     group exactly as the vote stitches them, then combined by `ensemble.recipe.apply`."""
     units = units_of_recipe(list(recipe.members), recipe.groups)
     by_name = {e.name: e for e in entries}
-    predictions = predict_members(fold_members(units), registry, settings, splits=("val",), tta=req.tta,
+    predictions = predict_members(fold_members(units), registry, settings, parts=("val",), tta=req.tta,
                                   device=req.device, batch_size=req.batch_size, entries=by_name)
     inputs, _ = unit_inputs(units, by_name, predictions, settings, with_test=False)
     labels, probs = apply(recipe, inputs.by_name("val"))
@@ -100,10 +100,10 @@ def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[RegistryEntr
         return oof_teacher_targets(recipe, recipe_path, entries, registry, settings, req)
     names = list(recipe.members)
     by_name = {e.name: e for e in entries}
-    predictions = predict_members(names, registry, settings, splits=TEACHER_SPLITS, tta=req.tta, force=False,
+    predictions = predict_members(names, registry, settings, parts=TEACHER_PARTS, tta=req.tta, force=False,
                                   device=req.device, batch_size=req.batch_size, entries=by_name)
     parts = {}
-    for split in TEACHER_SPLITS:
+    for split in TEACHER_PARTS:
         ids = predictions[names[0]][split].ids
         for name in names[1:]:
             if not np.array_equal(predictions[name][split].ids, ids):

@@ -9,19 +9,17 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
 from predict import shards
-from predict.cache import DECODERS
+from predict.cache import PARTS
 from predict.imports import import_predictions
-from predict.run import SPLITS, predict_members
-from predict.tta import VIEW_HELP
+from predict.run import predict_members
 
-__all__ = ["DECODERS", "SPLITS", "VIEW_HELP", "ImportRequest", "ImportResult", "PredictRequest", "PredictResult",
-           "import_command", "predict_command"]
+__all__ = ["ImportRequest", "ImportResult", "PredictRequest", "PredictResult", "import_command", "predict_command"]
 
 
 @dataclass
 class PredictRequest:
     members: list[str]
-    parts: list[str] = field(default_factory=lambda: list(SPLITS))   # val and/or test rows
+    parts: list[str] = field(default_factory=lambda: list(PARTS))   # val and/or test rows
     tta: str = "none"
     force: bool = False          # recompute even when the cache is fresh
     device: str = "auto"
@@ -59,7 +57,7 @@ def predict_command(req: PredictRequest, settings: Settings) -> PredictResult:
         if not world.is_main:
             logging.getLogger().setLevel(logging.WARNING)  # one voice; the other ranks speak only of trouble
         registry = Registry.chosen(req.registry, settings)
-        results = predict_members(req.members, registry, settings, splits=req.parts, tta=req.tta, force=req.force,
+        results = predict_members(req.members, registry, settings, parts=req.parts, tta=req.tta, force=req.force,
                                   device=req.device, batch_size=req.batch_size, decoder=req.decoder)
         if not world.is_main:
             return PredictResult([])

@@ -98,7 +98,7 @@ def pseudo_command(req: PseudoRequest, settings: Settings) -> PseudoResult:
     entries = {e.name: e for e in recipe_entries(recipe, req.recipe, registry)}
     units = units_of_recipe(list(recipe.members), recipe.groups)
     served = _teachers(units, entries, req.recipe)
-    predictions = predict_members(fold_members(units), registry, settings, splits=("val", "test"), tta=req.tta,
+    predictions = predict_members(fold_members(units), registry, settings, parts=("val", "test"), tta=req.tta,
                                   device=req.device, batch_size=req.batch_size, entries=entries)
     inputs, _ = unit_inputs(units, entries, predictions, settings)
     if inputs.test_probs is None:

@@ -9,12 +9,10 @@ from core.errors import UserError
 from core.names import check_name, path_inside
 from core.registry import Registry
 from core.settings import Settings
-from core.wandb_mode import MODES
 from ensemble import rules
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import Recipe, apply
 from imagedata.sources import DatasetListing
-from jobs.choices import REPORT_RULES as RULES
 from jobs.fold_groups import row_groups, units_of_recipe
 from jobs.inputs import gather, parse_weights
 from jobs.report_inputs import report_inputs
@@ -24,7 +22,7 @@ from predict.run import predict_members
 from report.builder import ReportResult, build_report, check_report_target, print_table
 from report.lookups import composite_of, ensemble_log, log_to_wandb
 
-__all__ = ["MODES", "RULES", "ReportJobResult", "ReportRequest", "print_tables", "report_command"]
+__all__ = ["ReportJobResult", "ReportRequest", "print_tables", "report_command"]
 
 
 def read_recipe(path: Path) -> Recipe:
@@ -119,7 +117,7 @@ def report_command(req: ReportRequest, settings: Settings) -> ReportJobResult:
     if composite is None and recipe.composite is not None:
         composite = CompositeSpec.from_dict(recipe.composite)
 
-    inputs = gather(members, ordered, predict_members(members, registry, settings, splits=("val",), tta=req.tta,
+    inputs = gather(members, ordered, predict_members(members, registry, settings, parts=("val",), tta=req.tta,
                                                       entries=entries, listing=listing), with_test=False)
     try:
         labels, table = apply(recipe, inputs.by_name("val"))

@@ -17,9 +17,8 @@ from core.entry import RegistryEntry
 from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
-from core.wandb_mode import MODES
 from ensemble.budget import best_within_budget, check_budget, check_costs
-from ensemble.choose import ALL_RULES, all_rules, choose_recipe, needs_comparison
+from ensemble.choose import choose_recipe, needs_comparison
 from ensemble.compare import compare
 from ensemble.composite import CompositeSpec
 from ensemble.recipe import Recipe, apply
@@ -37,7 +36,7 @@ from report import submission
 from report.builder import LabelledTest, ReportResult, build_report, print_table
 from report.lookups import composite_of, ensemble_log, log_to_wandb
 
-__all__ = ["ALL_RULES", "MODES", "all_rules", "VoteRequest", "VoteResult", "print_vote", "vote"]
+__all__ = ["VoteRequest", "VoteResult", "print_vote", "vote"]
 
 PLAIN_RULES = ("hard", "soft")  # always shown beside the submitted recipe, with the user's weights
 

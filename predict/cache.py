@@ -31,7 +31,7 @@ MAX_CACHE_BYTES = 16 << 30  # per array: a million rows x 1000 classes of float3
 REQUIRED = ("ids", "probs", "logits", "labels", "classes", "key")
 # Image decoders (predict.batches implements them); the one used is part of the cache key.
 DECODERS = ("pil", "nvjpeg")
-SPLITS = ("val", "test")  # the parts a member predicts: its validation rows and the test list
+PARTS = ("val", "test")  # the parts a member predicts: its validation rows and the test list
 
 
 @dataclass

@@ -24,14 +24,12 @@ from predict.rows import Rows, part_rows
 from predict.tta import TTA, parse_tta
 
 log = logging.getLogger("predict")
-SPLITS = cache.SPLITS
 
-
-def predict_members(names: list[str], registry: Registry, settings: Settings, splits=SPLITS,
+def predict_members(names: list[str], registry: Registry, settings: Settings, parts=cache.PARTS,
                     tta: TTA | str | bool | None = None, force: bool = False, device: str = "auto",
                     batch_size: int = 256, decoder: str = "pil", entries: dict[str, RegistryEntry] | None = None,
                     listing: DatasetListing | None = None) -> dict[str, dict[str, cache.Prediction]]:
-    """Cached or fresh predictions per member and part (`splits` names parts: val, test, train); imported
+    """Cached or fresh predictions per member and part (`parts`: val, test, train); imported
     members come from the cache as stored.
 
     `entries` (registry entries by name) and `listing` let a job that already resolved its members and
@@ -46,10 +44,10 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
         if name in entries and not entries[name].is_imported or name not in entries and registry.exists(name):
             registered.append(name)
             continue
-        found = imports.imported(settings, name, splits)
+        found = imports.imported(settings, name, parts)
         if not found:
             registry.get(name)  # raises the standard "not registered" message
-        missing = [s for s in splits if s not in found]
+        missing = [s for s in parts if s not in found]
         if missing:
             raise UserError(f"imported member '{name}' has no {missing[0]} predictions; "
                             f"import them with python -m scripts.predict import --member {name} --part {missing[0]} …")
@@ -58,7 +56,7 @@ def predict_members(names: list[str], registry: Registry, settings: Settings, sp
     # A device the user named is checked before any weights are read; `auto` waits until a member must run.
     dev = world.device(device) if device != "auto" else device
     members = [member_info(registry, entries.get(name) or registry.get(name)) for name in registered]
-    for part in splits:
+    for part in parts:
         groups: dict[tuple, list[tuple[MemberInfo, Rows]]] = defaultdict(list)
         for member in members:
             rows = part_rows(registry, member, settings, part, listing)

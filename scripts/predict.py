@@ -18,7 +18,7 @@ from core.cli import add_members, add_overwrite, add_registry
 from core.console import console_logging
 from core.errors import cli_entry
 from core.settings import load_settings
-from jobs.choices import DECODERS, SPLITS, VIEW_HELP
+from jobs.choices import DECODERS, PARTS, VIEW_HELP
 
 COMMANDS = ("run", "import")
 
@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="predict members into the cache (the default command)")
     add_members(run, required=True)
     # "part" is val or test; --split/--splits stay as the old spellings (a split is a split *file* elsewhere).
-    run.add_argument("--parts", "--splits", dest="parts", nargs="+", default=list(SPLITS), choices=SPLITS,
+    run.add_argument("--parts", "--splits", dest="parts", nargs="+", default=list(PARTS), choices=PARTS,
                      help="which rows to predict: val (each member's validation rows) and/or test")
     views = "; ".join(f"{k}: {v}" for k, v in VIEW_HELP.items())
     run.add_argument("--tta", nargs="?", const="flip", default="none", metavar="VIEWS",
@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     add_registry(run)
     imp = commands.add_parser("import", help="check foreign predictions and store them in the prediction cache")
     imp.add_argument("--member", required=True, help="the name the imported predictions vote under")
-    imp.add_argument("--part", "--split", dest="part", required=True, choices=SPLITS,
+    imp.add_argument("--part", "--split", dest="part", required=True, choices=PARTS,
                      help="which rows the file holds: val or test")
     imp.add_argument("--npz", required=True, type=Path, help="file with ids, probs, classes (see README)")
     imp.add_argument("--like", required=True,

@@ -68,5 +68,5 @@ def test_mask_layout_trains_and_votes_a_valid_submission(tmp_path, isolated_env)
     broken = fixture.root / "eval" / "images" / fixture.eval_ids[2]
     broken.write_bytes(broken.read_bytes()[:40])
     with pytest.raises(UserError, match="every row") as err:
-        predict_members(["mask-r10t"], Registry(isolated_env / "registry.yaml"), load_settings(), splits=("test",))
+        predict_members(["mask-r10t"], Registry(isolated_env / "registry.yaml"), load_settings(), parts=("test",))
     assert str(broken) in str(err.value)

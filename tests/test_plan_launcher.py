@@ -68,7 +68,7 @@ def test_a_plan_trains_its_members_two_at_a_time_votes_them_and_a_rerun_trains_n
     states = [read_state(PlanFolder.of(settings.output_root, "cv"), m) for m in MEMBERS]
     assert {s["device"] for s in states} <= {"gpu 0", "gpu 1"}
     # each member's own process filled its val and test predictions (scripts.train --predict), before the vote
-    assert all(cache.cache_path(settings.predictions, m, part).is_file() for m in MEMBERS for part in cache.SPLITS)
+    assert all(cache.cache_path(settings.predictions, m, part).is_file() for m in MEMBERS for part in cache.PARTS)
     assert "registered t-res-f0" in PlanFolder.of(settings.output_root, "cv").log("t-res-f0").read_text()
     pairs = [(a, b) for i, a in enumerate(states) for b in states[i + 1:] if overlap(a, b)]
     assert pairs, "two slots, four members: some ran at the same time"

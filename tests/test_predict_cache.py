@@ -39,13 +39,13 @@ def test_rerun_reuses_the_cache_tta_is_part_of_the_key_and_force_recomputes(proj
     assert {(n, s): stamp(settings, n, s) for n in NAMES for s in ("val", "test")} == stamps
     assert again["m-resnet"]["val"].key == first["m-resnet"]["val"].key
 
-    flipped = predict_members(["m-resnet"], registry, settings, splits=("val",), tta="flip")["m-resnet"]["val"]
+    flipped = predict_members(["m-resnet"], registry, settings, parts=("val",), tta="flip")["m-resnet"]["val"]
     assert flipped.key != first["m-resnet"]["val"].key and flipped.tta == "flip"
     assert cache.load(cache.cache_path(settings.predictions, "m-resnet", "val")).tta == "flip"
     assert np.abs(flipped.probs - first["m-resnet"]["val"].probs).max() > 1e-3
     assert stamp(settings, "m-tiny", "val") == stamps[("m-tiny", "val")]   # untouched by a run that did not name it
 
-    forced = predict_members(["m-tiny"], registry, settings, splits=("val",), force=True)["m-tiny"]["val"]
+    forced = predict_members(["m-tiny"], registry, settings, parts=("val",), force=True)["m-tiny"]["val"]
     assert stamp(settings, "m-tiny", "val") != stamps[("m-tiny", "val")]
     np.testing.assert_allclose(forced.probs, first["m-tiny"]["val"].probs, atol=1e-6)
 

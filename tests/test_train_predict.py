@@ -27,9 +27,9 @@ def test_train_with_predict_caches_what_a_separate_predict_writes(tmp_path, digi
         for key, value in env.items():
             mp.setenv(key, value)
         settings = load_settings()
-        stored = {part: cache.load(cache.cache_path(settings.predictions, "tp", part)) for part in cache.SPLITS}
+        stored = {part: cache.load(cache.cache_path(settings.predictions, "tp", part)) for part in cache.PARTS}
         fresh = predict_members(["tp"], Registry(settings.registry), settings, force=True)["tp"]
-    for part in cache.SPLITS:
+    for part in cache.PARTS:
         assert len(stored[part].probs) > 0
         np.testing.assert_array_equal(stored[part].probs, fresh[part].probs)
 
