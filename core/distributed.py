@@ -107,7 +107,8 @@ class DistContext:
             dist.destroy_process_group()
 
 
-def _launched_world() -> int:
+def launched_world() -> int:
+    """How many processes torchrun started for this job (1 without torchrun)."""
     try:
         return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError as err:
@@ -116,7 +117,7 @@ def _launched_world() -> int:
 
 def setup(device_name: str) -> DistContext:
     """Single process unless launched by torchrun; then nccl on GPUs, gloo on CPUs."""
-    world = _launched_world()
+    world = launched_world()
     if world <= 1:
         return DistContext(resolve_device(device_name))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

@@ -119,8 +119,7 @@ def build_entry(config: MemberConfig, registry: Registry, run_dir: Path, data: M
     if data.dataset.task is not None:  # a task member: its classes are one task's (imagedata/tasks.py)
         extra["task"] = data.dataset.task
     return RegistryEntry.new({
-        "name": config.name,
-        "arch": config.model.arch,
+        "name": config.name, "arch": config.model.arch,
         "classes": list(data.dataset.classes),
         "weights": registry.relative(run_dir / "best.safetensors"),
         "sha256": sha256,
@@ -307,6 +306,7 @@ class TrainRequest:
     registry_path: str | None = None
     resume: str | None = None
     stop_after_epoch: int | None = None
+    config: MemberConfig | None = None  # `config_file` with `overrides`, when the caller has read it already
 
 
 @dataclass
@@ -321,7 +321,7 @@ class TrainOutcome:
 def _requested_config(req: TrainRequest) -> tuple[Path | None, MemberConfig]:
     """The run folder to continue (or None) and the config to train with."""
     if not req.resume:
-        return None, load_config(req.config_file, req.overrides)
+        return None, req.config or load_config(req.config_file, req.overrides)
     resume_from, config = resume_config(req.resume, req.overrides)
     if (resume_from / DISTILLED_FROM).is_file():
         raise UserError(f"--resume {resume_from}: this run is a distilled student and needs its teacher's targets; "

@@ -8,10 +8,9 @@ first, so the cache holds what a separate `scripts.predict` process writes.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
+from core.distributed import launched_world
 from core.errors import UserError
 from core.settings import Settings
 from jobs.predict import PredictRequest, predict_command
@@ -22,7 +21,7 @@ def check_request(req: TrainRequest) -> None:
     """What `--predict` cannot be combined with, refused before any work."""
     if req.smoke:
         raise UserError("--predict needs a registered member, and --smoke registers nothing")
-    if os.environ.get("WORLD_SIZE", "1") != "1":
+    if launched_world() > 1:
         raise UserError("--predict runs in one process: under torchrun, predict afterwards with "
                         "torchrun -m scripts.predict --members NAME")
 

@@ -46,15 +46,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
 @cli_entry
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    if args.config:
-        # A typo in the config file or an override is refused in a second, not after the training stack loads.
-        load_config(args.config, args.overrides)
+    # A typo in the config file or an override is refused in a second, not after the training stack loads.
+    config = load_config(args.config, args.overrides) if args.config else None
     # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
     from jobs.train import TrainRequest, train_command
     from jobs.train_predict import check_request, predict_trained
     console_logging()
     request = TrainRequest(args.config, args.overrides, smoke=args.smoke, registry_path=args.registry,
-                           resume=args.resume, stop_after_epoch=args.stop_after_epoch)
+                           resume=args.resume, stop_after_epoch=args.stop_after_epoch, config=config)
     if args.predict:
         check_request(request)
     settings = load_settings()

@@ -34,9 +34,12 @@ def test_train_with_predict_caches_what_a_separate_predict_writes(tmp_path, digi
         np.testing.assert_array_equal(stored[part].probs, fresh[part].probs)
 
 
-def test_predict_with_smoke_is_refused_in_one_line(capsys):
+@pytest.mark.parametrize("extra, world, named", [(["--smoke"], "1", "--smoke"), ([], "2", "torchrun")])
+def test_predict_where_it_cannot_run_is_refused_in_one_line(capsys, monkeypatch, extra, world, named):
     from scripts.train import main
 
-    assert main(["--config", CFG, "--smoke", "--predict", *TINY]) == 2
+    monkeypatch.setenv("WORLD_SIZE", world)  # as torchrun sets it for each of its processes
+    assert main(["--config", CFG, *extra, "--predict", *TINY]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "--predict" in err and "--smoke" in err
+    assert err.count("\n") == 0 and "--predict" in err and named in err
+    assert not (load_settings().output_root / "runs").exists()  # refused before any work
