@@ -10,12 +10,12 @@ import math
 from collections.abc import Callable
 
 import torch
-from timm.optim import param_groups_layer_decay
 from torch import nn
 
 from core.errors import UserError
 from core.extensions import OPTIMIZERS, SCHEDULERS
 from modeling.models import head_parameter_names
+from modeling.timm_lib import param_groups_layer_decay
 
 
 # Each optimizer takes the parameter groups (each with its own lr) and the train config.

@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from timm.utils import ModelEmaV3
 from torch import nn
 
 from members.early_stopping import EarlyStopping
+from modeling.timm_lib import ModelEmaV3
 
 
 @dataclass

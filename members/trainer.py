@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
-from timm.utils import ModelEmaV3
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -38,6 +37,7 @@ from members.run_state import EpochOutputs, RunState, TrainResult
 from members.targets import Targets
 from modeling.models import head_names
 from modeling.preprocess import Normalize, autocast_dtype, free_device_memory, is_out_of_memory, use_channels_last
+from modeling.timm_lib import ModelEmaV3
 
 log = logging.getLogger("members")
 __all__ = ["Trainer", "Network", "RunContext", "Hooks", "TrainResult", "EpochOutputs",

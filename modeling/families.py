@@ -67,15 +67,15 @@ def _torchvision_models() -> list[str]:
 
 
 def _timm_models() -> list[str]:
-    import timm
+    from modeling.timm_lib import list_models
 
-    return timm.list_models()
+    return list_models()
 
 
 def _timm_is_model(name: str) -> bool:
-    import timm
+    from modeling.timm_lib import is_model
 
-    return timm.is_model(name)
+    return is_model(name)
 
 
 TORCHVISION = register(Family("torchvision", TORCHVISION_PREFIX, hub_weights=False, known=_torchvision_models))

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import timm
 import torchvision
-from timm.data import resolve_model_data_config
-from timm.models import get_pretrained_cfg
 from torch import nn
 
 from core.errors import UserError
 from modeling.checkpoint import load_state_dict
 from modeling.families import TIMM, TORCHVISION, check_arch, family_of
 from modeling.pretrained import WeightsOrigin, resolve_file
+from modeling.timm_lib import create_model, get_pretrained_cfg, resolve_model_data_config
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -126,20 +124,20 @@ def _timm(arch: str, num_classes: int, state: dict | None, origin: WeightsOrigin
     check_arch(arch)
     file_classes = None
     if state is None:
-        model = timm.create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+        model = create_model(arch, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
     else:
         cfg = get_pretrained_cfg(arch)
         keys = [cfg.classifier] if cfg and isinstance(cfg.classifier, str) else list(cfg.classifier or ()) if cfg else []
         file_classes = _file_head_size(state, keys)
         if file_classes is None:  # a headless backbone: lend it a scratch head so the load stays strict
-            scratch = timm.create_model(arch, pretrained=False, num_classes=num_classes).state_dict()
+            scratch = create_model(arch, pretrained=False, num_classes=num_classes).state_dict()
             heads = tuple(f"{key}." for key in keys)
             state = {**{k: v for k, v in scratch.items() if k.startswith(heads)}, **state}
         try:
             # timm's own loading path (its filter_fn, input-conv adaptation, strict load) on the state dict we
             # read safely; built at the file's head size so every key, the head included, must fit.
             size = file_classes or num_classes
-            model = timm.create_model(arch, pretrained=True, num_classes=size, drop_rate=drop_rate,
+            model = create_model(arch, pretrained=True, num_classes=size, drop_rate=drop_rate,
                                       pretrained_cfg_overlay={"state_dict": state, "num_classes": size})
         except (RuntimeError, KeyError, ValueError, AssertionError) as err:
             raise _fit_error(origin, arch, err) from err

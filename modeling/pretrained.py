@@ -16,13 +16,13 @@ from urllib.parse import urlparse
 
 from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-from timm.models import get_pretrained_cfg, split_model_name_tag
 
 from core.errors import UserError
 from core.hashing import sha256_file
 from core.registry import Registry
 from modeling.checkpoint import check_file
 from modeling.families import family_of
+from modeling.timm_lib import get_pretrained_cfg, split_model_name_tag
 
 SAFE_NAME = "model.safetensors"
 TORCH_NAME = "pytorch_model.bin"

@@ -131,6 +131,14 @@ def test_audit_needs_no_deep_learning_stack_and_only_it_imports_cleanlab():
         == ["audit"]
 
 
+def test_only_modeling_timm_lib_imports_timm():
+    """timm's first import in a process must be the one that keeps wandb out (modeling/timm_lib.py's docstring)."""
+    found = [f"{path.relative_to(ROOT)}:{line}: {name}" for module, path in modules().items()
+             if module != "modeling.timm_lib"
+             for name, line in imports_of(path, module) if name.split(".")[0] == "timm"]
+    assert found == []
+
+
 @pytest.mark.parametrize("source, target, expected", [
     ("predict.run", "members.trainer", "predict may not use members"),
     ("ensemble.voting", "predict.cache", "ensemble may not use predict"),

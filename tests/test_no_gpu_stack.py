@@ -2,6 +2,9 @@
 every script's --help imports none of the heavy stacks."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,14 @@ def test_help_needs_no_gpu_stack(script):
     imported = imported_packages(proc.stderr)
     assert "argparse" in imported  # the log was read: a --help always imports argparse
     assert sorted(imported & HEAVY) == []
+
+
+
+def test_training_and_prediction_load_timm_without_wandb_yet_a_run_can_still_log_to_it():
+    """timm imports wandb on the side (about 3 s of every member's start); ours keeps it out until tracking asks."""
+    code = ("import sys, jobs.train, jobs.predict; print('timm' in sys.modules, 'wandb' in sys.modules); "
+            "import members.tracking, wandb; print(callable(wandb.init))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False", "True"]
