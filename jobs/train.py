@@ -22,6 +22,7 @@ from core.images import RESIZE_INTERPOLATION
 from core.registry import Registry
 from core.settings import REPO_ROOT, Settings
 from jobs.member_data import MemberData, prepare_data
+from jobs.train_checks import check_new_member
 from members.checkpoints import Checkpoints
 from members.feeding import build_feeds
 from members.interrupts import TrainingStopped, stop_on_signals
@@ -216,17 +217,6 @@ def _targets(teacher: TeacherTargets | None, data: MemberData, config: MemberCon
     return OnlineTeacherTargets(teacher.online, weights) if teacher.online is not None else CachedTeacherTargets(weights)
 
 
-def _check_request(config: MemberConfig, settings: Settings, job: _Job) -> None:
-    """What can be refused before any data is read."""
-    if not job.smoke and job.registry.exists(config.name):
-        raise UserError(f"member '{config.name}' is already in {job.registry.path}; pick another name=")
-    if not job.smoke:
-        job.registry.relative(settings.runs)  # a registry that cannot point at the run folder fails now, not after training
-    if job.teacher is not None and (config.data.pseudo or config.distill.unlabeled):
-        raise UserError("a distilled student cannot also train on pseudo-labels (data.pseudo / distill.unlabeled) yet; "
-                        "train it with python -m scripts.train instead")
-
-
 def _open_run_folder(config: MemberConfig, settings: Settings, job: _Job, ctx: distributed.DistContext) -> Path | None:
     if not ctx.is_main:
         return None
@@ -263,7 +253,7 @@ def _finish(config: MemberConfig, settings: Settings, job: _Job, run_dir: Path, 
 
 def _train_member(config: MemberConfig, settings: Settings, job: _Job, ctx: distributed.DistContext,
                   start: WeightsOrigin) -> tuple[Path | None, RegistryEntry | None]:
-    _check_request(config, settings, job)
+    check_new_member(config, settings, job.registry, smoke=job.smoke, distilled=job.teacher is not None)
     if job.smoke:  # a copy: the caller's config is left as it was given
         config = replace(config, train=replace(config.train, epochs=1))
     seed_everything(config.train.seed + ctx.rank, config.train.deterministic)

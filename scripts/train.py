@@ -48,6 +48,11 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     # A typo in the config file or an override is refused in a second, not after the training stack loads.
     config = load_config(args.config, args.overrides) if args.config else None
+    settings = load_settings()
+    if config is not None:  # so are a taken name and a data folder that cannot be listed
+        from jobs.train_checks import check_before_training
+
+        check_before_training(config, settings, args.registry, smoke=args.smoke)
     # lazy: the job imports torch, timm, scikit-learn and matplotlib; --help must not wait for them
     from jobs.train import TrainRequest, train_command
     from jobs.train_predict import check_request, predict_trained
@@ -56,7 +61,6 @@ def main(argv: list[str]) -> int:
                            resume=args.resume, stop_after_epoch=args.stop_after_epoch, config=config)
     if args.predict:
         check_request(request)
-    settings = load_settings()
     outcome = train_command(request, settings)
     if outcome.message:
         print(outcome.message, file=sys.stderr if outcome.to_stderr else sys.stdout)

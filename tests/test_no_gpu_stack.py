@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from core.registry import Registry
 from helpers import REPO, run_script
@@ -102,3 +103,16 @@ def test_training_and_prediction_load_timm_without_wandb_yet_a_run_can_still_log
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "False", "True"]
+
+
+def test_a_data_listing_that_fails_is_refused_before_the_training_stack_loads(tmp_path):
+    """A CSV naming an image that is not there is one line, found without torch (jobs/train_checks.py)."""
+    listing = tmp_path / "train.csv"
+    listing.write_text("path,label\nthere.png,0\nghost.png,1\n", encoding="utf-8")
+    Image.new("RGB", (8, 8)).save(tmp_path / "there.png")
+    proc = run_script("train", "--config", str(REPO / "configs" / "digits" / "resnet18.yaml"), "data.source=csv",
+                      f"data.root={listing}", env={"PYTHONPATH": f"{BLOCKERS}:{REPO}",
+                                                   "VOTE_OUTPUT_ROOT": str(tmp_path / "out")}, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"{listing} row 3" in proc.stderr and "ghost.png" in proc.stderr and "blocked" not in proc.stderr
+    assert not (tmp_path / "out" / "runs").exists()
