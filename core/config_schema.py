@@ -46,6 +46,12 @@ class ModelConfig:
     keep_head: bool = False   # keep the start's classifier when it already has our class count (else a fresh Xavier head)
     init_from: str | None = None  # a registered member whose best weights are the start
 
+    def starts_asked(self) -> list[str]:
+        """The keys that ask for starting weights (none: from scratch); modeling.pretrained resolves them."""
+        return [key for key, on in (("model.pretrained", self.pretrained),
+                                    ("model.pretrained_file", self.pretrained_file),
+                                    ("model.init_from", self.init_from)) if on]
+
 
 @dataclass
 class AugmentConfig:

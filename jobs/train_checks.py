@@ -4,7 +4,8 @@
 listed (a missing image named in info.csv, a CSV without its header, a label out of range) is one line in
 about a second instead of after torch and timm have loaded (≈ 10 s on a 2-core box). Only core and
 imagedata are imported here. The slow data work, the bad-image pre-scan and the split, still comes after
-the starting weights are found, so a missing weights file keeps failing before minutes of scanning.
+the starting weights are found, so a missing weights file keeps failing before minutes of scanning; and a
+member that starts from weights (hub, file or another member) has them found before its data is even listed.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def check_new_member(config: MemberConfig, settings: Settings, registry: Registr
 
 def check_before_training(config: MemberConfig, settings: Settings, registry_path: str | None, *,
                           smoke: bool) -> None:
-    """The new member's name and registry, then its data listing (no image is opened)."""
+    """The new member's name and registry, then, for a member trained from scratch, its data listing (no image is
+    opened). Starting weights are looked up before any data work (train_member), and that needs timm."""
     check_new_member(config, settings, Registry.chosen(registry_path, settings), smoke=smoke, distilled=False)
-    load_dataset(config.data, settings.data_root, settings.output_root)
+    if not config.model.starts_asked():
+        load_dataset(config.data, settings.data_root, settings.output_root)

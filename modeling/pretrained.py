@@ -195,9 +195,7 @@ def resolve_member(registry: Registry, name: str, arch: str) -> WeightsOrigin:
 
 def plan_start(model_cfg, registry: Registry) -> WeightsOrigin:
     """Resolve the one starting point a member config asks for, before any data is read."""
-    asked = [key for key, on in (("model.pretrained", model_cfg.pretrained),
-                                 ("model.pretrained_file", model_cfg.pretrained_file),
-                                 ("model.init_from", model_cfg.init_from)) if on]
+    asked = model_cfg.starts_asked()
     if len(asked) > 1:
         raise UserError(f"{' and '.join(asked)} are both set; a member starts from one place only")
     if model_cfg.init_from:
