@@ -1,4 +1,5 @@
-"""Start-up time: `--help` of every script, and a re-vote of cached members, before and after lazy heavy imports.
+"""Start-up time: `--help` of every script, the training job's imports (what every member process pays before
+it works), and a re-vote of cached members, before and after lazy heavy imports.
 
 "after" runs each command as this checkout has it. "before" is either `--before eager` (default): the same
 command after importing every heavy stack first (torch, timm, torchvision, scikit-learn, scipy.optimize,
@@ -6,7 +7,7 @@ pandas, matplotlib.pyplot, wandb), the most any old import chain paid; or `--bef
 in the repository as it was at the git revision REF (extracted with `git archive`), the real old figure.
 Both are wall clock of a fresh `python` process, best of --repeats.
 
-    .venv/bin/python benchmarks/startup.py [--repeats 3] [--before eager|REF] [--skip-vote] [--skip-help]
+    .venv/bin/python benchmarks/startup.py [--repeats 3] [--before eager|REF] [--skip-vote] [--skip-help] [--skip-member]
 
 The re-vote uses the demo's three architectures (digits-resnet18, digits-regnetx002, digits-tv-resnet18)
 registered with seeded random weights (as tests/predict_fixture.py does; a vote does not care whether
@@ -36,7 +37,9 @@ DEMO = [("digits-resnet18", "resnet18", 32), ("digits-regnetx002", "regnetx_002"
 def timed(argv: list[str], env: dict, before: str | Path | None, repeats: int) -> float:
     """Best wall seconds of `python -m <argv>`: as it is (None), after the heavy imports ("eager"), or in an old tree."""
     cwd = REPO
-    if before == "eager":
+    if before == "eager" and argv[0] == "-c":
+        cmd = [sys.executable, "-c", f"import {HEAVY}; {argv[1]}"]
+    elif before == "eager":
         code = (f"import {HEAVY}, runpy, sys; sys.argv = {argv[1:]!r}; sys.argv[0] = {argv[1]!r}; "
                 f"runpy.run_module({argv[1]!r}, run_name='__main__')")
         cmd = [sys.executable, "-c", code]
@@ -84,7 +87,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--before", default="eager", help="eager (default) or a git revision to time the old code")
     parser.add_argument("--skip-vote", action="store_true", help="only the --help rows")
-    parser.add_argument("--skip-help", action="store_true", help="only the cached re-vote row")
+    parser.add_argument("--skip-help", action="store_true", help="leave out the --help rows")
+    parser.add_argument("--skip-member", action="store_true", help="leave out the training job's import row")
     args = parser.parse_args()
     os.environ["TQDM_DISABLE"] = "1"  # the in-process prediction of the cached demo, too: one table on stdout
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
@@ -98,6 +102,11 @@ def main() -> None:
             argv = ["-m", f"scripts.{script}", "--help"]
             old, new = timed(argv, env, before, args.repeats), timed(argv, env, None, args.repeats)
             print(f"{'scripts.' + script + ' --help':<44} {old:>22.2f} {new:>9.2f}", flush=True)
+        if not args.skip_member:
+            # What every member process (scripts.train, a plan's member task, scripts.predict) pays before work.
+            argv = ["-c", "import jobs.train, jobs.train_predict"]
+            old, new = timed(argv, env, before, args.repeats), timed(argv, env, None, args.repeats)
+            print(f"{'training job import (each member process)':<44} {old:>22.2f} {new:>9.2f}", flush=True)
         if not args.skip_vote:
             env.update(cached_demo(Path(tmp) / "demo"))
             argv = ["-m", "scripts.vote", "--members", *[n for n, *_ in DEMO], "--compare", "--name", "startup",

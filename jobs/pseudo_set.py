@@ -113,8 +113,9 @@ def set_name(config) -> str | None:
     return soft or hard
 
 
-def student_rows(config, settings: Settings, dataset, split_sha256: str) -> PseudoRows | None:
-    """Check the set against this student (classes, split, fold) and return the rows its fold may use."""
+def student_set(config, settings: Settings, dataset) -> tuple[str, dict, Path] | None:
+    """(name, record, folder) of the set this student asks for, checked against its classes; None without one.
+    Needs only the data listing, so scripts.train runs it before the training stack loads."""
     name = set_name(config)
     if name is None:
         return None
@@ -123,6 +124,15 @@ def student_rows(config, settings: Settings, dataset, split_sha256: str) -> Pseu
         raise UserError(f"pseudo-label set '{name}' labels {len(record['classes'])} classes ({', '.join(record['classes'][:5])}"
                         f"…) but member '{config.name}' learns {len(dataset.classes)} "
                         f"({', '.join(map(str, dataset.classes[:5]))}…): make the set from a recipe of this member's classes")
+    return name, record, folder
+
+
+def student_rows(config, settings: Settings, dataset, split_sha256: str) -> PseudoRows | None:
+    """Check the set against this student (classes, split, fold) and return the rows its fold may use."""
+    found = student_set(config, settings, dataset)
+    if found is None:
+        return None
+    name, record, folder = found
     s = config.data.split
     problem = fold_problem(config.name, {"name": s.name, "sha256": split_sha256}, s.fold, record)
     if problem:

@@ -105,8 +105,9 @@ def test_training_and_prediction_load_timm_without_wandb_yet_a_run_can_still_log
     assert proc.stdout.split() == ["True", "False", "True"]
 
 
-def test_a_data_listing_that_fails_is_refused_before_the_training_stack_loads(tmp_path):
-    """A CSV naming an image that is not there is one line, found without torch (jobs/train_checks.py)."""
+def test_a_data_listing_that_fails_is_refused_before_the_training_stack_loads(tmp_path, digits_root):
+    """A CSV naming an image that is not there, or a pseudo-label set never made, is one line found without torch
+    (jobs/train_checks.py)."""
     listing = tmp_path / "train.csv"
     listing.write_text("path,label\nthere.png,0\nghost.png,1\n", encoding="utf-8")
     Image.new("RGB", (8, 8)).save(tmp_path / "there.png")
@@ -116,3 +117,9 @@ def test_a_data_listing_that_fails_is_refused_before_the_training_stack_loads(tm
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert f"{listing} row 3" in proc.stderr and "ghost.png" in proc.stderr and "blocked" not in proc.stderr
     assert not (tmp_path / "out" / "runs").exists()
+    # a pseudo-label set that was never made: also before torch
+    proc = run_script("train", "--config", str(REPO / "configs" / "digits" / "resnet18.yaml"), "data.pseudo=nope",
+                      env={"PYTHONPATH": f"{BLOCKERS}:{REPO}", "VOTE_OUTPUT_ROOT": str(tmp_path / "out"),
+                           "VOTE_DATA_ROOT": str(digits_root.parent)}, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "'nope'" in proc.stderr and "scripts.pseudo" in proc.stderr and "blocked" not in proc.stderr
