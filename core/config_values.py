@@ -7,7 +7,7 @@ import math
 
 from core.config_schema import DistillConfig, MemberConfig, TrainConfig
 from core.errors import UserError
-from core.limits import image_size_problem
+from core.limits import MAX_NEAR_DUPLICATE_DISTANCE, image_size_problem
 from core.names import member_name_problem, name_problem, shown
 
 
@@ -25,8 +25,9 @@ def check_values(config: MemberConfig, origin: str) -> None:
         raise UserError(f"config key 'data.split.name' in {origin} is {shown(split.name)}: it {problem}")
     if split.n_folds < 2 or not 0 <= split.fold < split.n_folds:
         raise UserError(f"config keys 'data.split.n_folds/fold' in {origin}: need n_folds >= 2 and 0 <= fold < n_folds")
-    if not 0 <= config.data.near_duplicate_distance <= 16:
-        raise UserError(f"config key 'data.near_duplicate_distance' in {origin} must lie in 0..16 (bits of a 64-bit hash)")
+    if not 0 <= config.data.near_duplicate_distance <= MAX_NEAR_DUPLICATE_DISTANCE:
+        raise UserError(f"config key 'data.near_duplicate_distance' in {origin} must lie in "
+                        f"0..{MAX_NEAR_DUPLICATE_DISTANCE} (bits of a 64-bit hash)")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise UserError(f"config keys 'train.epochs' and 'train.batch_size' in {origin} must be >= 1")
     _check_train_values(config.train, origin)

@@ -7,6 +7,9 @@ size is read (the config, the registry) stops it before any memory or disk is cl
 from __future__ import annotations
 
 MAX_IMAGE_SIDE = 4096  # pixels per side of a model input; large vision models use <= 1024
+# Differing bits of two 64-bit perceptual hashes (imagedata/duplicates.py): above this a phash joins unrelated
+# pictures, and the search's chunks would get too short.
+MAX_NEAR_DUPLICATE_DISTANCE = 16
 
 
 def image_size_problem(size: object) -> str | None:

@@ -25,9 +25,9 @@ import scipy.fftpack
 from PIL import Image, UnidentifiedImageError
 
 from core.images import to_rgb
+from core.limits import MAX_NEAR_DUPLICATE_DISTANCE
 
 HASH_BITS = 64
-MAX_DISTANCE = 16  # above this a 64-bit phash joins unrelated pictures; the chunks would also get too short
 # Why 8 (core.config's default too): in benchmarks/duplicates.py re-encoded and resized photos land
 # within 0-6 bits and 5% crops mostly within 8, while mirrored copies lie 26-40 bits apart and
 # unrelated pictures 14 or more. On the 8x8-upscaled digits demo 8 joins look-alike digits of
@@ -194,8 +194,8 @@ def _chunk_matches(codes: np.ndarray, keys: np.ndarray, max_distance: int) -> np
 
 def near_pairs(codes: np.ndarray, max_distance: int, valid: np.ndarray | None = None) -> np.ndarray:
     """Every pair (i < j) within `max_distance` bits, as rows [i, j, distance], by multi-index hashing."""
-    if not 0 <= max_distance <= MAX_DISTANCE:
-        raise ValueError(f"max_distance must lie in 0..{MAX_DISTANCE}")
+    if not 0 <= max_distance <= MAX_NEAR_DUPLICATE_DISTANCE:
+        raise ValueError(f"max_distance must lie in 0..{MAX_NEAR_DUPLICATE_DISTANCE}")
     index = np.flatnonzero(valid) if valid is not None else np.arange(len(codes))
     codes = np.asarray(codes, dtype=np.uint64)[index]
     found: list[np.ndarray] = []

@@ -103,14 +103,14 @@ def teacher_targets(recipe: Recipe, recipe_path: str, entries: list[RegistryEntr
     predictions = predict_members(names, registry, settings, parts=TEACHER_PARTS, tta=req.tta, force=False,
                                   device=req.device, batch_size=req.batch_size, entries=by_name)
     parts = {}
-    for split in TEACHER_PARTS:
-        ids = predictions[names[0]][split].ids
+    for part in TEACHER_PARTS:
+        ids = predictions[names[0]][part].ids
         for name in names[1:]:
-            if not np.array_equal(predictions[name][split].ids, ids):
-                raise UserError(f"members '{names[0]}' and '{name}' have different {split} rows in their predictions")
+            if not np.array_equal(predictions[name][part].ids, ids):
+                raise UserError(f"members '{names[0]}' and '{name}' have different {part} rows in their predictions")
         # Exactly what the vote does with these members: recipe.apply on the cached probabilities.
-        labels, probs = apply(recipe, {n: predictions[n][split].probs for n in names})
-        parts[split] = (ids, labels, probs, predictions[names[0]][split].labels)
+        labels, probs = apply(recipe, {n: predictions[n][part].probs for n in names})
+        parts[part] = (ids, labels, probs, predictions[names[0]][part].labels)
     val_ids, val_pred, _, val_truth = parts["val"]
     teacher_f1 = float(f1_score(val_truth, val_pred, average="macro", labels=range(len(entries[0].classes)),
                                 zero_division=0))
