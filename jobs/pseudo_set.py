@@ -127,6 +127,21 @@ def student_set(config, settings: Settings, dataset) -> tuple[str, dict, Path] |
     return name, record, folder
 
 
+def check_student_early(config, settings: Settings, dataset) -> None:
+    """The checks of `student_rows` that need no image: the set and its classes, and, when the student's split
+    file was already made (by the set's own teachers, usually), the fold rule on that file. A split made now is
+    checked in `student_rows`, after the pre-scan has made it."""
+    found = student_set(config, settings, dataset)
+    if found is None:
+        return
+    s = config.data.split
+    split_file = path_inside(settings.splits, s.name, "split name (data.split.name)", ".csv")
+    if split_file.is_file():
+        problem = fold_problem(config.name, {"name": s.name, "sha256": sha256_file(split_file)}, s.fold, found[1])
+        if problem:
+            raise UserError(problem)
+
+
 def student_rows(config, settings: Settings, dataset, split_sha256: str) -> PseudoRows | None:
     """Check the set against this student (classes, split, fold) and return the rows its fold may use."""
     found = student_set(config, settings, dataset)

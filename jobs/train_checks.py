@@ -2,11 +2,12 @@
 
 `scripts.train` runs these right after reading the config, so a taken name, a data folder that cannot be
 listed (a missing image named in info.csv, a CSV without its header, a label out of range) and a pseudo-label
-set that is missing or labels other classes are one line in about two seconds instead of after torch and
-timm have loaded (about 10 s on a 2-core box). No deep-learning stack is imported here (core, imagedata and
-the pseudo-label set's reader). The slow data work, the bad-image pre-scan and the split, still comes after
-the starting weights are found, so a missing weights file keeps failing before minutes of scanning; and a
-member that starts from weights (hub, file or another member) has them found before its data is even listed.
+set that is missing, labels other classes or breaks the fold rule on an existing split are one line in about
+two seconds instead of after torch and timm have loaded (about 10 s on a 2-core box). No deep-learning stack
+is imported here (core, imagedata and the pseudo-label set's reader). The slow data work, the bad-image
+pre-scan and the split, still comes after the starting weights are found, so a missing weights file keeps
+failing before minutes of scanning; and a member that starts from weights (hub, file or another member) has
+them found before its data is even listed.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from core.errors import UserError
 from core.registry import Registry
 from core.settings import Settings
 from imagedata.sources import load_dataset
-from jobs.pseudo_set import student_set
+from jobs.pseudo_set import check_student_early
 
 
 def check_new_member(config: MemberConfig, settings: Settings, registry: Registry, *, smoke: bool,
@@ -33,7 +34,7 @@ def check_new_member(config: MemberConfig, settings: Settings, registry: Registr
 def check_before_training(config: MemberConfig, settings: Settings, registry_path: str | None, *,
                           smoke: bool) -> None:
     """The new member's name and registry, then, for a member trained from scratch, its data listing (no image is
-    opened) and the classes of the pseudo-label set it asks for. Starting weights are looked up before any data work (train_member), and that needs timm."""
+    opened) and the pseudo-label set it asks for. Starting weights are looked up before any data work (train_member), and that needs timm."""
     check_new_member(config, settings, Registry.chosen(registry_path, settings), smoke=smoke, distilled=False)
     if not config.model.starts_asked():
-        student_set(config, settings, load_dataset(config.data, settings.data_root, settings.output_root))
+        check_student_early(config, settings, load_dataset(config.data, settings.data_root, settings.output_root))

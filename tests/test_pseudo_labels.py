@@ -182,13 +182,15 @@ def _one_line(proc) -> str:
 @pytest.mark.slow
 def test_bad_inputs_are_one_line_each(folds, tmp_path, digits_root):
     out, env, _ = folds
+    # The train commands run with torch and timm unimportable: each mistake is found before the training stack loads.
+    early = dict(env, PYTHONPATH=f"{REPO / 'tests' / 'blockers'}:{REPO}")
     recipe = str(out / "submissions" / "teach.recipe.yaml")
     for bad in ("0", "1.5", "-1"):
         line = _one_line(run_script("pseudo", "--recipe", recipe, "--name", "x", "--threshold", bad, env=env,
                                     check=False))
         assert "--threshold" in line and "(0, 1]" in line
     assert not (out / "pseudo" / "x").exists()
-    line = _one_line(run_script("train", "--config", CFG, "name=u", "data.pseudo=nope", *TINY, env=env, check=False))
+    line = _one_line(run_script("train", "--config", CFG, "name=u", "data.pseudo=nope", *TINY, env=early, check=False))
     assert "'nope'" in line and "scripts.pseudo" in line
     # holdout members serve only their own fold: a set from a-f0 teaches fold 0; a fold-1 student is refused
     run_script("vote", "--members", "a-f0", "b-f0", "--name", "h", env=env)
@@ -196,7 +198,7 @@ def test_bad_inputs_are_one_line_each(folds, tmp_path, digits_root):
                       "0.12", env=env)
     assert "fold 0 learns from: a-f0, b-f0" in proc.stdout and "fold 1 learns" not in proc.stdout
     line = _one_line(run_script("train", "--config", CFG, "name=t", "data.split.fold=1", "data.pseudo=h", *TINY,
-                                env=env, check=False))
+                                env=early, check=False))
     assert "'t'" in line and "fold 1" in line and "trained on that fold" in line
     # a set whose record claims, for fold 1, a teacher that trained on fold 1's rows
     shutil.copytree(out / "pseudo" / "pl", out / "pseudo" / "leak")
@@ -204,7 +206,7 @@ def test_bad_inputs_are_one_line_each(folds, tmp_path, digits_root):
     record["folds"][1] = {"a-f0": 0, "b-f1": 1}  # fold 1 claims a teacher that trained on fold 1's rows
     (out / "pseudo" / "leak" / "pseudo.yaml").write_text(yaml.safe_dump(record))
     line = _one_line(run_script("train", "--config", CFG, "name=v", "data.split.fold=1", "data.pseudo=leak", *TINY,
-                                env=env, check=False))
+                                env=early, check=False))
     assert "'v'" in line and "fold 1" in line and "'a-f0'" in line
     # a student whose classes differ from the set's (three digit classes as an image folder)
     folder = tmp_path / "three"
@@ -214,6 +216,6 @@ def test_bad_inputs_are_one_line_each(folds, tmp_path, digits_root):
             shutil.copy(png, folder / c / png.name)
     line = _one_line(run_script("train", "--config", CFG, "name=w", "data.source=folder", f"data.root={folder}",
                                 f"data.test={digits_root / 'test' / 'info.csv'}", "data.pseudo=pl",
-                                "data.duplicates=off", *TINY, "data.split.name=three-k2", env=env, check=False))
+                                "data.duplicates=off", *TINY, "data.split.name=three-k2", env=early, check=False))
     assert "'pl'" in line and "classes" in line and "'w'" in line
     assert not {"t", "u", "v", "w"} & set(_registry(out))
