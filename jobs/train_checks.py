@@ -34,7 +34,9 @@ def check_new_member(config: MemberConfig, settings: Settings, registry: Registr
 def check_before_training(config: MemberConfig, settings: Settings, registry_path: str | None, *,
                           smoke: bool) -> None:
     """The new member's name and registry, then, for a member trained from scratch, its data listing (no image is
-    opened) and the pseudo-label set it asks for. Starting weights are looked up before any data work (train_member), and that needs timm."""
+    opened) and the pseudo-label set it asks for. A member with starting weights has them looked up first, in
+    train_member, which needs timm; its data is listed there, after them. The job lists the data again (a folder
+    walk and a CSV read, without opening an image) rather than carry the listing across."""
     check_new_member(config, settings, Registry.chosen(registry_path, settings), smoke=smoke, distilled=False)
     if not config.model.starts_asked():
         check_student_early(config, settings, load_dataset(config.data, settings.data_root, settings.output_root))

@@ -138,7 +138,7 @@ def _timm(arch: str, num_classes: int, state: dict | None, origin: WeightsOrigin
             # read safely; built at the file's head size so every key, the head included, must fit.
             size = file_classes or num_classes
             model = create_model(arch, pretrained=True, num_classes=size, drop_rate=drop_rate,
-                                      pretrained_cfg_overlay={"state_dict": state, "num_classes": size})
+                                 pretrained_cfg_overlay={"state_dict": state, "num_classes": size})
         except (RuntimeError, KeyError, ValueError, AssertionError) as err:
             raise _fit_error(origin, arch, err) from err
         model.pretrained_cfg.pop("state_dict", None)  # the model must not hold a second copy of the weights
